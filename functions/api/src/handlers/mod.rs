@@ -1,0 +1,18 @@
+//! One handler per HTTP function: authenticate, parse, call a rule of `livestream`,
+//! map the result. Errors become responses in [`livestream::http::respond`].
+
+pub mod courses;
+pub mod streams;
+
+use lambda_http::Request;
+use livestream::ApiError;
+use livestream::service::PageRequest;
+
+/// `cursor` and `limit` from the query string.
+pub(crate) fn page_request(req: &Request) -> Result<PageRequest, ApiError> {
+    use livestream::http::query_param;
+    PageRequest::parse(
+        query_param(req, "cursor").as_deref(),
+        query_param(req, "limit").as_deref(),
+    )
+}

@@ -1,0 +1,47 @@
+//! The HTTP API functions of the livestream backend.
+//!
+//! Each route of [`livestream::routes::ROUTES`] has a Lambda binary in `src/bin/` whose
+//! `main` only wires [`serve`] to one handler of [`handlers`]. [`invoke`] reaches the
+//! same handlers by function name, for the local stack's in-process mode.
+
+pub mod handlers;
+
+use std::future::Future;
+
+use lambda_http::{Body, Request, Response};
+use livestream::AppState;
+
+/// Runs one handler as a Lambda function: logging, state from the environment once
+/// per cold start, then the runtime loop.
+pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(&'static AppState, Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    livestream::telemetry::init();
+    let state: &'static AppState = Box::leak(Box::new(AppState::from_env().await?));
+    lambda_http::run(lambda_http::service_fn(|req| {
+        let response = handler(state, req);
+        async move { Ok::<_, std::convert::Infallible>(response.await) }
+    }))
+    .await
+}
+
+/// Calls the handler of the function named `function`; `None` if there is none.
+pub async fn invoke(function: &str, state: &AppState, req: Request) -> Option<Response<Body>> {
+    use handlers::{courses, streams};
+    Some(match function {
+        "create-stream" => streams::create(state, req).await,
+        "list-live-streams" => streams::list_live(state, req).await,
+        "list-my-streams" => streams::list_mine(state, req).await,
+        "get-stream" => streams::get(state, req).await,
+        "update-stream" => streams::update(state, req).await,
+        "start-stream" => streams::start(state, req).await,
+        "stop-stream" => streams::stop(state, req).await,
+        "cancel-stream" => streams::cancel(state, req).await,
+        "create-course" => courses::create(state, req).await,
+        "list-my-courses" => courses::list_mine(state, req).await,
+        "enroll-student" => courses::enroll(state, req).await,
+        _ => return None,
+    })
+}

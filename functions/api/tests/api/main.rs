@@ -1,0 +1,3 @@
+mod courses;
+mod helpers;
+mod streams;

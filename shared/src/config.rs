@@ -1,0 +1,31 @@
+//! What every HTTP and WebSocket function needs, built once per cold start.
+
+use crate::auth::{Authenticator, Identity};
+use crate::error::ApiError;
+use crate::store::Store;
+
+/// The clients and settings a function's handler borrows.
+pub struct AppState {
+    pub store: Store,
+    pub auth: Authenticator,
+}
+
+impl AppState {
+    pub fn new(store: Store, auth: Authenticator) -> Self {
+        Self { store, auth }
+    }
+
+    /// From the environment: `TABLE_NAME`, the JWT settings (see
+    /// [`Authenticator::from_env`]) and optionally `DYNAMODB_ENDPOINT`. Fails fast,
+    /// naming what is missing.
+    pub async fn from_env() -> Result<Self, String> {
+        let auth = Authenticator::from_env().map_err(|e| e.to_string())?;
+        let store = Store::from_env().await?;
+        Ok(Self { store, auth })
+    }
+
+    /// The caller of an HTTP request, from its bearer token.
+    pub async fn authenticate(&self, req: &lambda_http::Request) -> Result<Identity, ApiError> {
+        self.auth.authenticate_headers(req.headers()).await
+    }
+}

@@ -1,0 +1,232 @@
+//! The one error type of the domain layer and its mapping to HTTP.
+//!
+//! Every rule returns `Result<_, ApiError>`; [`ApiError::status`] and [`ApiError::code`]
+//! are the only place where an error becomes a status and a stable machine code, so
+//! frontends can switch on `error.code` without parsing messages.
+
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// One problem with one field of a request body or query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a request can fail with, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed: unparsable JSON, a wrong type, a bad cursor.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// Missing, expired or otherwise invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed to do this.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The resource does not exist (or the caller may not know it exists).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is valid but the resource's state does not allow it.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Well-formed input that breaks a validation rule.
+    #[error("{}", summary(.0))]
+    Validation(Vec<FieldError>),
+    /// Slow mode or another rate limit: try again after `retry_after_secs`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A failure of ours; the detail is logged, never returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    match errors {
+        [one] => format!("{}: {}", one.field, one.message),
+        _ => format!("{} fields are invalid", errors.len()),
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::Conflict { code, .. } => code,
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NotFound(what) => match *what {
+                "stream" => "stream_not_found",
+                "course" => "course_not_found",
+                "message" => "message_not_found",
+                "question" => "question_not_found",
+                "participant" => "participant_not_found",
+                "route" => "route_not_found",
+                _ => "not_found",
+            },
+            Self::Validation(_) => "validation_failed",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The message shown to the client. Internal details stay in the logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(_) => "an internal error occurred".to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    /// The JSON body: `{ "error": { "code", "message", "details"? } }`.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "code": self.code(),
+            "message": self.public_message(),
+        });
+        match self {
+            Self::Validation(fields) => {
+                error["details"] = serde_json::to_value(fields).unwrap_or_default();
+            }
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => {
+                error["retry_after_seconds"] = (*retry_after_secs).into();
+            }
+            _ => {}
+        }
+        serde_json::json!({ "error": error })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+/// Collects every field error of one input before failing, so a form shows them all.
+#[derive(Debug, Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the value of a successful parse; records the error of a failed one.
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.errors.push(err);
+                None
+            }
+        }
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_details_are_not_returned_to_clients() {
+        let err = ApiError::Internal("dynamodb said: secret table arn".into());
+        let body = err.body();
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(!body.to_string().contains("secret"));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn validation_errors_list_every_field() {
+        let mut v = Validator::new();
+        v.push("title", "must not be empty");
+        v.push("quality_settings.frame_rate", "must be one of 24, 30, 60");
+        let err = v.finish().unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = err.body();
+        assert_eq!(body["error"]["code"], "validation_failed");
+        assert_eq!(body["error"]["details"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_after() {
+        let err = ApiError::RateLimited {
+            message: "slow mode".into(),
+            retry_after_secs: 4,
+        };
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.body()["error"]["retry_after_seconds"], 4);
+    }
+}

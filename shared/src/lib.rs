@@ -1,0 +1,24 @@
+//! The domain crate of the livestream backend.
+//!
+//! Every Lambda function links this crate: it holds the models and their validation,
+//! the rules (who may do what, which state changes are allowed), the single-table
+//! DynamoDB store, JWT authentication, and the HTTP envelopes. Functions only parse an
+//! event, call a rule here and map the result.
+
+pub mod apigw;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod routes;
+pub mod service;
+pub mod store;
+pub mod table;
+pub mod telemetry;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use config::AppState;
+pub use error::ApiError;

@@ -1,0 +1,413 @@
+//! Live streams: the stored record, what clients see, and the validated inputs.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::text::parse_text;
+use crate::error::{FieldError, Validator};
+
+/// The life of a stream: scheduled -> live -> ended, or scheduled -> cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    Scheduled,
+    Live,
+    Ended,
+    Cancelled,
+}
+
+impl StreamStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Live => "live",
+            Self::Ended => "ended",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Output resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    #[serde(rename = "480p")]
+    P480,
+    #[serde(rename = "720p")]
+    P720,
+    #[serde(rename = "1080p")]
+    P1080,
+    #[serde(rename = "4K")]
+    K4,
+}
+
+impl Resolution {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        match raw.trim() {
+            "480p" => Ok(Self::P480),
+            "720p" => Ok(Self::P720),
+            "1080p" => Ok(Self::P1080),
+            "4K" | "4k" => Ok(Self::K4),
+            _ => Err(FieldError::new(
+                "quality_settings.resolution",
+                "must be one of 480p, 720p, 1080p, 4K",
+            )),
+        }
+    }
+}
+
+/// Encoder settings of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualitySettings {
+    pub resolution: Resolution,
+    pub frame_rate: u16,
+    pub bitrate_kbps: u32,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        Self {
+            resolution: Resolution::P720,
+            frame_rate: 30,
+            bitrate_kbps: 2500,
+        }
+    }
+}
+
+pub const FRAME_RATES: [u16; 3] = [24, 30, 60];
+pub const BITRATE_KBPS: std::ops::RangeInclusive<u32> = 500..=15000;
+
+/// Quality settings as a client sends them: every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySettingsInput {
+    pub resolution: Option<String>,
+    pub frame_rate: Option<i64>,
+    pub bitrate_kbps: Option<i64>,
+}
+
+impl QualitySettingsInput {
+    /// Applies the given fields over `base`, recording every invalid one.
+    pub fn apply(&self, base: QualitySettings, v: &mut Validator) -> QualitySettings {
+        let mut out = base;
+        if let Some(r) = &self.resolution
+            && let Some(r) = v.check(Resolution::parse(r))
+        {
+            out.resolution = r;
+        }
+        if let Some(fps) = self.frame_rate {
+            match u16::try_from(fps).ok().filter(|f| FRAME_RATES.contains(f)) {
+                Some(f) => out.frame_rate = f,
+                None => v.push("quality_settings.frame_rate", "must be one of 24, 30, 60"),
+            }
+        }
+        if let Some(kbps) = self.bitrate_kbps {
+            match u32::try_from(kbps)
+                .ok()
+                .filter(|k| BITRATE_KBPS.contains(k))
+            {
+                Some(k) => out.bitrate_kbps = k,
+                None => v.push(
+                    "quality_settings.bitrate_kbps",
+                    "must be between 500 and 15000",
+                ),
+            }
+        }
+        out
+    }
+}
+
+/// A stream as stored. Counters are only changed by atomic updates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stream {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub course_id: String,
+    pub instructor_id: String,
+    pub status: StreamStatus,
+    /// The ingest secret; only ever shown to the instructor.
+    pub stream_key: String,
+    #[serde(default)]
+    pub viewer_count: i64,
+    #[serde(default)]
+    pub max_viewers: i64,
+    /// Distinct users who ever joined.
+    #[serde(default)]
+    pub unique_viewers: i64,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Seconds between start and stop.
+    pub duration: Option<i64>,
+    pub quality_settings: QualitySettings,
+    pub is_public: bool,
+    pub is_recording: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Stream {
+    /// The stream as a client sees it: the stream key only when `include_key` (its
+    /// instructor), never for anyone else.
+    pub fn view(self, include_key: bool) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if !include_key && let Some(map) = value.as_object_mut() {
+            map.remove("stream_key");
+        }
+        value
+    }
+}
+
+/// The body of `POST /api/livestream/`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateStreamInput {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub course_id: String,
+    #[serde(default)]
+    pub scheduled_at: Option<String>,
+    #[serde(default)]
+    pub quality_settings: Option<QualitySettingsInput>,
+    #[serde(default)]
+    pub is_public: Option<bool>,
+    #[serde(default)]
+    pub is_recording: Option<bool>,
+}
+
+/// A validated new stream, before ids and keys are assigned.
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    pub title: String,
+    pub description: String,
+    pub course_id: String,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub quality_settings: QualitySettings,
+    pub is_public: bool,
+    pub is_recording: bool,
+}
+
+/// The body of `PUT /api/livestream/{id}`: every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateStreamInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub scheduled_at: Option<String>,
+    pub quality_settings: Option<QualitySettingsInput>,
+    pub is_public: Option<bool>,
+    pub is_recording: Option<bool>,
+}
+
+/// A validated change to a stream's details.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamChanges {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub quality_settings: Option<QualitySettings>,
+    pub is_public: Option<bool>,
+    pub is_recording: Option<bool>,
+}
+
+impl StreamChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 5000;
+/// Clock skew tolerated when checking that a schedule is not in the past.
+const SCHEDULE_GRACE_SECS: i64 = 60;
+const SCHEDULE_HORIZON_DAYS: i64 = 366;
+
+pub fn parse_title(raw: &str) -> Result<String, FieldError> {
+    parse_text("title", raw, 1, TITLE_MAX, false)
+}
+
+pub fn parse_description(raw: &str) -> Result<String, FieldError> {
+    parse_text("description", raw, 0, DESCRIPTION_MAX, true)
+}
+
+/// An RFC 3339 time, not in the past and at most a year ahead.
+pub fn parse_scheduled_at(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+    let at = DateTime::parse_from_rfc3339(raw.trim())
+        .map_err(|_| {
+            FieldError::new(
+                "scheduled_at",
+                "must be an RFC 3339 time such as 2030-01-31T09:00:00Z",
+            )
+        })?
+        .with_timezone(&Utc);
+    if at < now - chrono::Duration::seconds(SCHEDULE_GRACE_SECS) {
+        return Err(FieldError::new("scheduled_at", "must not be in the past"));
+    }
+    if at > now + chrono::Duration::days(SCHEDULE_HORIZON_DAYS) {
+        return Err(FieldError::new(
+            "scheduled_at",
+            "must be at most a year ahead",
+        ));
+    }
+    Ok(at)
+}
+
+impl CreateStreamInput {
+    /// Validates every field, reporting all problems at once.
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<NewStream, crate::ApiError> {
+        let mut v = Validator::new();
+        let title = v.check(parse_title(&self.title));
+        let description = v.check(parse_description(self.description.as_deref().unwrap_or("")));
+        let course_id = match ulid::Ulid::from_string(self.course_id.trim()) {
+            Ok(id) => Some(id.to_string()),
+            Err(_) => {
+                v.push("course_id", "is not a valid course id");
+                None
+            }
+        };
+        let scheduled_at = match &self.scheduled_at {
+            Some(raw) => v.check(parse_scheduled_at(raw, now)).map(Some),
+            None => Some(None),
+        };
+        let quality_settings = self
+            .quality_settings
+            .as_ref()
+            .map(|q| q.apply(QualitySettings::default(), &mut v))
+            .unwrap_or_default();
+        v.finish()?;
+        Ok(NewStream {
+            title: title.unwrap_or_default(),
+            description: description.unwrap_or_default(),
+            course_id: course_id.unwrap_or_default(),
+            scheduled_at: scheduled_at.flatten(),
+            quality_settings,
+            is_public: self.is_public.unwrap_or(true),
+            is_recording: self.is_recording.unwrap_or(false),
+        })
+    }
+}
+
+impl UpdateStreamInput {
+    /// Validates the given fields against the stream they change.
+    pub fn validate(
+        &self,
+        current: &Stream,
+        now: DateTime<Utc>,
+    ) -> Result<StreamChanges, crate::ApiError> {
+        let mut v = Validator::new();
+        let title = self.title.as_deref().and_then(|t| v.check(parse_title(t)));
+        let description = self
+            .description
+            .as_deref()
+            .and_then(|d| v.check(parse_description(d)));
+        let scheduled_at = self
+            .scheduled_at
+            .as_deref()
+            .and_then(|s| v.check(parse_scheduled_at(s, now)));
+        if self.scheduled_at.is_some() && current.status != StreamStatus::Scheduled {
+            v.push(
+                "scheduled_at",
+                "can only be changed while the stream is scheduled",
+            );
+        }
+        let quality_settings = self
+            .quality_settings
+            .as_ref()
+            .map(|q| q.apply(current.quality_settings, &mut v));
+        v.finish()?;
+        Ok(StreamChanges {
+            title,
+            description,
+            scheduled_at,
+            quality_settings,
+            is_public: self.is_public,
+            is_recording: self.is_recording,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> CreateStreamInput {
+        CreateStreamInput {
+            title: "Intro to Rust".into(),
+            description: None,
+            course_id: ulid::Ulid::generate().to_string(),
+            scheduled_at: None,
+            quality_settings: None,
+            is_public: None,
+            is_recording: None,
+        }
+    }
+
+    #[test]
+    fn defaults_are_public_720p_30fps_not_recording() {
+        let s = input().validate(Utc::now()).unwrap();
+        assert!(s.is_public);
+        assert!(!s.is_recording);
+        assert_eq!(s.quality_settings, QualitySettings::default());
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported() {
+        let mut i = input();
+        i.title = "".into();
+        i.description = Some("x".repeat(5001));
+        i.scheduled_at = Some("2001-01-01T00:00:00Z".into());
+        i.quality_settings = Some(QualitySettingsInput {
+            resolution: Some("8K".into()),
+            frame_rate: Some(25),
+            bitrate_kbps: Some(499),
+        });
+        let err = i.validate(Utc::now()).unwrap_err();
+        let crate::ApiError::Validation(fields) = err else {
+            panic!("expected validation error")
+        };
+        let names: Vec<_> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "title",
+                "description",
+                "scheduled_at",
+                "quality_settings.resolution",
+                "quality_settings.frame_rate",
+                "quality_settings.bitrate_kbps"
+            ]
+        );
+    }
+
+    #[test]
+    fn bitrate_bounds_are_inclusive() {
+        for (kbps, ok) in [(500, true), (15000, true), (15001, false), (0, false)] {
+            let mut i = input();
+            i.quality_settings = Some(QualitySettingsInput {
+                bitrate_kbps: Some(kbps),
+                ..Default::default()
+            });
+            assert_eq!(i.validate(Utc::now()).is_ok(), ok, "{kbps}");
+        }
+    }
+
+    #[test]
+    fn resolutions_serialize_as_the_frontend_spells_them() {
+        let json = serde_json::to_value(QualitySettings {
+            resolution: Resolution::K4,
+            frame_rate: 60,
+            bitrate_kbps: 15000,
+        })
+        .unwrap();
+        assert_eq!(json["resolution"], "4K");
+    }
+
+    #[test]
+    fn scheduled_at_must_be_rfc3339_and_not_past() {
+        let now = Utc::now();
+        assert!(parse_scheduled_at("tomorrow", now).is_err());
+        assert!(parse_scheduled_at(&(now - chrono::Duration::hours(1)).to_rfc3339(), now).is_err());
+        assert!(parse_scheduled_at(&(now + chrono::Duration::hours(1)).to_rfc3339(), now).is_ok());
+    }
+}

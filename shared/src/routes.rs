@@ -1,0 +1,112 @@
+//! The HTTP routes of the API and the function serving each: one table used by the
+//! API functions, the local stack's router and the check of `infra/template.yaml`.
+
+/// One HTTP API route and the Lambda function (binary) that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    /// API Gateway route path, `{name}` for a path parameter.
+    pub path: &'static str,
+    /// The function's binary name (kebab-case).
+    pub function: &'static str,
+}
+
+const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
+    Route {
+        method,
+        path,
+        function,
+    }
+}
+
+/// Every route of the HTTP API.
+pub const ROUTES: &[Route] = &[
+    route("POST", "/api/livestream", "create-stream"),
+    route("POST", "/api/livestream/", "create-stream"),
+    route("GET", "/api/livestream/active", "list-live-streams"),
+    route("GET", "/api/livestream/mine", "list-my-streams"),
+    route("GET", "/api/livestream/{id}", "get-stream"),
+    route("PUT", "/api/livestream/{id}", "update-stream"),
+    route("POST", "/api/livestream/{id}/start", "start-stream"),
+    route("POST", "/api/livestream/{id}/stop", "stop-stream"),
+    route("POST", "/api/livestream/{id}/cancel", "cancel-stream"),
+    route("POST", "/api/courses", "create-course"),
+    route("GET", "/api/courses/mine", "list-my-courses"),
+    route("POST", "/api/courses/{id}/enrollments", "enroll-student"),
+];
+
+/// Path parameters of a matched route, in path order.
+pub type PathParams = Vec<(String, String)>;
+
+/// The route matching `method` and `path`, with its path parameters. Like API Gateway,
+/// a literal segment wins over a parameter (`/active` before `/{id}`).
+pub fn match_route(method: &str, path: &str) -> Option<(Route, PathParams)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut best: Option<(Route, PathParams, usize)> = None;
+    for route in ROUTES
+        .iter()
+        .filter(|r| r.method.eq_ignore_ascii_case(method))
+    {
+        let pattern: Vec<&str> = route.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let mut literals = 0;
+        let matched = pattern.iter().zip(&segments).all(|(p, s)| {
+            if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                params.push((name.to_string(), (*s).to_string()));
+                !s.is_empty()
+            } else {
+                literals += 1;
+                p == s
+            }
+        });
+        if matched && best.as_ref().is_none_or(|(_, _, l)| literals > *l) {
+            best = Some((*route, params, literals));
+        }
+    }
+    best.map(|(route, params, _)| (route, params))
+}
+
+/// Whether any route has this path (for answering 405 rather than 404).
+pub fn path_exists(path: &str) -> bool {
+    ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        .iter()
+        .any(|m| match_route(m, path).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_segments_win_over_parameters() {
+        let (route, params) = match_route("GET", "/api/livestream/active").unwrap();
+        assert_eq!(route.function, "list-live-streams");
+        assert!(params.is_empty());
+        let (route, params) = match_route("GET", "/api/livestream/01ABC").unwrap();
+        assert_eq!(route.function, "get-stream");
+        assert_eq!(params, [("id".to_string(), "01ABC".to_string())]);
+    }
+
+    #[test]
+    fn unknown_routes_do_not_match() {
+        assert!(match_route("DELETE", "/api/livestream/x").is_none());
+        assert!(match_route("GET", "/api/livestream/x/y/z").is_none());
+        assert!(path_exists("/api/livestream/x"));
+    }
+
+    #[test]
+    fn every_function_name_is_kebab_case() {
+        for r in ROUTES {
+            assert!(
+                r.function
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{}",
+                r.function
+            );
+        }
+    }
+}

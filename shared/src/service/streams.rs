@@ -1,0 +1,300 @@
+//! Stream management: create, read, list, update, start, stop, cancel.
+
+use crate::auth::{Identity, Role};
+use crate::error::ApiError;
+use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
+use crate::model::{Stream, StreamStatus, new_id, now, parse_id};
+use crate::store::{Page, Store, StoreError};
+
+use super::{PageRequest, store_err};
+
+/// A fresh ingest key: 192 random bits, URL-safe.
+fn new_stream_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 24] = rand::random();
+    format!(
+        "sk_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Loads a stream or answers 404.
+pub async fn load(store: &Store, stream_id: &str) -> Result<Stream, ApiError> {
+    let id = parse_id(stream_id, "stream")?;
+    store.stream(&id).await?.ok_or(ApiError::NotFound("stream"))
+}
+
+pub fn is_owner(who: &Identity, stream: &Stream) -> bool {
+    stream.instructor_id == who.user_id
+}
+
+/// May `who` see this stream? Public streams: everyone signed in. Private streams:
+/// the instructor, admins and students enrolled in the stream's course.
+pub async fn can_view(store: &Store, who: &Identity, stream: &Stream) -> Result<bool, ApiError> {
+    if stream.is_public || is_owner(who, stream) || who.is_admin() {
+        return Ok(true);
+    }
+    Ok(store
+        .enrollment(&stream.course_id, &who.user_id)
+        .await?
+        .is_some())
+}
+
+/// Loads a stream the caller may see.
+pub async fn load_visible(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<Stream, ApiError> {
+    let stream = load(store, stream_id).await?;
+    if !can_view(store, who, &stream).await? {
+        return Err(ApiError::forbidden(
+            "stream_private",
+            "this stream is private to the students of its course",
+        ));
+    }
+    Ok(stream)
+}
+
+/// Loads a stream the caller owns.
+pub async fn load_owned(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<Stream, ApiError> {
+    let stream = load(store, stream_id).await?;
+    if !is_owner(who, &stream) {
+        return Err(ApiError::forbidden(
+            "not_stream_owner",
+            "only the stream's instructor can do this",
+        ));
+    }
+    Ok(stream)
+}
+
+/// `POST /api/livestream/`: a teacher schedules a stream of one of their courses.
+pub async fn create(
+    store: &Store,
+    who: &Identity,
+    input: CreateStreamInput,
+) -> Result<Stream, ApiError> {
+    if who.role != Role::Teacher {
+        return Err(ApiError::forbidden(
+            "teacher_only",
+            "only teachers can create streams",
+        ));
+    }
+    let now = now();
+    let new = input.validate(now)?;
+    let course = store
+        .course(&new.course_id)
+        .await?
+        .ok_or(ApiError::NotFound("course"))?;
+    if course.teacher_id != who.user_id {
+        return Err(ApiError::forbidden(
+            "not_course_teacher",
+            "you can only create streams for courses you teach",
+        ));
+    }
+    let stream = Stream {
+        id: new_id(),
+        title: new.title,
+        description: new.description,
+        course_id: course.id,
+        instructor_id: who.user_id.clone(),
+        status: StreamStatus::Scheduled,
+        stream_key: new_stream_key(),
+        viewer_count: 0,
+        max_viewers: 0,
+        unique_viewers: 0,
+        scheduled_at: new.scheduled_at,
+        started_at: None,
+        ended_at: None,
+        duration: None,
+        quality_settings: new.quality_settings,
+        is_public: new.is_public,
+        is_recording: new.is_recording,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_stream(&stream).await?;
+    Ok(stream)
+}
+
+/// `PUT /api/livestream/{id}`: the instructor changes details, not after the end.
+pub async fn update(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    input: UpdateStreamInput,
+) -> Result<Stream, ApiError> {
+    let current = load_owned(store, who, stream_id).await?;
+    ensure_editable(&current)?;
+    let changes = input.validate(&current, now())?;
+    if changes.is_empty() {
+        return Ok(current);
+    }
+    match store
+        .update_stream_details(&current.id, &changes, now())
+        .await
+    {
+        Ok(stream) => Ok(stream),
+        Err(StoreError::ConditionFailed) => {
+            let latest = load(store, stream_id).await?;
+            ensure_editable(&latest)?;
+            Err(ApiError::conflict(
+                "stream_not_scheduled",
+                format!(
+                    "the schedule can no longer change: the stream is {}",
+                    latest.status.as_str()
+                ),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn ensure_editable(stream: &Stream) -> Result<(), ApiError> {
+    match stream.status {
+        StreamStatus::Scheduled | StreamStatus::Live => Ok(()),
+        other => Err(ApiError::conflict(
+            "stream_finished",
+            format!(
+                "a stream that is {} can no longer be changed",
+                other.as_str()
+            ),
+        )),
+    }
+}
+
+/// The conflict for a transition attempted from the wrong state.
+async fn wrong_state(
+    store: &Store,
+    stream_id: &str,
+    expected: StreamStatus,
+    action: &str,
+) -> ApiError {
+    let current = match load(store, stream_id).await {
+        Ok(stream) => stream.status.as_str(),
+        Err(e) => return e,
+    };
+    let code = match expected {
+        StreamStatus::Live => "stream_not_live",
+        _ => "stream_not_scheduled",
+    };
+    ApiError::conflict(
+        code,
+        format!(
+            "only a {} stream can be {action}; this one is {current}",
+            expected.as_str()
+        ),
+    )
+}
+
+/// `POST /api/livestream/{id}/start`: scheduled -> live. Concurrent starts: one wins.
+pub async fn start(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
+    let stream = load_owned(store, who, stream_id).await?;
+    match store.start_stream(&stream.id, now()).await {
+        Err(StoreError::ConditionFailed) => {
+            Err(wrong_state(store, &stream.id, StreamStatus::Scheduled, "started").await)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `POST /api/livestream/{id}/stop`: live -> ended, with the duration.
+pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
+    let stream = load_owned(store, who, stream_id).await?;
+    let Some(started_at) = stream
+        .started_at
+        .filter(|_| stream.status == StreamStatus::Live)
+    else {
+        return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
+    };
+    match store.stop_stream(&stream.id, started_at, now()).await {
+        Err(StoreError::ConditionFailed) => {
+            Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `POST /api/livestream/{id}/cancel`: scheduled -> cancelled.
+pub async fn cancel(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
+    let stream = load_owned(store, who, stream_id).await?;
+    match store.cancel_stream(&stream.id, now()).await {
+        Err(StoreError::ConditionFailed) => {
+            Err(wrong_state(store, &stream.id, StreamStatus::Scheduled, "cancelled").await)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `GET /api/livestream/{id}`.
+pub async fn get(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let stream = load_visible(store, who, stream_id).await?;
+    let owner = is_owner(who, &stream);
+    Ok(stream.view(owner))
+}
+
+/// `GET /api/livestream/active`: live streams the caller may see, newest first.
+///
+/// Private streams the caller may not see are left out of the page, so a page can
+/// hold fewer than `limit` streams while `next_cursor` still leads on.
+pub async fn list_live(
+    store: &Store,
+    who: &Identity,
+    page: PageRequest,
+) -> Result<Page<serde_json::Value>, ApiError> {
+    let (streams, next) = store
+        .streams_in_status(StreamStatus::Live, page.cursor.as_ref(), page.limit)
+        .await
+        .map_err(store_err)?;
+    let needs_enrollments =
+        !who.is_admin() && streams.iter().any(|s| !s.is_public && !is_owner(who, s));
+    let enrolled = if needs_enrollments {
+        store.enrolled_course_ids(&who.user_id).await?
+    } else {
+        Vec::new()
+    };
+    let items = streams
+        .into_iter()
+        .filter(|s| {
+            s.is_public || is_owner(who, s) || who.is_admin() || enrolled.contains(&s.course_id)
+        })
+        .map(|s| {
+            let owner = is_owner(who, &s);
+            s.view(owner)
+        })
+        .collect();
+    Ok(Page {
+        items,
+        next_cursor: next.map(|c| c.encode()),
+    })
+}
+
+/// `GET /api/livestream/mine`: the calling teacher's streams, all statuses, newest first.
+pub async fn list_mine(
+    store: &Store,
+    who: &Identity,
+    page: PageRequest,
+) -> Result<Page<serde_json::Value>, ApiError> {
+    if who.role != Role::Teacher {
+        return Err(ApiError::forbidden(
+            "teacher_only",
+            "only teachers have streams of their own",
+        ));
+    }
+    let (streams, next) = store
+        .streams_of_instructor(&who.user_id, page.cursor.as_ref(), page.limit)
+        .await
+        .map_err(store_err)?;
+    Ok(Page {
+        items: streams.into_iter().map(|s| s.view(true)).collect(),
+        next_cursor: next.map(|c| c.encode()),
+    })
+}

@@ -1,0 +1,84 @@
+//! Every key of the table, built from typed inputs in one place.
+//!
+//! | item        | PK          | SK              | GSI1PK / GSI1SK                    | GSI2PK / GSI2SK            |
+//! |-------------|-------------|-----------------|------------------------------------|----------------------------|
+//! | course      | COURSE#c    | COURSE          |                                    | USER#teacher / COURSE#c    |
+//! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
+//! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
+//!
+//! Ids are ULIDs, so `COURSE#c` and `STREAM#s` sort by creation time.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::Item;
+use crate::model::StreamStatus;
+
+pub fn key(pk: String, sk: String) -> Item {
+    [
+        (crate::table::PK.to_string(), AttributeValue::S(pk)),
+        (crate::table::SK.to_string(), AttributeValue::S(sk)),
+    ]
+    .into()
+}
+
+pub fn course_pk(course_id: &str) -> String {
+    format!("COURSE#{course_id}")
+}
+
+pub const COURSE_SK: &str = "COURSE";
+
+pub fn member_sk(user_id: &str) -> String {
+    format!("MEMBER#{user_id}")
+}
+
+pub fn user_pk(user_id: &str) -> String {
+    format!("USER#{user_id}")
+}
+
+/// GSI2 sort key of a course and of an enrollment in it.
+pub fn course_ref(course_id: &str) -> String {
+    format!("COURSE#{course_id}")
+}
+
+pub const COURSE_REF_PREFIX: &str = "COURSE#";
+
+pub fn stream_pk(stream_id: &str) -> String {
+    format!("STREAM#{stream_id}")
+}
+
+pub const STREAM_SK: &str = "STREAM";
+
+/// GSI2 sort key of a stream under its instructor.
+pub fn stream_ref(stream_id: &str) -> String {
+    format!("STREAM#{stream_id}")
+}
+
+pub const STREAM_REF_PREFIX: &str = "STREAM#";
+
+/// GSI1 partition of streams in a status; only scheduled and live streams are indexed.
+pub fn status_pk(status: StreamStatus) -> String {
+    format!("STATUS#{}", status.as_str())
+}
+
+/// GSI1 sort key: the time that orders the listing, then the id to break ties.
+pub fn status_sk(at: &str, stream_id: &str) -> String {
+    format!("{at}#{stream_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_the_documented_shape() {
+        assert_eq!(course_pk("c1"), "COURSE#c1");
+        assert_eq!(member_sk("u1"), "MEMBER#u1");
+        assert_eq!(user_pk("u1"), "USER#u1");
+        assert_eq!(stream_pk("s1"), "STREAM#s1");
+        assert_eq!(status_pk(StreamStatus::Live), "STATUS#live");
+        assert_eq!(
+            status_sk("2026-01-01T00:00:00.000Z", "s1"),
+            "2026-01-01T00:00:00.000Z#s1"
+        );
+    }
+}

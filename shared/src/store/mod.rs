@@ -1,0 +1,315 @@
+//! The single-table DynamoDB store.
+//!
+//! One module owns the table: [`keys`] builds every key, and each access pattern is a
+//! named method (`live_streams`, `streams_of_instructor`, `enrollment`, ...). Every read
+//! is a GetItem, a Query or a BatchGetItem on known keys; nothing here issues a Scan.
+//! State changes are conditional writes and multi-item invariants are transactions, so
+//! concurrent requests cannot break them; a failed condition surfaces as
+//! [`StoreError::ConditionFailed`] and a cancelled transaction names its reasons.
+
+pub mod courses;
+pub mod cursor;
+pub mod keys;
+pub mod streams;
+pub mod update;
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use cursor::Cursor;
+pub use update::Update;
+
+/// A DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// What can go wrong talking to the table.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A write's condition did not hold (wrong state, duplicate, missing item).
+    #[error("condition check failed")]
+    ConditionFailed,
+    /// A transaction was cancelled; one reason code per action (`None` for actions
+    /// that were fine), in the order the actions were given.
+    #[error("transaction cancelled: {0:?}")]
+    TransactionCancelled(Vec<Option<String>>),
+    /// DynamoDB throttled or a transaction conflicted; the caller may retry.
+    #[error("temporarily unavailable: {0}")]
+    Busy(String),
+    /// Any other failure of the call.
+    #[error("dynamodb: {0}")]
+    Dynamo(String),
+    /// A client's page cursor belongs to another listing.
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// An item does not have the shape this code writes.
+    #[error("malformed item: {0}")]
+    Malformed(String),
+}
+
+impl StoreError {
+    fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match err.as_service_error().and_then(|e| e.code()) {
+            Some("ConditionalCheckFailedException") => Self::ConditionFailed,
+            Some(
+                code @ ("ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TransactionConflictException"
+                | "TransactionInProgressException"),
+            ) => Self::Busy(code.to_string()),
+            _ => Self::Dynamo(format!(
+                "{}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+            )),
+        }
+    }
+
+    /// True when the transaction's action at `index` failed its condition.
+    pub fn failed_condition_at(&self, index: usize) -> bool {
+        matches!(self, Self::TransactionCancelled(reasons)
+            if reasons.get(index).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed"))
+    }
+}
+
+/// One page of a listing and the opaque cursor of the next page, if any.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Which index and partition a [`Store::query_page`] reads.
+pub struct QuerySpec<'a> {
+    pub index: Option<&'static str>,
+    pub partition_attr: &'static str,
+    pub partition_value: String,
+    pub sort_attr: &'static str,
+    /// Only sort keys starting with this.
+    pub sort_prefix: Option<&'a str>,
+    /// Only sort keys strictly greater than this (read forward) or less (backward).
+    pub sort_after: Option<String>,
+    pub forward: bool,
+    pub limit: i32,
+}
+
+/// The table and a client to reach it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// From `TABLE_NAME`; `DYNAMODB_ENDPOINT` points at a local table (the local stack).
+    pub async fn from_env() -> Result<Self, String> {
+        let table = std::env::var("TABLE_NAME")
+            .map_err(|_| "TABLE_NAME is not set: the DynamoDB table to use".to_string())?;
+        let config = aws_config::load_from_env().await;
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&config);
+        if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Ok(Self::new(Client::from_conf(builder.build()), table))
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub(crate) async fn get(&self, pk: String, sk: String) -> Result<Option<Item>, StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .key(crate::table::PK, AttributeValue::S(pk))
+            .key(crate::table::SK, AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map(|out| out.item)
+            .map_err(StoreError::from_sdk)
+    }
+
+    pub(crate) async fn get_as<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(pk, sk).await?.map(from_item).transpose()
+    }
+
+    /// Puts an item that must not exist yet.
+    pub(crate) async fn put_new(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from_sdk)
+    }
+
+    /// Reads up to 100 items by key, in no particular order.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<(String, String)>,
+    ) -> Result<Vec<Item>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|(pk, sk)| keys::key(pk.clone(), sk.clone()))
+                .collect();
+            // BatchGetItem may return only part of the keys under load; ask again for the rest.
+            for attempt in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(StoreError::from_sdk)?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(&self.table).unwrap_or_default());
+                }
+                if let Some(mut unprocessed) = out.unprocessed_keys {
+                    pending = unprocessed
+                        .remove(&self.table)
+                        .map(|k| k.keys)
+                        .unwrap_or_default();
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Busy("batch get left keys unprocessed".into()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// One page of a Query over a partition of the table or of an index.
+    pub(crate) async fn query_page(
+        &self,
+        spec: QuerySpec<'_>,
+        cursor: Option<&Cursor>,
+    ) -> Result<(Vec<Item>, Option<Cursor>), StoreError> {
+        let mut condition = "#pk = :pk".to_string();
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(spec.index.map(str::to_string))
+            .expression_attribute_names("#pk", spec.partition_attr)
+            .expression_attribute_values(":pk", AttributeValue::S(spec.partition_value.clone()))
+            .scan_index_forward(spec.forward)
+            .limit(spec.limit)
+            .consistent_read(spec.index.is_none());
+        if let Some(prefix) = spec.sort_prefix {
+            condition.push_str(" AND begins_with(#sk, :prefix)");
+            request = request
+                .expression_attribute_names("#sk", spec.sort_attr)
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_string()));
+        } else if let Some(after) = &spec.sort_after {
+            condition.push_str(if spec.forward {
+                " AND #sk > :after"
+            } else {
+                " AND #sk < :after"
+            });
+            request = request
+                .expression_attribute_names("#sk", spec.sort_attr)
+                .expression_attribute_values(":after", AttributeValue::S(after.clone()));
+        }
+        if let Some(cursor) = cursor {
+            request = request.set_exclusive_start_key(Some(
+                cursor.start_key(spec.partition_attr, &spec.partition_value)?,
+            ));
+        }
+        let out = request
+            .key_condition_expression(condition)
+            .send()
+            .await
+            .map_err(StoreError::from_sdk)?;
+        let next = out.last_evaluated_key.map(|k| Cursor::from_key(&k));
+        Ok((out.items.unwrap_or_default(), next))
+    }
+
+    /// Runs a transaction; a cancellation reports the reason of each action.
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                    let reasons: Vec<Option<String>> = e
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_string))
+                        .collect();
+                    if reasons
+                        .iter()
+                        .flatten()
+                        .any(|c| c == "TransactionConflict" || c == "ThrottlingError")
+                    {
+                        StoreError::Busy(format!("{reasons:?}"))
+                    } else {
+                        StoreError::TransactionCancelled(reasons)
+                    }
+                }
+                _ => StoreError::from_sdk(err),
+            })
+    }
+}
+
+/// Turns a stored item into a model, ignoring the key attributes.
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+/// Turns a model into an item (keys are added by the caller).
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}

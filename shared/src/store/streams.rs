@@ -1,0 +1,278 @@
+//! Stream items: creation, reads, detail updates, state transitions and listings.
+
+use chrono::{DateTime, Utc};
+
+use super::keys::{self, STREAM_SK};
+use super::{Cursor, Item, QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use crate::model::stream::StreamChanges;
+use crate::model::{Stream, StreamStatus, sort_time};
+use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, KIND};
+
+/// The GSI1 entry of a stream in `status`, if that status is listed.
+fn status_index(stream: &Stream) -> Option<(String, String)> {
+    let at = match stream.status {
+        StreamStatus::Scheduled => stream.scheduled_at.unwrap_or(stream.created_at),
+        StreamStatus::Live => stream.started_at.unwrap_or(stream.updated_at),
+        StreamStatus::Ended | StreamStatus::Cancelled => return None,
+    };
+    Some((
+        keys::status_pk(stream.status),
+        keys::status_sk(&sort_time(at), &stream.id),
+    ))
+}
+
+/// The full item of a stream, keys included.
+pub fn stream_item(stream: &Stream) -> Result<Item, StoreError> {
+    let mut item = to_item(stream)?;
+    item.insert(crate::table::PK.into(), s(keys::stream_pk(&stream.id)));
+    item.insert(crate::table::SK.into(), s(STREAM_SK));
+    item.insert(KIND.into(), s("stream"));
+    item.insert(GSI2PK.into(), s(keys::user_pk(&stream.instructor_id)));
+    item.insert(GSI2SK.into(), s(keys::stream_ref(&stream.id)));
+    if let Some((pk, sk)) = status_index(stream) {
+        item.insert(GSI1PK.into(), s(pk));
+        item.insert(GSI1SK.into(), s(sk));
+    }
+    Ok(item)
+}
+
+fn status(value: StreamStatus) -> aws_sdk_dynamodb::types::AttributeValue {
+    s(value.as_str())
+}
+
+fn time(at: DateTime<Utc>) -> aws_sdk_dynamodb::types::AttributeValue {
+    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+impl Store {
+    /// Stores a new stream; fails if the id is taken.
+    pub async fn create_stream(&self, stream: &Stream) -> Result<(), StoreError> {
+        self.put_new(stream_item(stream)?).await
+    }
+
+    pub async fn stream(&self, stream_id: &str) -> Result<Option<Stream>, StoreError> {
+        self.get_as(keys::stream_pk(stream_id), STREAM_SK.into())
+            .await
+    }
+
+    /// Applies validated detail changes, only while the stream is scheduled or live
+    /// (and a new schedule only while it is still scheduled).
+    pub async fn update_stream_details(
+        &self,
+        stream_id: &str,
+        changes: &StreamChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Stream, StoreError> {
+        let mut update = Update::new().exists().set("updated_at", time(now));
+        if let Some(title) = &changes.title {
+            update = update.set("title", s(title));
+        }
+        if let Some(description) = &changes.description {
+            update = update.set("description", s(description));
+        }
+        if let Some(quality) = &changes.quality_settings {
+            update = update.set(
+                "quality_settings",
+                serde_dynamo::to_attribute_value(quality)
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?,
+            );
+        }
+        if let Some(is_public) = changes.is_public {
+            update = update.set(
+                "is_public",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(is_public),
+            );
+        }
+        if let Some(is_recording) = changes.is_recording {
+            update = update.set(
+                "is_recording",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(is_recording),
+            );
+        }
+        if let Some(at) = changes.scheduled_at {
+            update = update
+                .set("scheduled_at", time(at))
+                .set(GSI1SK, s(keys::status_sk(&sort_time(at), stream_id)))
+                .require_eq("status", status(StreamStatus::Scheduled));
+        } else {
+            update = update.require_in(
+                "status",
+                vec![status(StreamStatus::Scheduled), status(StreamStatus::Live)],
+            );
+        }
+        let item = self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await?;
+        from_item(item)
+    }
+
+    /// scheduled -> live; exactly one of concurrent calls succeeds.
+    pub async fn start_stream(
+        &self,
+        stream_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Stream, StoreError> {
+        let update = Update::new()
+            .require_eq("status", status(StreamStatus::Scheduled))
+            .set("status", status(StreamStatus::Live))
+            .set("started_at", time(now))
+            .set("updated_at", time(now))
+            .set(GSI1PK, s(keys::status_pk(StreamStatus::Live)))
+            .set(GSI1SK, s(keys::status_sk(&sort_time(now), stream_id)));
+        from_item(
+            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+                .await?,
+        )
+    }
+
+    /// live -> ended, recording the end time and the duration in seconds.
+    pub async fn stop_stream(
+        &self,
+        stream_id: &str,
+        started_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Stream, StoreError> {
+        let duration = (now - started_at).num_seconds().max(0);
+        let update = Update::new()
+            .require_eq("status", status(StreamStatus::Live))
+            .set("status", status(StreamStatus::Ended))
+            .set("ended_at", time(now))
+            .set("duration", n(duration))
+            .set("updated_at", time(now))
+            .remove(GSI1PK)
+            .remove(GSI1SK);
+        from_item(
+            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+                .await?,
+        )
+    }
+
+    /// scheduled -> cancelled.
+    pub async fn cancel_stream(
+        &self,
+        stream_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Stream, StoreError> {
+        let update = Update::new()
+            .require_eq("status", status(StreamStatus::Scheduled))
+            .set("status", status(StreamStatus::Cancelled))
+            .set("updated_at", time(now))
+            .remove(GSI1PK)
+            .remove(GSI1SK);
+        from_item(
+            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+                .await?,
+        )
+    }
+
+    /// Streams in `status` (scheduled or live), newest first for live, soonest first
+    /// for scheduled.
+    pub async fn streams_in_status(
+        &self,
+        state: StreamStatus,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<(Vec<Stream>, Option<Cursor>), StoreError> {
+        let (items, next) = self
+            .query_page(
+                QuerySpec {
+                    index: Some(GSI1),
+                    partition_attr: GSI1PK,
+                    partition_value: keys::status_pk(state),
+                    sort_attr: GSI1SK,
+                    sort_prefix: None,
+                    sort_after: None,
+                    forward: state == StreamStatus::Scheduled,
+                    limit,
+                },
+                cursor,
+            )
+            .await?;
+        Ok((
+            items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+            next,
+        ))
+    }
+
+    /// A teacher's streams in every status, newest first.
+    pub async fn streams_of_instructor(
+        &self,
+        instructor_id: &str,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<(Vec<Stream>, Option<Cursor>), StoreError> {
+        let (items, next) = self
+            .query_page(
+                QuerySpec {
+                    index: Some(GSI2),
+                    partition_attr: GSI2PK,
+                    partition_value: keys::user_pk(instructor_id),
+                    sort_attr: GSI2SK,
+                    sort_prefix: Some(keys::STREAM_REF_PREFIX),
+                    sort_after: None,
+                    forward: false,
+                    limit,
+                },
+                cursor,
+            )
+            .await?;
+        Ok((
+            items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+            next,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::QualitySettings;
+
+    fn stream(status: StreamStatus) -> Stream {
+        let at = "2030-01-01T09:00:00Z".parse().unwrap();
+        Stream {
+            id: "01J0000000000000000000000S".into(),
+            title: "t".into(),
+            description: String::new(),
+            course_id: "01J0000000000000000000000C".into(),
+            instructor_id: "teacher-1".into(),
+            status,
+            stream_key: "k".into(),
+            viewer_count: 0,
+            max_viewers: 0,
+            unique_viewers: 0,
+            scheduled_at: Some(at),
+            started_at: None,
+            ended_at: None,
+            duration: None,
+            quality_settings: QualitySettings::default(),
+            is_public: true,
+            is_recording: false,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn a_scheduled_stream_item_has_every_key() {
+        let item = stream_item(&stream(StreamStatus::Scheduled)).unwrap();
+        let get = |k: &str| item[k].as_s().unwrap().clone();
+        assert_eq!(get("PK"), "STREAM#01J0000000000000000000000S");
+        assert_eq!(get("SK"), "STREAM");
+        assert_eq!(get("kind"), "stream");
+        assert_eq!(get("GSI1PK"), "STATUS#scheduled");
+        assert_eq!(
+            get("GSI1SK"),
+            "2030-01-01T09:00:00.000Z#01J0000000000000000000000S"
+        );
+        assert_eq!(get("GSI2PK"), "USER#teacher-1");
+        assert_eq!(get("GSI2SK"), "STREAM#01J0000000000000000000000S");
+    }
+
+    #[test]
+    fn ended_streams_are_not_in_the_status_index() {
+        let item = stream_item(&stream(StreamStatus::Ended)).unwrap();
+        assert!(!item.contains_key("GSI1PK"));
+        assert!(!item.contains_key("GSI1SK"));
+    }
+}
