@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod realtime;
 pub mod routes;
 pub mod service;
 pub mod store;
