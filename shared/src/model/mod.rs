@@ -1,10 +1,12 @@
 //! The domain models and the parsing that guarantees they are valid.
 
 pub mod course;
+pub mod participant;
 pub mod stream;
 pub mod text;
 
 pub use course::{Course, Enrollment};
+pub use participant::{Participant, Session};
 pub use stream::{QualitySettings, Resolution, Stream, StreamStatus};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};

@@ -134,6 +134,9 @@ pub struct Stream {
     /// Distinct users who ever joined.
     #[serde(default)]
     pub unique_viewers: i64,
+    /// Seconds watched by all viewers in finished watching periods.
+    #[serde(default)]
+    pub total_watch_seconds: i64,
     pub scheduled_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -147,6 +150,13 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// The stored `max_viewers` is only brought up to date before the count falls,
+    /// so the peak is the larger of it and the current count.
+    pub fn with_peak(mut self) -> Self {
+        self.max_viewers = self.max_viewers.max(self.viewer_count);
+        self
+    }
+
     /// The stream as a client sees it: the stream key only when `include_key` (its
     /// instructor), never for anyone else.
     pub fn view(self, include_key: bool) -> serde_json::Value {

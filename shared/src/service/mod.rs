@@ -4,6 +4,7 @@
 //! returns a model or an [`ApiError`]. Handlers in `functions/` only parse and map.
 
 pub mod courses;
+pub mod presence;
 pub mod streams;
 
 use crate::error::ApiError;

@@ -107,6 +107,7 @@ pub async fn create(
         viewer_count: 0,
         max_viewers: 0,
         unique_viewers: 0,
+        total_watch_seconds: 0,
         scheduled_at: new.scheduled_at,
         started_at: None,
         ended_at: None,

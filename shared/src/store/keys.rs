@@ -5,6 +5,7 @@
 //! | course      | COURSE#c    | COURSE          |                                    | USER#teacher / COURSE#c    |
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
+//! | participant | STREAM#s    | PARTICIPANT#u   |                                    | USER#u / PARTICIPATION#s   |
 //!
 //! Ids are ULIDs, so `COURSE#c` and `STREAM#s` sort by creation time.
 
@@ -63,6 +64,17 @@ pub fn status_pk(status: StreamStatus) -> String {
 /// GSI1 sort key: the time that orders the listing, then the id to break ties.
 pub fn status_sk(at: &str, stream_id: &str) -> String {
     format!("{at}#{stream_id}")
+}
+
+pub fn participant_sk(user_id: &str) -> String {
+    format!("PARTICIPANT#{user_id}")
+}
+
+pub const PARTICIPANT_PREFIX: &str = "PARTICIPANT#";
+
+/// GSI2 sort key of a participation under its user.
+pub fn participation_ref(stream_id: &str) -> String {
+    format!("PARTICIPATION#{stream_id}")
 }
 
 #[cfg(test)]

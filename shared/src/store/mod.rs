@@ -10,6 +10,7 @@
 pub mod courses;
 pub mod cursor;
 pub mod keys;
+pub mod participants;
 pub mod streams;
 pub mod update;
 

@@ -21,6 +21,10 @@ fn status_index(stream: &Stream) -> Option<(String, String)> {
     ))
 }
 
+fn stream_from(item: Item) -> Result<Stream, StoreError> {
+    from_item::<Stream>(item).map(Stream::with_peak)
+}
+
 /// The full item of a stream, keys included.
 pub fn stream_item(stream: &Stream) -> Result<Item, StoreError> {
     let mut item = to_item(stream)?;
@@ -50,9 +54,12 @@ impl Store {
         self.put_new(stream_item(stream)?).await
     }
 
+    /// A stream; `max_viewers` is the true peak (see [`super::participants`]).
     pub async fn stream(&self, stream_id: &str) -> Result<Option<Stream>, StoreError> {
-        self.get_as(keys::stream_pk(stream_id), STREAM_SK.into())
-            .await
+        let stream: Option<Stream> = self
+            .get_as(keys::stream_pk(stream_id), STREAM_SK.into())
+            .await?;
+        Ok(stream.map(Stream::with_peak))
     }
 
     /// Applies validated detail changes, only while the stream is scheduled or live
@@ -103,7 +110,7 @@ impl Store {
         let item = self
             .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
             .await?;
-        from_item(item)
+        stream_from(item)
     }
 
     /// scheduled -> live; exactly one of concurrent calls succeeds.
@@ -189,7 +196,10 @@ impl Store {
             )
             .await?;
         Ok((
-            items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+            items
+                .into_iter()
+                .map(stream_from)
+                .collect::<Result<_, _>>()?,
             next,
         ))
     }
@@ -217,7 +227,10 @@ impl Store {
             )
             .await?;
         Ok((
-            items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+            items
+                .into_iter()
+                .map(stream_from)
+                .collect::<Result<_, _>>()?,
             next,
         ))
     }
@@ -241,6 +254,7 @@ mod tests {
             viewer_count: 0,
             max_viewers: 0,
             unique_viewers: 0,
+            total_watch_seconds: 0,
             scheduled_at: Some(at),
             started_at: None,
             ended_at: None,

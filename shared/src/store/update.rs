@@ -13,6 +13,7 @@ pub struct Update {
     sets: Vec<String>,
     adds: Vec<String>,
     removes: Vec<String>,
+    deletes: Vec<String>,
     conditions: Vec<String>,
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
@@ -54,6 +55,38 @@ impl Update {
         self
     }
 
+    /// `SET attr = if_not_exists(attr, value)`: a default that never overwrites.
+    pub fn set_default(mut self, attr: &str, value: AttributeValue) -> Self {
+        let n = self.name(attr);
+        let v = self.value(value);
+        self.sets.push(format!("{n} = if_not_exists({n}, {v})"));
+        self
+    }
+
+    /// `SET target = source`: copies one attribute to another within the item.
+    pub fn copy(mut self, target: &str, source: &str) -> Self {
+        let t = self.name(target);
+        let s = self.name(source);
+        self.sets.push(format!("{t} = {s}"));
+        self
+    }
+
+    /// `ADD attr {values}` on a string set.
+    pub fn add_to_set(mut self, attr: &str, values: Vec<String>) -> Self {
+        let n = self.name(attr);
+        let v = self.value(AttributeValue::Ss(values));
+        self.adds.push(format!("{n} {v}"));
+        self
+    }
+
+    /// `DELETE attr {values}` on a string set (an emptied set disappears).
+    pub fn delete_from_set(mut self, attr: &str, values: Vec<String>) -> Self {
+        let n = self.name(attr);
+        let v = self.value(AttributeValue::Ss(values));
+        self.deletes.push(format!("{n} {v}"));
+        self
+    }
+
     /// `REMOVE attr`.
     pub fn remove(mut self, attr: &str) -> Self {
         let n = self.name(attr);
@@ -84,9 +117,9 @@ impl Update {
         self
     }
 
-    /// A raw condition using attribute names already registered; for the rare case the
-    /// helpers above do not cover. `values` are bound to fresh placeholders, which are
-    /// substituted for `{0}`, `{1}`, ... in `template`.
+    /// A condition the helpers above do not cover. In `template`, `{a0}`, `{a1}`, ...
+    /// stand for the attribute names `attrs` and `{0}`, `{1}`, ... for `values`, each
+    /// bound to a placeholder, so nothing is spliced into the expression.
     pub fn require(mut self, template: &str, attrs: &[&str], values: Vec<AttributeValue>) -> Self {
         let mut condition = template.to_string();
         for (i, attr) in attrs.iter().enumerate() {
@@ -111,6 +144,9 @@ impl Update {
         }
         if !self.removes.is_empty() {
             parts.push(format!("REMOVE {}", self.removes.join(", ")));
+        }
+        if !self.deletes.is_empty() {
+            parts.push(format!("DELETE {}", self.deletes.join(", ")));
         }
         parts.join(" ")
     }

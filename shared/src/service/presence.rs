@@ -1,0 +1,169 @@
+//! Presence: who is watching a stream, from HTTP joins and WebSocket connections.
+//!
+//! A user counts once however many tabs they have open: the first session makes
+//! them a viewer, the last one to end stops it. Joining and leaving are idempotent.
+
+use std::time::Duration;
+
+use crate::auth::Identity;
+use crate::error::ApiError;
+use crate::model::{Participant, Session, Stream, StreamStatus, now};
+use crate::store::participants::{PARTICIPANT_ACTION, STREAM_ACTION};
+use crate::store::{Store, StoreError};
+
+use super::streams::is_owner;
+
+/// Attempts before concurrent changes to the same participant are reported as busy.
+const MAX_ATTEMPTS: u32 = 12;
+
+async fn back_off(attempt: u32) {
+    let jitter: u64 = rand::random::<u64>() % 5;
+    tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 3 + jitter)).await;
+}
+
+fn busy() -> ApiError {
+    ApiError::Internal("presence update kept conflicting".into())
+}
+
+fn not_live(stream: &Stream) -> ApiError {
+    ApiError::conflict(
+        "stream_not_live",
+        format!(
+            "only a live stream can be joined; this one is {}",
+            stream.status.as_str()
+        ),
+    )
+}
+
+/// Starts (or adds) a session of `who` in a stream they may view. Returns the
+/// participant, or `None` for the stream's instructor, who is never counted as a viewer.
+pub async fn enter(
+    store: &Store,
+    who: &Identity,
+    stream: &Stream,
+    session: &Session,
+) -> Result<Option<Participant>, ApiError> {
+    if is_owner(who, stream) {
+        return Ok(None);
+    }
+    if stream.status != StreamStatus::Live {
+        return Err(not_live(stream));
+    }
+    let session_id = session.id();
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
+        let result = match store.participant(&stream.id, &who.user_id).await? {
+            Some(p) if p.is_watching && p.sessions.contains(&session_id) => return Ok(Some(p)),
+            Some(p) if p.is_watching => {
+                match store.add_session(&stream.id, &who.user_id, session).await {
+                    Ok(p) => return Ok(Some(p)),
+                    Err(e) => Err(e),
+                }
+            }
+            Some(_) => {
+                store
+                    .enter_again(&stream.id, &who.user_id, session, now())
+                    .await
+            }
+            None => {
+                let at = now();
+                let participant = Participant {
+                    stream_id: stream.id.clone(),
+                    user_id: who.user_id.clone(),
+                    display_name: who.display_name.clone(),
+                    role: who.role,
+                    joined_at: at,
+                    left_at: None,
+                    is_watching: true,
+                    watching_since: Some(at),
+                    duration_watched: 0,
+                    is_moderator: false,
+                    can_chat: true,
+                    can_ask_questions: true,
+                    sessions: vec![session_id.clone()],
+                };
+                store.enter_first(&participant, session).await
+            }
+        };
+        match result {
+            Ok(()) => {
+                return store
+                    .participant(&stream.id, &who.user_id)
+                    .await?
+                    .map(Some)
+                    .ok_or_else(|| {
+                        ApiError::Internal("participant vanished after joining".into())
+                    });
+            }
+            Err(e @ StoreError::TransactionCancelled(_))
+                if e.failed_condition_at(STREAM_ACTION) =>
+            {
+                let latest = store
+                    .stream(&stream.id)
+                    .await?
+                    .ok_or(ApiError::NotFound("stream"))?;
+                return Err(not_live(&latest));
+            }
+            // The participant changed under us (another tab, a concurrent leave): re-read.
+            Err(StoreError::ConditionFailed | StoreError::Busy(_)) => continue,
+            Err(e @ StoreError::TransactionCancelled(_))
+                if e.failed_condition_at(PARTICIPANT_ACTION) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(busy())
+}
+
+/// Ends one session of a user; when it was their last, they stop watching. Ending a
+/// session that does not exist changes nothing. Returns the participant afterwards.
+pub async fn exit(
+    store: &Store,
+    stream_id: &str,
+    user_id: &str,
+    session: &Session,
+) -> Result<Option<Participant>, ApiError> {
+    let session_id = session.id();
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
+        let Some(p) = store.participant(stream_id, user_id).await? else {
+            return Ok(None);
+        };
+        if !p.sessions.contains(&session_id) {
+            return Ok(Some(p));
+        }
+        let result = if p.sessions.len() > 1 {
+            store
+                .remove_session(stream_id, user_id, session)
+                .await
+                .map(|_| ())
+        } else {
+            let since = p.watching_since.unwrap_or(p.joined_at);
+            store
+                .exit_last(stream_id, user_id, session, since, now())
+                .await
+        };
+        match result {
+            Ok(()) => return Ok(store.participant(stream_id, user_id).await?),
+            Err(e @ StoreError::TransactionCancelled(_))
+                if e.failed_condition_at(STREAM_ACTION) =>
+            {
+                // The current count is a peak not yet recorded; record it, then leave.
+                store.record_peak(stream_id).await?;
+            }
+            Err(
+                StoreError::ConditionFailed
+                | StoreError::Busy(_)
+                | StoreError::TransactionCancelled(_),
+            ) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(busy())
+}

@@ -1,0 +1,288 @@
+//! Participants and presence: the conditional writes and transactions that keep
+//! `viewer_count`, `max_viewers` and `unique_viewers` exact under concurrency.
+//!
+//! A participant is watching while its `sessions` string set is not empty. Only the
+//! transitions not-watching -> watching and watching -> not-watching touch the stream's
+//! counters, each in one transaction with the participant's change, conditioned on the
+//! participant's state, so concurrent joins and leaves can neither double-count nor
+//! lose a change.
+//!
+//! `max_viewers` has no atomic "max" in DynamoDB. The invariant kept instead: before
+//! `viewer_count` goes down, `max_viewers >= viewer_count` (a leave is conditioned on
+//! it and records the peak first when it does not hold). So every value the count
+//! reached is recorded before it falls, and the peak is `max(max_viewers, viewer_count)`.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use chrono::{DateTime, Utc};
+
+use super::keys::{self, STREAM_SK};
+use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use crate::model::{Participant, Session, StreamStatus};
+use crate::table::{GSI2PK, GSI2SK, KIND};
+
+/// Index of the participant's action in presence transactions.
+pub const PARTICIPANT_ACTION: usize = 0;
+/// Index of the stream's action in presence transactions.
+pub const STREAM_ACTION: usize = 1;
+
+fn time(at: DateTime<Utc>) -> AttributeValue {
+    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+impl Store {
+    pub async fn participant(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+    ) -> Result<Option<Participant>, StoreError> {
+        self.get_as(keys::stream_pk(stream_id), keys::participant_sk(user_id))
+            .await
+    }
+
+    /// A page of a stream's participants, by user id.
+    pub async fn participants(
+        &self,
+        stream_id: &str,
+        cursor: Option<&Cursor>,
+        limit: i32,
+    ) -> Result<(Vec<Participant>, Option<Cursor>), StoreError> {
+        let (items, next) = self
+            .query_page(
+                QuerySpec {
+                    index: None,
+                    partition_attr: crate::table::PK,
+                    partition_value: keys::stream_pk(stream_id),
+                    sort_attr: crate::table::SK,
+                    sort_prefix: Some(keys::PARTICIPANT_PREFIX),
+                    sort_after: None,
+                    forward: true,
+                    limit,
+                },
+                cursor,
+            )
+            .await?;
+        Ok((
+            items.into_iter().map(from_item).collect::<Result<_, _>>()?,
+            next,
+        ))
+    }
+
+    /// Every participant of a stream (for statistics), reading all pages.
+    pub async fn all_participants(&self, stream_id: &str) -> Result<Vec<Participant>, StoreError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.participants(stream_id, cursor.as_ref(), 500).await?;
+            all.extend(page);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    fn stream_counter_update(&self, stream_id: &str, update: Update) -> TransactWriteItem {
+        update.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into())
+    }
+
+    /// A user's first session in a stream: the participant is created and the stream
+    /// gains a viewer and a unique viewer. Requires a live stream.
+    pub async fn enter_first(
+        &self,
+        participant: &Participant,
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        let mut item = to_item(participant)?;
+        item.insert(
+            crate::table::PK.into(),
+            s(keys::stream_pk(&participant.stream_id)),
+        );
+        item.insert(
+            crate::table::SK.into(),
+            s(keys::participant_sk(&participant.user_id)),
+        );
+        item.insert(KIND.into(), s("participant"));
+        item.insert(GSI2PK.into(), s(keys::user_pk(&participant.user_id)));
+        item.insert(
+            GSI2SK.into(),
+            s(keys::participation_ref(&participant.stream_id)),
+        );
+        item.insert("sessions".into(), AttributeValue::Ss(vec![session.id()]));
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let stream = Update::new()
+            .require_eq("status", s(StreamStatus::Live.as_str()))
+            .add("viewer_count", 1)
+            .add("unique_viewers", 1);
+        self.transact(vec![
+            TransactWriteItem::builder().put(put).build(),
+            self.stream_counter_update(&participant.stream_id, stream),
+        ])
+        .await
+    }
+
+    /// A returning user starts watching again. Requires a live stream and a participant
+    /// that is not watching.
+    pub async fn enter_again(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        session: &Session,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let participant = Update::new()
+            .exists()
+            .require_eq("is_watching", AttributeValue::Bool(false))
+            .set("is_watching", AttributeValue::Bool(true))
+            .set("watching_since", time(now))
+            .add_to_set("sessions", vec![session.id()])
+            .into_transact(
+                self.table(),
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+            );
+        let stream = Update::new()
+            .require_eq("status", s(StreamStatus::Live.as_str()))
+            .add("viewer_count", 1);
+        self.transact(vec![
+            participant,
+            self.stream_counter_update(stream_id, stream),
+        ])
+        .await
+    }
+
+    /// Another session of a user who is already watching; counters do not change.
+    pub async fn add_session(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        session: &Session,
+    ) -> Result<Participant, StoreError> {
+        let update = Update::new()
+            .exists()
+            .require_eq("is_watching", AttributeValue::Bool(true))
+            .add_to_set("sessions", vec![session.id()]);
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+                update,
+            )
+            .await?,
+        )
+    }
+
+    /// The user's last session ends: they stop watching, their watch time grows, and
+    /// the stream loses a viewer. Fails on the stream's action when the peak must be
+    /// recorded first ([`Store::record_peak`]).
+    pub async fn exit_last(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        session: &Session,
+        watching_since: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let watched = (now - watching_since).num_seconds().max(0);
+        let participant = Update::new()
+            .require(
+                "contains({a0}, {0}) AND size({a0}) = {1} AND {a1} = {2}",
+                &["sessions", "watching_since"],
+                vec![s(session.id()), n(1), time(watching_since)],
+            )
+            .delete_from_set("sessions", vec![session.id()])
+            .set("is_watching", AttributeValue::Bool(false))
+            .set("left_at", time(now))
+            .remove("watching_since")
+            .add("duration_watched", watched)
+            .into_transact(
+                self.table(),
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+            );
+        let stream = Update::new()
+            .require("{a0} <= {a1}", &["viewer_count", "max_viewers"], vec![])
+            .add("viewer_count", -1)
+            .add("total_watch_seconds", watched);
+        self.transact(vec![
+            participant,
+            self.stream_counter_update(stream_id, stream),
+        ])
+        .await
+    }
+
+    /// One of several sessions ends; the user keeps watching.
+    pub async fn remove_session(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        session: &Session,
+    ) -> Result<Participant, StoreError> {
+        let update = Update::new()
+            .require(
+                "contains({a0}, {0}) AND size({a0}) > {1}",
+                &["sessions"],
+                vec![s(session.id()), n(1)],
+            )
+            .delete_from_set("sessions", vec![session.id()]);
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+                update,
+            )
+            .await?,
+        )
+    }
+
+    /// `max_viewers := viewer_count` when the count is above the recorded peak.
+    pub async fn record_peak(&self, stream_id: &str) -> Result<(), StoreError> {
+        let update = Update::new()
+            .require(
+                "{a0} > {a1} OR attribute_not_exists({a1})",
+                &["viewer_count", "max_viewers"],
+                vec![],
+            )
+            .copy("max_viewers", "viewer_count");
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets a participant's permissions; the participant must exist.
+    pub async fn set_participant_permissions(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        is_moderator: Option<bool>,
+        can_chat: Option<bool>,
+        can_ask_questions: Option<bool>,
+    ) -> Result<Participant, StoreError> {
+        let mut update = Update::new().exists();
+        for (attr, value) in [
+            ("is_moderator", is_moderator),
+            ("can_chat", can_chat),
+            ("can_ask_questions", can_ask_questions),
+        ] {
+            if let Some(v) = value {
+                update = update.set(attr, AttributeValue::Bool(v));
+            }
+        }
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+                update,
+            )
+            .await?,
+        )
+    }
+}
