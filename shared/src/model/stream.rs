@@ -7,9 +7,10 @@ use super::text::parse_text;
 use crate::error::{FieldError, Validator};
 
 /// The life of a stream: scheduled -> live -> ended, or scheduled -> cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamStatus {
+    #[default]
     Scheduled,
     Live,
     Ended,
@@ -28,11 +29,12 @@ impl StreamStatus {
 }
 
 /// Output resolution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Resolution {
     #[serde(rename = "480p")]
     P480,
     #[serde(rename = "720p")]
+    #[default]
     P720,
     #[serde(rename = "1080p")]
     P1080,
@@ -66,7 +68,7 @@ pub struct QualitySettings {
 impl Default for QualitySettings {
     fn default() -> Self {
         Self {
-            resolution: Resolution::P720,
+            resolution: Resolution::default(),
             frame_rate: 30,
             bitrate_kbps: 2500,
         }
@@ -117,7 +119,7 @@ impl QualitySettingsInput {
 }
 
 /// A stream as stored. Counters are only changed by atomic updates.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
     pub id: String,
     pub title: String,
@@ -147,6 +149,36 @@ pub struct Stream {
     pub is_recording: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+
+    // Interaction settings, changed by the instructor.
+    /// Slow mode: minimum seconds between two chat messages of one user (0 = off).
+    #[serde(default)]
+    pub chat_slow_mode_seconds: u32,
+    /// Messages containing one of these words are refused.
+    #[serde(default)]
+    pub blocked_words: Vec<String>,
+    /// The one chat message pinned by the instructor.
+    #[serde(default)]
+    pub pinned_message_id: Option<String>,
+    /// New questions wait for a moderator's approval before students see them.
+    #[serde(default)]
+    pub questions_require_approval: bool,
+    /// The question being answered now ("now answering").
+    #[serde(default)]
+    pub highlighted_question_id: Option<String>,
+
+    // Counters, changed only by atomic updates.
+    /// The sequence number of the last chat message (per stream, gap-free order).
+    #[serde(default)]
+    pub chat_seq: i64,
+    #[serde(default)]
+    pub chat_messages_count: i64,
+    #[serde(default)]
+    pub questions_count: i64,
+    #[serde(default)]
+    pub questions_answered_count: i64,
+    #[serde(default)]
+    pub upvotes_count: i64,
 }
 
 impl Stream {

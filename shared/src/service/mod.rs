@@ -5,6 +5,7 @@
 
 pub mod courses;
 pub mod presence;
+pub mod roles;
 pub mod streams;
 
 use crate::error::ApiError;

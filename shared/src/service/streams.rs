@@ -117,6 +117,7 @@ pub async fn create(
         is_recording: new.is_recording,
         created_at: now,
         updated_at: now,
+        ..Default::default()
     };
     store.create_stream(&stream).await?;
     Ok(stream)

@@ -264,6 +264,7 @@ mod tests {
             is_recording: false,
             created_at: at,
             updated_at: at,
+            ..Default::default()
         }
     }
 
