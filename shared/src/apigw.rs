@@ -167,3 +167,78 @@ mod tests {
         assert_eq!(req.headers()["authorization"], "Bearer t");
     }
 }
+
+/// What a WebSocket API event carries.
+#[derive(Debug, Clone, Default)]
+pub struct WebSocketEventSpec<'a> {
+    /// `$connect`, `$disconnect` or `$default`.
+    pub route_key: &'a str,
+    pub connection_id: &'a str,
+    /// Epoch milliseconds the connection was opened.
+    pub connected_at: i64,
+    /// The raw query string of the `$connect` request, without `?`.
+    pub query: &'a str,
+    pub headers: Vec<(String, String)>,
+    /// The message of a `$default` event.
+    pub body: Option<&'a str>,
+    pub source_ip: &'a str,
+    pub domain_name: &'a str,
+    pub stage: &'a str,
+}
+
+/// The event API Gateway's WebSocket API sends to a route's Lambda integration.
+pub fn websocket_event(spec: &WebSocketEventSpec<'_>) -> Value {
+    let now = chrono::Utc::now();
+    let event_type = match spec.route_key {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let mut context = json!({
+        "routeKey": spec.route_key,
+        "eventType": event_type,
+        "extendedRequestId": ulid::Ulid::generate().to_string(),
+        "requestTime": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+        "messageDirection": "IN",
+        "stage": if spec.stage.is_empty() { "local" } else { spec.stage },
+        "connectedAt": spec.connected_at,
+        "requestTimeEpoch": now.timestamp_millis(),
+        "identity": { "sourceIp": if spec.source_ip.is_empty() { "127.0.0.1" } else { spec.source_ip } },
+        "requestId": ulid::Ulid::generate().to_string(),
+        "domainName": if spec.domain_name.is_empty() { "localhost" } else { spec.domain_name },
+        "connectionId": spec.connection_id,
+        "apiId": "local"
+    });
+    if event_type == "MESSAGE" {
+        context["messageId"] = Value::String(ulid::Ulid::generate().to_string());
+    }
+    let mut event = json!({ "requestContext": context, "isBase64Encoded": false });
+    if !spec.headers.is_empty() {
+        let headers: serde_json::Map<String, Value> = spec
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        event["headers"] = Value::Object(headers.clone());
+        event["multiValueHeaders"] = Value::Object(
+            headers
+                .into_iter()
+                .map(|(k, v)| (k, Value::Array(vec![v])))
+                .collect(),
+        );
+    }
+    if !spec.query.is_empty() {
+        let params = query_parameters(spec.query);
+        event["multiValueQueryStringParameters"] = Value::Object(
+            params
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Array(vec![v.clone()])))
+                .collect(),
+        );
+        event["queryStringParameters"] = Value::Object(params);
+    }
+    if let Some(body) = spec.body {
+        event["body"] = Value::String(body.to_string());
+    }
+    event
+}

@@ -79,3 +79,86 @@ impl Connections {
         }
     }
 }
+
+/// API Gateway refuses WebSocket frames over 32 KB; frames are kept under this.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+/// A message to a client: `{ "type", "stream_id", "data" }`.
+pub fn client_event(kind: &str, stream_id: &str, data: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "type": kind, "stream_id": stream_id, "data": data })
+}
+
+/// Packs events into as few frames as fit under [`MAX_FRAME_BYTES`]: a frame is one
+/// event object, or a JSON array of events when several go together. An event that
+/// alone exceeds the limit is dropped with an error log (nothing we produce is that big).
+pub fn pack_frames(events: &[serde_json::Value]) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    let mut batch: Vec<String> = Vec::new();
+    let mut size = 2;
+    let flush = |batch: &mut Vec<String>, frames: &mut Vec<Vec<u8>>| {
+        match batch.len() {
+            0 => {}
+            1 => frames.push(batch.remove(0).into_bytes()),
+            _ => frames.push(format!("[{}]", batch.join(",")).into_bytes()),
+        }
+        batch.clear();
+    };
+    for event in events {
+        let text = event.to_string();
+        if text.len() + 2 > MAX_FRAME_BYTES {
+            tracing::error!(
+                bytes = text.len(),
+                "event larger than a WebSocket frame dropped"
+            );
+            continue;
+        }
+        if size + text.len() + 1 > MAX_FRAME_BYTES {
+            flush(&mut batch, &mut frames);
+            size = 2;
+        }
+        size += text.len() + 1;
+        batch.push(text);
+    }
+    flush(&mut batch, &mut frames);
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_event_is_an_object_and_several_are_an_array() {
+        let a = client_event("pong", "s", serde_json::json!({}));
+        assert_eq!(pack_frames(std::slice::from_ref(&a)).len(), 1);
+        let frame: serde_json::Value =
+            serde_json::from_slice(&pack_frames(std::slice::from_ref(&a))[0]).unwrap();
+        assert!(frame.is_object());
+        let frames = pack_frames(&[a.clone(), a.clone()]);
+        let frame: serde_json::Value = serde_json::from_slice(&frames[0]).unwrap();
+        assert_eq!(frame.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn frames_stay_under_the_api_gateway_limit() {
+        let big = client_event(
+            "chat.message",
+            "s",
+            serde_json::json!({"message": "x".repeat(1000)}),
+        );
+        let events = vec![big; 100];
+        let frames = pack_frames(&events);
+        assert!(frames.len() > 1);
+        assert!(frames.iter().all(|f| f.len() <= MAX_FRAME_BYTES));
+        let total: usize = frames
+            .iter()
+            .map(
+                |f| match serde_json::from_slice::<serde_json::Value>(f).unwrap() {
+                    serde_json::Value::Array(a) => a.len(),
+                    _ => 1,
+                },
+            )
+            .sum();
+        assert_eq!(total, 100);
+    }
+}

@@ -130,3 +130,123 @@ pub fn identity(user_id: &str, role: Role) -> Identity {
         display_name: user_id.to_string(),
     }
 }
+
+/// A loopback `@connections` endpoint for tests: records every frame posted to each
+/// connection and answers 410 Gone for connections marked gone.
+pub struct RecordingManagementApi {
+    pub endpoint: String,
+    posts: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+    gone: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RecordingManagementApi {
+    pub async fn start() -> Self {
+        use axum::extract::{Path, State};
+        use axum::http::StatusCode;
+        use axum::response::IntoResponse;
+
+        type Shared = (
+            std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
+            std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+        );
+        async fn post(
+            State((posts, gone)): State<Shared>,
+            Path(id): Path<String>,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            if gone.lock().unwrap().contains(&id) {
+                return (
+                    StatusCode::GONE,
+                    [("x-amzn-ErrorType", "GoneException")],
+                    r#"{"message":"Gone"}"#,
+                )
+                    .into_response();
+            }
+            posts.lock().unwrap().push((id, body.to_vec()));
+            StatusCode::OK.into_response()
+        }
+        let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let gone = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let app = axum::Router::new()
+            .route("/@connections/{id}", axum::routing::post(post))
+            .with_state((posts.clone(), gone.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("loopback binds");
+        let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            endpoint,
+            posts,
+            gone,
+            stop: Some(stop),
+        }
+    }
+
+    /// A `@connections` client pointed at this endpoint.
+    pub fn connections(&self) -> crate::realtime::Connections {
+        let conf = aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
+            .region(aws_sdk_apigatewaymanagement::config::Region::new(
+                "us-east-1",
+            ))
+            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
+                "local", "local", None, None, "local",
+            ))
+            .endpoint_url(&self.endpoint)
+            .build();
+        crate::realtime::Connections::new(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
+    }
+
+    /// From now on, posts to this connection answer 410 Gone.
+    pub fn mark_gone(&self, connection_id: &str) {
+        self.gone.lock().unwrap().insert(connection_id.to_string());
+    }
+
+    /// The raw frames posted to a connection, in order.
+    pub fn frames(&self, connection_id: &str) -> Vec<serde_json::Value> {
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id == connection_id)
+            .map(|(_, body)| serde_json::from_slice(body).expect("frames are JSON"))
+            .collect()
+    }
+
+    /// The events posted to a connection, frames of several events flattened, in order.
+    pub fn events(&self, connection_id: &str) -> Vec<serde_json::Value> {
+        self.frames(connection_id)
+            .into_iter()
+            .flat_map(|frame| match frame {
+                serde_json::Value::Array(events) => events,
+                event => vec![event],
+            })
+            .collect()
+    }
+
+    /// Number of posts (frames) so far, to every connection.
+    pub fn post_count(&self) -> usize {
+        self.posts.lock().unwrap().len()
+    }
+
+    pub fn clear(&self) {
+        self.posts.lock().unwrap().clear();
+    }
+}
+
+impl Drop for RecordingManagementApi {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,8 +1,16 @@
 //! The WebSocket API functions: `$connect`, `$disconnect` and `$default`.
+//!
+//! Clients connect with `?token=<JWT>&stream_id=<id>` (browsers cannot set headers on
+//! WebSockets) and send `{ "action": ... }` messages; replies and live events come back
+//! as `{ "type", "stream_id", "data" }` through `@connections`.
+
+pub mod actions;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use livestream::AppState;
+use aws_lambda_events::encodings::Body;
 use livestream::realtime::Connections;
+use livestream::service::connections;
+use livestream::{ApiError, AppState};
 
 /// What the WebSocket functions borrow: the table, the authenticator, `@connections`.
 pub struct WsState {
@@ -26,24 +34,91 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("$default", "ws-default"),
 ];
 
-fn response(status: u16, body: &str) -> ApiGatewayProxyResponse {
+fn response(status: u16, body: String) -> ApiGatewayProxyResponse {
     let mut r = ApiGatewayProxyResponse::default();
     r.status_code = i64::from(status);
-    r.body = Some(aws_lambda_events::encodings::Body::Text(body.to_string()));
+    r.headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r.body = Some(Body::Text(body));
     r
+}
+
+fn error_response(err: &ApiError) -> ApiGatewayProxyResponse {
+    match err {
+        ApiError::Internal(detail) => tracing::error!(error = %detail, "websocket request failed"),
+        other => tracing::info!(code = other.code(), "websocket request refused"),
+    }
+    response(err.status().as_u16(), err.body().to_string())
+}
+
+fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> Result<&str, ApiError> {
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_connection_id", "the event has no connection id")
+        })
+}
+
+/// `$connect`: 200 accepts the connection; any other status refuses it.
+pub async fn connect(
+    state: &WsState,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let result = async {
+        let id = connection_id(&event)?;
+        let query = &event.query_string_parameters;
+        connections::connect(
+            &state.app.store,
+            &state.app.auth,
+            id,
+            query.first("token"),
+            query.first("stream_id"),
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(connection) => {
+            tracing::info!(connection = %connection.connection_id, stream = %connection.stream_id, user = %connection.user_id, "connected");
+            response(200, String::new())
+        }
+        Err(err) => error_response(&err),
+    }
+}
+
+/// `$disconnect`: the connection is gone; its presence ends.
+pub async fn disconnect(
+    state: &WsState,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let result = async {
+        let id = connection_id(&event)?;
+        connections::disconnect(&state.app.store, id).await
+    }
+    .await;
+    match result {
+        Ok(_) => response(200, String::new()),
+        Err(err) => error_response(&err),
+    }
 }
 
 /// Calls the function named `function` with a WebSocket event; `None` if unknown.
 pub async fn invoke(
     function: &str,
-    _state: &WsState,
-    _event: ApiGatewayWebsocketProxyRequest,
+    state: &WsState,
+    event: ApiGatewayWebsocketProxyRequest,
 ) -> Option<ApiGatewayProxyResponse> {
-    // Placeholder until the WebSocket functions land: accept and ignore.
-    match function {
-        "ws-connect" | "ws-disconnect" | "ws-default" => Some(response(200, "")),
-        _ => None,
-    }
+    Some(match function {
+        // Boxed: the presence retry loops make these futures deep and large.
+        "ws-connect" => Box::pin(connect(state, event)).await,
+        "ws-disconnect" => Box::pin(disconnect(state, event)).await,
+        "ws-default" => Box::pin(actions::handle(state, event)).await,
+        _ => return None,
+    })
 }
 
 /// Runs one WebSocket function as a Lambda.
@@ -55,7 +130,7 @@ pub async fn serve(function: &'static str) -> Result<(), lambda_runtime::Error> 
             Ok::<_, std::convert::Infallible>(
                 invoke(function, state, event.payload)
                     .await
-                    .unwrap_or_else(|| response(500, "")),
+                    .unwrap_or_else(|| response(500, String::new())),
             )
         },
     ))

@@ -1,10 +1,12 @@
 //! The domain models and the parsing that guarantees they are valid.
 
+pub mod connection;
 pub mod course;
 pub mod participant;
 pub mod stream;
 pub mod text;
 
+pub use connection::Connection;
 pub use course::{Course, Enrollment};
 pub use participant::{Participant, Session};
 pub use stream::{QualitySettings, Resolution, Stream, StreamStatus};

@@ -6,6 +6,9 @@
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
 //! | participant | STREAM#s    | PARTICIPANT#u   |                                    | USER#u / PARTICIPATION#s   |
+//! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           |                            |
+//!
+//! Connection items carry `ttl` (API Gateway's 2-hour limit plus a margin).
 //!
 //! Ids are ULIDs, so `COURSE#c` and `STREAM#s` sort by creation time.
 
@@ -75,6 +78,22 @@ pub const PARTICIPANT_PREFIX: &str = "PARTICIPANT#";
 /// GSI2 sort key of a participation under its user.
 pub fn participation_ref(stream_id: &str) -> String {
     format!("PARTICIPATION#{stream_id}")
+}
+
+pub fn connection_pk(connection_id: &str) -> String {
+    format!("CONN#{connection_id}")
+}
+
+pub const CONNECTION_SK: &str = "CONN";
+
+/// GSI1 partition holding a stream's connections.
+pub fn stream_connections_pk(stream_id: &str) -> String {
+    format!("STREAM#{stream_id}#CONNS")
+}
+
+/// GSI1 sort key of a connection in its stream.
+pub fn connection_ref(connection_id: &str) -> String {
+    format!("CONN#{connection_id}")
 }
 
 #[cfg(test)]

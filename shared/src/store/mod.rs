@@ -7,6 +7,7 @@
 //! concurrent requests cannot break them; a failed condition surfaces as
 //! [`StoreError::ConditionFailed`] and a cancelled transaction names its reasons.
 
+pub mod connections;
 pub mod courses;
 pub mod cursor;
 pub mod keys;

@@ -1,0 +1,3 @@
+mod connections;
+mod helpers;
+mod messages;

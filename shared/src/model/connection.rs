@@ -1,0 +1,37 @@
+//! A WebSocket connection of a user watching one stream.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{Identity, Role};
+
+/// API Gateway closes WebSocket connections after two hours; the record outlives
+/// that a little so a lost `$disconnect` is still cleaned up by TTL.
+pub const CONNECTION_TTL_SECS: i64 = 2 * 3600 + 10 * 60;
+
+/// A connection as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub connection_id: String,
+    pub stream_id: String,
+    pub user_id: String,
+    pub role: Role,
+    pub display_name: String,
+    /// The stream's instructor or an admin: sees moderation-only events.
+    #[serde(default)]
+    pub is_staff: bool,
+    pub connected_at: DateTime<Utc>,
+    /// Epoch seconds after which the record may be deleted by DynamoDB's TTL.
+    pub ttl: i64,
+}
+
+impl Connection {
+    /// The identity the connection was opened with (its `$default` events carry no token).
+    pub fn identity(&self) -> Identity {
+        Identity {
+            user_id: self.user_id.clone(),
+            role: self.role,
+            display_name: self.display_name.clone(),
+        }
+    }
+}

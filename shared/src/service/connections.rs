@@ -1,0 +1,107 @@
+//! WebSocket connections: who may open one, and presence while it is open.
+
+use crate::auth::{Authenticator, Identity};
+use crate::error::ApiError;
+use crate::model::connection::CONNECTION_TTL_SECS;
+use crate::model::{Connection, Session, StreamStatus, now};
+use crate::store::Store;
+
+use super::{presence, streams};
+
+/// `$connect`: checks the token and the right to watch, records the connection and,
+/// when the stream is live, counts the user as watching. A refused connection stores
+/// nothing.
+pub async fn connect(
+    store: &Store,
+    auth: &Authenticator,
+    connection_id: &str,
+    token: Option<&str>,
+    stream_id: Option<&str>,
+) -> Result<Connection, ApiError> {
+    let token = token
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("pass the token as ?token=<JWT>".into()))?;
+    let who = auth.authenticate(token).await?;
+    let stream_id = stream_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_request("missing_stream_id", "pass the stream as ?stream_id=<id>")
+    })?;
+    let stream = streams::load_visible(store, &who, stream_id).await?;
+    if matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled) {
+        return Err(ApiError::conflict(
+            "stream_finished",
+            format!("the stream is {}", stream.status.as_str()),
+        ));
+    }
+    let connected_at = now();
+    let connection = Connection {
+        connection_id: connection_id.to_string(),
+        stream_id: stream.id.clone(),
+        user_id: who.user_id.clone(),
+        role: who.role,
+        display_name: who.display_name.clone(),
+        is_staff: streams::is_owner(&who, &stream) || who.is_admin(),
+        connected_at,
+        ttl: connected_at.timestamp() + CONNECTION_TTL_SECS,
+    };
+    store
+        .put_connection(&connection)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::ConditionFailed => {
+                ApiError::conflict("connection_exists", "this connection is already open")
+            }
+            other => other.into(),
+        })?;
+    if stream.status == StreamStatus::Live {
+        let session = Session::Connection(connection_id.to_string());
+        if let Err(err) = presence::enter(store, &who, &stream, &session).await {
+            // Leave no connection behind that is not counted: refuse it whole.
+            store.delete_connection(connection_id).await?;
+            return Err(err);
+        }
+    }
+    Ok(connection)
+}
+
+/// `$disconnect` (or a 410 Gone): deletes the connection and ends its presence.
+/// Returns the connection if this call was the one that removed it.
+pub async fn disconnect(
+    store: &Store,
+    connection_id: &str,
+) -> Result<Option<Connection>, ApiError> {
+    let Some(connection) = store.delete_connection(connection_id).await? else {
+        return Ok(None);
+    };
+    end_presence(store, &connection).await?;
+    Ok(Some(connection))
+}
+
+/// Ends the presence a connection held (also used when TTL removed the record).
+pub async fn end_presence(store: &Store, connection: &Connection) -> Result<(), ApiError> {
+    let session = Session::Connection(connection.connection_id.clone());
+    presence::exit(store, &connection.stream_id, &connection.user_id, &session).await?;
+    Ok(())
+}
+
+/// Counts every open connection of a stream that just went live as watching (users
+/// who connected while it was still scheduled).
+pub async fn enter_waiting_connections(store: &Store, stream_id: &str) -> Result<(), ApiError> {
+    let Some(stream) = store.stream(stream_id).await? else {
+        return Ok(());
+    };
+    if stream.status != StreamStatus::Live {
+        return Ok(());
+    }
+    for connection in store.stream_connections(stream_id).await? {
+        let who: Identity = connection.identity();
+        let session = Session::Connection(connection.connection_id.clone());
+        presence::enter(store, &who, &stream, &session).await?;
+        // A `$disconnect` may have deleted the record meanwhile; it exits after its
+        // delete, so either it undid this enter or this check sees the record gone.
+        if store.connection(&connection.connection_id).await?.is_none() {
+            presence::exit(store, stream_id, &connection.user_id, &session).await?;
+        }
+    }
+    Ok(())
+}
