@@ -131,12 +131,15 @@ pub fn identity(user_id: &str, role: Role) -> Identity {
     }
 }
 
+type PostLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+type GoneSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
 /// A loopback `@connections` endpoint for tests: records every frame posted to each
 /// connection and answers 410 Gone for connections marked gone.
 pub struct RecordingManagementApi {
     pub endpoint: String,
-    posts: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
-    gone: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    posts: PostLog,
+    gone: GoneSet,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -146,10 +149,7 @@ impl RecordingManagementApi {
         use axum::http::StatusCode;
         use axum::response::IntoResponse;
 
-        type Shared = (
-            std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
-            std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-        );
+        type Shared = (PostLog, GoneSet);
         async fn post(
             State((posts, gone)): State<Shared>,
             Path(id): Path<String>,
