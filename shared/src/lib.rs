@@ -7,6 +7,8 @@
 
 pub mod apigw;
 pub mod auth;
+#[cfg(feature = "change-stream")]
+pub mod change_stream;
 pub mod config;
 pub mod error;
 pub mod http;

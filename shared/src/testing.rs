@@ -60,6 +60,19 @@ impl EmbeddedDynamo {
     pub fn client(&self) -> aws_sdk_dynamodb::Client {
         aws_sdk_dynamodb::Client::from_conf(self.sdk_config())
     }
+
+    /// A DynamoDB Streams client for this server.
+    pub fn streams_client(&self) -> aws_sdk_dynamodbstreams::Client {
+        let conf = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+                "local", "local", None, None, "local",
+            ))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_dynamodbstreams::Client::from_conf(conf)
+    }
 }
 
 impl Drop for EmbeddedDynamo {
@@ -104,6 +117,18 @@ impl TestEnv {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// A reader of the table's change stream, from now on.
+    pub async fn change_stream(&self) -> crate::change_stream::ChangeStreamReader {
+        crate::change_stream::ChangeStreamReader::open(
+            self.dynamo.streams_client(),
+            TEST_TABLE,
+            "us-east-1",
+            crate::change_stream::StartAt::Latest,
+        )
+        .await
+        .expect("the table has a stream")
     }
 }
 

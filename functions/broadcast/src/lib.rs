@@ -1,9 +1,32 @@
 //! The broadcaster: DynamoDB Streams records in, WebSocket events out.
+//!
+//! For each batch: records become client events ([`changes`]); events are grouped
+//! by stream; each stream's connections are listed once; each connection gets all of
+//! its events of the batch in as few frames as fit (one `@connections` post where
+//! possible, since every post counts against the account's API Gateway quota); posts
+//! run concurrently with a bound. A 410 Gone deletes the connection and ends its
+//! presence. Records whose work failed are reported as batch item failures, so only
+//! they (and what follows them) are retried.
+
+pub mod changes;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use aws_lambda_events::dynamodb::Event;
-use aws_lambda_events::streams::DynamoDbEventResponse;
-use livestream::realtime::Connections;
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::StreamExt;
+use livestream::model::Connection;
+use livestream::realtime::{Connections, PostError, pack_frames};
+use livestream::service::connections as connection_rules;
 use livestream::store::Store;
+
+use changes::{Audience, Outgoing, SideEffect, interpret};
+
+/// Posts in flight at once per invocation.
+pub const MAX_CONCURRENT_POSTS: usize = 64;
+/// Attempts of a post that failed for a reason other than 410 Gone.
+const POST_ATTEMPTS: u32 = 3;
 
 /// What the broadcaster borrows: the table (connections) and `@connections`.
 pub struct BroadcastState {
@@ -20,11 +43,213 @@ impl BroadcastState {
     }
 }
 
-/// Handles one batch of change-stream records; failed records are reported so only
-/// they are retried.
-pub async fn handle(_state: &BroadcastState, _event: Event) -> DynamoDbEventResponse {
-    // Placeholder until the broadcaster lands.
-    DynamoDbEventResponse::default()
+/// How a batch went, for logs and tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    pub events: usize,
+    pub posts: usize,
+    pub pruned: usize,
+    pub failed_posts: usize,
+}
+
+/// The events of one stream in this batch, and the first record they came from.
+struct StreamEvents {
+    first_sequence: Option<String>,
+    events: Vec<Outgoing>,
+}
+
+/// Handles one batch of change-stream records.
+pub async fn handle(state: &BroadcastState, event: Event) -> DynamoDbEventResponse {
+    // Boxed: presence retry loops make the future deep and large.
+    let (response, report) = Box::pin(handle_batch(state, event)).await;
+    tracing::info!(
+        events = report.events,
+        posts = report.posts,
+        pruned = report.pruned,
+        failed_posts = report.failed_posts,
+        failed_records = response.batch_item_failures.len(),
+        "batch broadcast"
+    );
+    response
+}
+
+/// [`handle`], also returning what was done.
+pub async fn handle_batch(
+    state: &BroadcastState,
+    event: Event,
+) -> (DynamoDbEventResponse, BatchReport) {
+    let mut report = BatchReport::default();
+    let mut failed: Vec<String> = Vec::new();
+    let mut by_stream: BTreeMap<String, StreamEvents> = BTreeMap::new();
+
+    for record in &event.records {
+        let sequence = record.change.sequence_number.clone();
+        let interpretation = interpret(record);
+        for effect in interpretation.effects {
+            if let Err(err) = Box::pin(apply(state, &effect)).await {
+                tracing::error!(error = %err, ?effect, "side effect failed");
+                failed.extend(sequence.clone());
+            }
+        }
+        for outgoing in interpretation.events {
+            let group = by_stream
+                .entry(outgoing.stream_id.clone())
+                .or_insert_with(|| StreamEvents {
+                    first_sequence: sequence.clone(),
+                    events: Vec::new(),
+                });
+            if outgoing.coalesce {
+                group
+                    .events
+                    .retain(|e| !(e.coalesce && e.kind == outgoing.kind));
+            }
+            group.events.push(outgoing);
+        }
+    }
+
+    for (stream_id, group) in by_stream {
+        report.events += group.events.len();
+        match Box::pin(deliver(state, &stream_id, &group.events, &mut report)).await {
+            Ok(()) => {}
+            Err(err) => {
+                tracing::error!(stream = %stream_id, error = %err, "delivery failed");
+                failed.extend(group.first_sequence);
+            }
+        }
+    }
+
+    let mut response = DynamoDbEventResponse::default();
+    // Lambda retries from the lowest failed sequence number; one entry is enough.
+    if let Some(first) = failed.into_iter().min_by(|a, b| compare_sequence(a, b)) {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(first);
+        response.batch_item_failures.push(failure);
+    }
+    (response, report)
+}
+
+/// Sequence numbers are decimal strings of varying length.
+fn compare_sequence(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+async fn apply(state: &BroadcastState, effect: &SideEffect) -> Result<(), livestream::ApiError> {
+    match effect {
+        SideEffect::StreamWentLive(stream_id) => {
+            connection_rules::enter_waiting_connections(&state.store, stream_id).await
+        }
+        SideEffect::ConnectionExpired(connection) => {
+            connection_rules::end_presence(&state.store, connection).await
+        }
+    }
+}
+
+/// Users who may moderate the stream, when some event is for moderators only.
+async fn moderators(
+    state: &BroadcastState,
+    stream_id: &str,
+    events: &[Outgoing],
+) -> Result<HashSet<String>, livestream::store::StoreError> {
+    if events.iter().all(|e| e.audience == Audience::Everyone) {
+        return Ok(HashSet::new());
+    }
+    Ok(state
+        .store
+        .all_participants(stream_id)
+        .await?
+        .into_iter()
+        .filter(|p| p.is_moderator)
+        .map(|p| p.user_id)
+        .collect())
+}
+
+fn receives(event: &Outgoing, connection: &Connection, moderators: &HashSet<String>) -> bool {
+    match &event.audience {
+        Audience::Everyone => true,
+        Audience::Moderators { also } => {
+            connection.is_staff
+                || moderators.contains(&connection.user_id)
+                || also.as_deref() == Some(connection.user_id.as_str())
+        }
+    }
+}
+
+async fn deliver(
+    state: &BroadcastState,
+    stream_id: &str,
+    events: &[Outgoing],
+    report: &mut BatchReport,
+) -> Result<(), livestream::store::StoreError> {
+    let connections = state.store.stream_connections(stream_id).await?;
+    if connections.is_empty() {
+        return Ok(());
+    }
+    let moderators = moderators(state, stream_id, events).await?;
+    let mut posts = Vec::new();
+    for connection in &connections {
+        let mine: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| receives(e, connection, &moderators))
+            .map(Outgoing::to_client_event)
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        posts.push((connection.connection_id.clone(), pack_frames(&mine)));
+    }
+    let outcomes: Vec<(String, usize, Option<PostError>)> = futures::stream::iter(posts)
+        .map(|(connection_id, frames)| async move {
+            let mut sent = 0;
+            for frame in frames {
+                if let Err(err) = post_with_retry(&state.connections, &connection_id, frame).await {
+                    return (connection_id, sent, Some(err));
+                }
+                sent += 1;
+            }
+            (connection_id, sent, None)
+        })
+        .buffer_unordered(MAX_CONCURRENT_POSTS)
+        .collect()
+        .await;
+    for (connection_id, sent, error) in outcomes {
+        report.posts += sent;
+        match error {
+            None => {}
+            Some(PostError::Gone) => {
+                report.pruned += 1;
+                if let Err(err) =
+                    Box::pin(connection_rules::disconnect(&state.store, &connection_id)).await
+                {
+                    tracing::error!(connection = %connection_id, error = %err, "pruning a gone connection failed");
+                }
+            }
+            Some(PostError::Failed(reason)) => {
+                // Not retried with the batch: that would repeat the events to everyone
+                // else. The client catches up by sequence number when it reconnects.
+                report.failed_posts += 1;
+                tracing::warn!(connection = %connection_id, %reason, "events not delivered");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn post_with_retry(
+    connections: &Connections,
+    connection_id: &str,
+    frame: Vec<u8>,
+) -> Result<(), PostError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match connections.post(connection_id, frame.clone()).await {
+            Err(PostError::Failed(reason)) if attempt < POST_ATTEMPTS => {
+                tracing::warn!(connection = %connection_id, %reason, attempt, "post failed, retrying");
+                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs the broadcaster as a Lambda.

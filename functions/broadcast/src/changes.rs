@@ -1,0 +1,175 @@
+//! What a change-stream record means for clients: each record of the table becomes
+//! zero or more client events for one stream, with the audience that may see them.
+
+use aws_lambda_events::dynamodb::EventRecord;
+use livestream::model::{Connection, Stream, StreamStatus};
+use livestream::realtime::client_event;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// Who receives an event among a stream's connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    /// The instructor, admins and moderators (and `also`, e.g. a question's asker).
+    Moderators {
+        also: Option<String>,
+    },
+}
+
+/// An event for the connections of one stream.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub stream_id: String,
+    pub kind: &'static str,
+    pub audience: Audience,
+    /// The same data for everyone in the audience.
+    pub data: Value,
+    /// Replaces an earlier event of the same kind and stream in the batch (viewer counts).
+    pub coalesce: bool,
+}
+
+impl Outgoing {
+    fn everyone(stream_id: &str, kind: &'static str, data: Value) -> Self {
+        Self {
+            stream_id: stream_id.to_string(),
+            kind,
+            audience: Audience::Everyone,
+            data,
+            coalesce: false,
+        }
+    }
+
+    pub fn to_client_event(&self) -> Value {
+        client_event(self.kind, &self.stream_id, self.data.clone())
+    }
+}
+
+/// Work the broadcaster does besides posting events.
+#[derive(Debug, Clone)]
+pub enum SideEffect {
+    /// The stream went live: count connections opened while it was scheduled.
+    StreamWentLive(String),
+    /// TTL deleted a connection whose `$disconnect` never came: end its presence.
+    ConnectionExpired(Connection),
+}
+
+/// What one record asks for.
+#[derive(Debug, Default)]
+pub struct Interpretation {
+    pub events: Vec<Outgoing>,
+    pub effects: Vec<SideEffect>,
+}
+
+fn image<T: DeserializeOwned>(item: &serde_dynamo::Item) -> Option<T> {
+    if item.is_empty() {
+        return None;
+    }
+    serde_dynamo::from_item(item.clone()).ok()
+}
+
+fn kind(record: &EventRecord) -> Option<String> {
+    let item = if record.change.new_image.is_empty() {
+        &record.change.old_image
+    } else {
+        &record.change.new_image
+    };
+    let value: Value = serde_json::to_value(item).ok()?;
+    value
+        .get(livestream::table::KIND)?
+        .get("S")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Deleted by DynamoDB's TTL (not by a request).
+fn removed_by_ttl(record: &EventRecord) -> bool {
+    record.event_name == "REMOVE"
+        && record
+            .user_identity
+            .as_ref()
+            .is_some_and(|u| u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com")
+}
+
+/// The client events and side effects of one record.
+pub fn interpret(record: &EventRecord) -> Interpretation {
+    let mut out = Interpretation::default();
+    match kind(record).as_deref() {
+        Some("stream") => stream_changed(record, &mut out),
+        Some("connection") if removed_by_ttl(record) => {
+            if let Some(connection) = image::<Connection>(&record.change.old_image) {
+                out.effects.push(SideEffect::ConnectionExpired(connection));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
+    let Some(new) = image::<Stream>(&record.change.new_image).map(Stream::with_peak) else {
+        return;
+    };
+    let old = image::<Stream>(&record.change.old_image).map(Stream::with_peak);
+    let id = new.id.clone();
+    let status_changed = old.as_ref().is_none_or(|o| o.status != new.status);
+    if status_changed && old.is_some() {
+        out.events.push(Outgoing::everyone(
+            &id,
+            "stream.status",
+            json!({
+                "status": new.status,
+                "started_at": new.started_at,
+                "ended_at": new.ended_at,
+                "duration": new.duration,
+            }),
+        ));
+        if new.status == StreamStatus::Live {
+            out.effects.push(SideEffect::StreamWentLive(id.clone()));
+        }
+    }
+    let Some(old) = old else { return };
+    let viewers = |s: &Stream| (s.viewer_count, s.max_viewers, s.unique_viewers);
+    if viewers(&old) != viewers(&new) {
+        out.events.push(Outgoing {
+            coalesce: true,
+            ..Outgoing::everyone(
+                &id,
+                "viewers.updated",
+                json!({
+                    "viewer_count": new.viewer_count,
+                    "max_viewers": new.max_viewers,
+                    "unique_viewers": new.unique_viewers,
+                }),
+            )
+        })
+    }
+    let details = |s: &Stream| {
+        (
+            s.title.clone(),
+            s.description.clone(),
+            s.pinned_message_id.clone(),
+            s.highlighted_question_id.clone(),
+            s.chat_slow_mode_seconds,
+            s.questions_require_approval,
+            s.is_public,
+            s.quality_settings,
+        )
+    };
+    if details(&old) != details(&new) {
+        out.events.push(Outgoing::everyone(
+            &id,
+            "stream.updated",
+            json!({
+                "title": new.title,
+                "description": new.description,
+                "pinned_message_id": new.pinned_message_id,
+                "highlighted_question_id": new.highlighted_question_id,
+                "chat_slow_mode_seconds": new.chat_slow_mode_seconds,
+                "questions_require_approval": new.questions_require_approval,
+                "is_public": new.is_public,
+                "quality_settings": new.quality_settings,
+            }),
+        ));
+    }
+}

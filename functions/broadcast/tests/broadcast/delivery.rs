@@ -1,0 +1,191 @@
+use livestream::auth::Role;
+use livestream::service::streams;
+use livestream::testing::identity;
+
+use crate::helpers::{Harness, types};
+
+#[tokio::test]
+async fn viewer_counts_reach_every_connection_of_the_stream_once_and_no_other_stream() {
+    let mut h = Harness::start().await;
+    let a = h.stream(true).await;
+    let b = h.stream(true).await;
+    h.broadcast().await;
+    h.connect("a1", "s1", Role::Student, &a).await;
+    h.connect("a2", "s2", Role::Student, &a).await;
+    h.connect("b1", "s3", Role::Student, &b).await;
+    let (response, _) = h.broadcast().await;
+    assert!(response.batch_item_failures.is_empty());
+
+    for id in ["a1", "a2"] {
+        let events = h.management.events(id);
+        assert_eq!(
+            types(&events),
+            ["viewers.updated"],
+            "{id}: coalesced to one per stream"
+        );
+        assert_eq!(events[0]["stream_id"], a.id.as_str());
+        assert_eq!(events[0]["data"]["viewer_count"], 2);
+        assert_eq!(events[0]["data"]["max_viewers"], 2);
+    }
+    let events = h.management.events("b1");
+    assert_eq!(types(&events), ["viewers.updated"]);
+    assert_eq!(events[0]["stream_id"], b.id.as_str());
+    assert_eq!(events[0]["data"]["viewer_count"], 1);
+}
+
+#[tokio::test]
+async fn status_changes_are_broadcast_and_waiting_viewers_start_counting() {
+    let mut h = Harness::start().await;
+    let stream = h.stream(false).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    h.connect("t1", "teacher-1", Role::Teacher, &stream).await;
+    h.broadcast().await;
+    assert_eq!(h.viewer_count(&stream).await, 0);
+
+    let teacher = identity("teacher-1", Role::Teacher);
+    streams::start(h.store(), &teacher, &stream.id)
+        .await
+        .unwrap();
+    h.broadcast().await;
+    assert_eq!(
+        h.viewer_count(&stream).await,
+        1,
+        "the waiting student now counts"
+    );
+    for id in ["c1", "t1"] {
+        let events = h.management.events(id);
+        assert_eq!(types(&events), ["stream.status"], "{id}");
+        assert_eq!(events[0]["data"]["status"], "live");
+    }
+    h.broadcast().await;
+    assert_eq!(
+        types(&h.management.events("c1")),
+        ["stream.status", "viewers.updated"]
+    );
+
+    streams::stop(h.store(), &teacher, &stream.id)
+        .await
+        .unwrap();
+    h.broadcast().await;
+    let last = h.management.events("c1").pop().unwrap();
+    assert_eq!(last["type"], "stream.status");
+    assert_eq!(last["data"]["status"], "ended");
+    assert!(last["data"]["duration"].is_number());
+}
+
+#[tokio::test]
+async fn no_event_carries_the_stream_key() {
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    let teacher = identity("teacher-1", Role::Teacher);
+    let input = serde_json::from_value(serde_json::json!({"title": "Renamed"})).unwrap();
+    streams::update(h.store(), &teacher, &stream.id, input)
+        .await
+        .unwrap();
+    streams::stop(h.store(), &teacher, &stream.id)
+        .await
+        .unwrap();
+    h.broadcast().await;
+    let events = h.management.events("c1");
+    assert!(types(&events).contains(&"stream.updated".to_string()));
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(!text.contains(&stream.stream_key));
+    assert!(!text.contains("stream_key"));
+}
+
+#[tokio::test]
+async fn a_batch_goes_to_each_connection_as_one_frame() {
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    h.broadcast().await;
+    h.management.clear();
+    let teacher = identity("teacher-1", Role::Teacher);
+    for i in 0..5 {
+        let input =
+            serde_json::from_value(serde_json::json!({"title": format!("Title {i}")})).unwrap();
+        streams::update(h.store(), &teacher, &stream.id, input)
+            .await
+            .unwrap();
+    }
+    let (_, report) = h.broadcast().await;
+    assert_eq!(report.events, 5);
+    assert_eq!(h.management.post_count(), 1);
+    let frames = h.management.frames("c1");
+    let titles: Vec<&str> = frames[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        titles,
+        ["Title 0", "Title 1", "Title 2", "Title 3", "Title 4"],
+        "in order"
+    );
+}
+
+#[tokio::test]
+async fn gone_connections_are_pruned_and_their_presence_ends() {
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    h.connect("c2", "s2", Role::Student, &stream).await;
+    h.management.mark_gone("c2");
+    let (response, report) = h.broadcast().await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(report.pruned, 1);
+    assert!(h.store().connection("c2").await.unwrap().is_none());
+    assert!(h.store().connection("c1").await.unwrap().is_some());
+    assert_eq!(h.viewer_count(&stream).await, 1);
+    // The pruning itself changes the count, which the survivors then hear about.
+    h.broadcast().await;
+    let last = h.management.events("c1").pop().unwrap();
+    assert_eq!(last["data"]["viewer_count"], 1);
+}
+
+#[tokio::test]
+async fn connections_removed_by_ttl_end_their_presence() {
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    let mut connection = h.store().connection("c1").await.unwrap().unwrap();
+    assert_eq!(h.viewer_count(&stream).await, 1);
+    // Its $disconnect never came and its TTL has passed.
+    h.store().delete_connection("c1").await.unwrap();
+    connection.ttl = chrono::Utc::now().timestamp() - 10;
+    h.store().put_connection(&connection).await.unwrap();
+    h.broadcast().await;
+    let swept = h.env.dynamo.db.sweep_ttl().unwrap();
+    assert_eq!(swept, 1);
+    let (response, _) = h.broadcast().await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(h.viewer_count(&stream).await, 0);
+}
+
+#[tokio::test]
+async fn failures_are_reported_per_record_not_for_the_whole_batch() {
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    let event = h.records().await;
+    let sequences: Vec<String> = event
+        .records
+        .iter()
+        .filter_map(|r| r.change.sequence_number.clone())
+        .collect();
+    // A broadcaster whose table is unreachable cannot list connections.
+    let broken = livestream_broadcast::BroadcastState {
+        store: livestream::store::Store::new(h.store().client().clone(), "no-such-table"),
+        connections: h.management.connections(),
+    };
+    let (response, _) = livestream_broadcast::handle_batch(&broken, event).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let failed = response.batch_item_failures[0]
+        .item_identifier
+        .clone()
+        .unwrap();
+    assert!(sequences.contains(&failed), "names a record of the batch");
+    assert_eq!(h.management.post_count(), 0);
+}

@@ -1,0 +1,109 @@
+//! Real change-stream records from the embedded DynamoDB, fed to the broadcaster,
+//! with `@connections` served by a recording loopback server.
+
+use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use livestream::auth::{Authenticator, Role};
+use livestream::change_stream::ChangeStreamReader;
+use livestream::model::{Course, Stream};
+use livestream::service::{connections, streams};
+use livestream::store::Store;
+use livestream::testing::{RecordingManagementApi, TEST_SECRET, TestEnv, identity, token};
+use livestream_broadcast::{BatchReport, BroadcastState};
+
+pub struct Harness {
+    pub env: TestEnv,
+    pub management: RecordingManagementApi,
+    pub state: BroadcastState,
+    pub reader: ChangeStreamReader,
+    auth: Authenticator,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        let env = TestEnv::start().await;
+        let management = RecordingManagementApi::start().await;
+        let state = BroadcastState {
+            store: env.store().clone(),
+            connections: management.connections(),
+        };
+        let reader = env.change_stream().await;
+        Self {
+            env,
+            management,
+            state,
+            reader,
+            auth: Authenticator::hs256(TEST_SECRET, None, None).unwrap(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        self.env.store()
+    }
+
+    /// Everything written since the last call, as one Lambda event.
+    pub async fn records(&mut self) -> Event {
+        self.reader.drain().await.unwrap()
+    }
+
+    /// Feeds everything written since the last call to the broadcaster.
+    pub async fn broadcast(&mut self) -> (DynamoDbEventResponse, BatchReport) {
+        let event = self.records().await;
+        livestream_broadcast::handle_batch(&self.state, event).await
+    }
+
+    pub async fn stream(&self, live: bool) -> Stream {
+        let teacher = identity("teacher-1", Role::Teacher);
+        let course = Course {
+            id: livestream::model::new_id(),
+            title: "c".into(),
+            description: String::new(),
+            teacher_id: "teacher-1".into(),
+            created_at: livestream::model::now(),
+        };
+        self.store().create_course(&course).await.unwrap();
+        let input =
+            serde_json::from_value(serde_json::json!({"title": "t", "course_id": course.id}))
+                .unwrap();
+        let stream = streams::create(self.store(), &teacher, input)
+            .await
+            .unwrap();
+        if live {
+            streams::start(self.store(), &teacher, &stream.id)
+                .await
+                .unwrap()
+        } else {
+            stream
+        }
+    }
+
+    /// Opens a connection as `$connect` would.
+    pub async fn connect(&self, connection_id: &str, user: &str, role: Role, stream: &Stream) {
+        connections::connect(
+            self.store(),
+            &self.auth,
+            connection_id,
+            Some(&token(user, role)),
+            Some(&stream.id),
+        )
+        .await
+        .unwrap();
+    }
+
+    pub async fn viewer_count(&self, stream: &Stream) -> i64 {
+        self.store()
+            .stream(&stream.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .viewer_count
+    }
+}
+
+/// The `type` of each event, in order.
+pub fn types(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}

@@ -1,0 +1,2 @@
+mod delivery;
+mod helpers;
