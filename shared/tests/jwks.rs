@@ -24,7 +24,10 @@ async fn jwks_server() -> (String, Arc<AtomicUsize>) {
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, fetches)
 }
@@ -32,7 +35,12 @@ async fn jwks_server() -> (String, Arc<AtomicUsize>) {
 fn rs256(kid: &str, claims: serde_json::Value) -> String {
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(kid.to_string());
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_rsa_pem(PRIVATE_KEY).unwrap()).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(PRIVATE_KEY).unwrap(),
+    )
+    .unwrap()
 }
 
 fn claims(aud: &str) -> serde_json::Value {
@@ -51,7 +59,10 @@ async fn rs256_tokens_from_the_jwks_are_accepted_and_keys_are_cached() {
     let (url, fetches) = jwks_server().await;
     let auth = Authenticator::jwks(url, Some(ISSUER.into()), Some("app-client".into()));
     for _ in 0..3 {
-        let identity = auth.authenticate(&rs256("test-key-1", claims("app-client"))).await.unwrap();
+        let identity = auth
+            .authenticate(&rs256("test-key-1", claims("app-client")))
+            .await
+            .unwrap();
         assert_eq!(identity.user_id, "cognito-user-1");
         assert_eq!(identity.role, Role::Teacher);
         assert_eq!(identity.display_name, "Grace");
@@ -63,12 +74,23 @@ async fn rs256_tokens_from_the_jwks_are_accepted_and_keys_are_cached() {
 async fn wrong_audience_and_unknown_keys_are_refused_without_refetch_storms() {
     let (url, fetches) = jwks_server().await;
     let auth = Authenticator::jwks(url, Some(ISSUER.into()), Some("app-client".into()));
-    assert!(auth.authenticate(&rs256("test-key-1", claims("other-client"))).await.is_err());
+    assert!(
+        auth.authenticate(&rs256("test-key-1", claims("other-client")))
+            .await
+            .is_err()
+    );
     for _ in 0..5 {
-        let err = auth.authenticate(&rs256("forged-kid", claims("app-client"))).await.unwrap_err();
+        let err = auth
+            .authenticate(&rs256("forged-kid", claims("app-client")))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "unauthorized");
     }
-    assert_eq!(fetches.load(Ordering::SeqCst), 1, "unknown kids refetch at most once a minute");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        1,
+        "unknown kids refetch at most once a minute"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +99,12 @@ async fn hs256_signed_with_the_public_key_is_refused() {
     let auth = Authenticator::jwks(url, None, None);
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("test-key-1".into());
-    let forged = jsonwebtoken::encode(&header, &claims("app-client"), &EncodingKey::from_secret(PUBLIC_KEY)).unwrap();
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims("app-client"),
+        &EncodingKey::from_secret(PUBLIC_KEY),
+    )
+    .unwrap();
     let err = auth.authenticate(&forged).await.unwrap_err();
     assert!(err.to_string().contains("algorithm"), "{err}");
 }

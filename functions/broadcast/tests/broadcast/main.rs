@@ -1,2 +1,3 @@
 mod delivery;
 mod helpers;
+mod samples;

@@ -1,3 +1,4 @@
 mod connections;
 mod helpers;
 mod messages;
+mod samples;
