@@ -1,0 +1,220 @@
+//! `cargo run --release -p livestream-bench`: measures the hot paths against the
+//! embedded DynamoDB on loopback and prints a table. Numbers are for this machine and
+//! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use livestream::apigw::{HttpRequestSpec, http_request};
+use livestream::auth::Role;
+use livestream::model::{Course, Session, Stream};
+use livestream::service::{connections, presence, streams};
+use livestream::testing::{RecordingManagementApi, TestEnv, identity, token};
+use livestream_broadcast::BroadcastState;
+
+struct Row {
+    name: String,
+    ops: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Row {
+    fn print(&self) {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct = |p: f64| -> String {
+            if l.is_empty() {
+                return "-".into();
+            }
+            let i = ((l.len() as f64 - 1.0) * p).round() as usize;
+            format!("{:.2}", l[i].as_secs_f64() * 1000.0)
+        };
+        println!(
+            "| {:<50} | {:>7} | {:>9.0} | {:>8} | {:>8} |",
+            self.name,
+            self.ops,
+            self.ops as f64 / self.elapsed.as_secs_f64(),
+            pct(0.5),
+            pct(0.99)
+        );
+    }
+}
+
+async fn timed<F: std::future::Future<Output = ()>>(f: F) -> Duration {
+    let start = Instant::now();
+    f.await;
+    start.elapsed()
+}
+
+async fn live_stream(env: &TestEnv) -> Stream {
+    let teacher = identity("teacher-1", Role::Teacher);
+    let course = Course {
+        id: livestream::model::new_id(),
+        title: "c".into(),
+        description: String::new(),
+        teacher_id: "teacher-1".into(),
+        created_at: livestream::model::now(),
+    };
+    env.store().create_course(&course).await.unwrap();
+    let input =
+        serde_json::from_value(serde_json::json!({"title": "bench", "course_id": course.id}))
+            .unwrap();
+    let stream = streams::create(env.store(), &teacher, input).await.unwrap();
+    streams::start(env.store(), &teacher, &stream.id)
+        .await
+        .unwrap()
+}
+
+/// GET /api/livestream/{id} through the handler, one request at a time.
+async fn get_stream_latency(env: &TestEnv, stream: &Stream, n: usize) -> Row {
+    let bearer = format!("Bearer {}", token("s1", Role::Student));
+    let path = format!("/api/livestream/{}", stream.id);
+    let mut latencies = Vec::with_capacity(n);
+    let elapsed = timed(async {
+        for _ in 0..n {
+            let req = http_request(&HttpRequestSpec {
+                method: "GET",
+                route_path: "/api/livestream/{id}",
+                path: &path,
+                path_parameters: vec![("id".into(), stream.id.clone())],
+                headers: vec![("authorization".into(), bearer.clone())],
+                ..Default::default()
+            });
+            let start = Instant::now();
+            let response = livestream_api::invoke("get-stream", &env.state, req)
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            latencies.push(start.elapsed());
+        }
+    })
+    .await;
+    Row {
+        name: "get-stream handler (sequential)".into(),
+        ops: n,
+        elapsed,
+        latencies,
+    }
+}
+
+/// Distinct users joining at once, then leaving at once.
+async fn presence_concurrency(env: &TestEnv, n: usize) -> Vec<Row> {
+    let stream = live_stream(env).await;
+    let users: Vec<_> = (0..n)
+        .map(|i| identity(&format!("u{i}"), Role::Student))
+        .collect();
+    let mut rows = Vec::new();
+    for (name, joining) in [
+        ("join (distinct users, all at once)", true),
+        ("leave (distinct users, all at once)", false),
+    ] {
+        let started = Instant::now();
+        let latencies = join_all(users.iter().map(|u| {
+            let stream = &stream;
+            async move {
+                let start = Instant::now();
+                if joining {
+                    presence::enter(env.store(), u, stream, &Session::Http)
+                        .await
+                        .unwrap();
+                } else {
+                    presence::exit(env.store(), &stream.id, &u.user_id, &Session::Http)
+                        .await
+                        .unwrap();
+                }
+                start.elapsed()
+            }
+        }))
+        .await;
+        rows.push(Row {
+            name: name.into(),
+            ops: n,
+            elapsed: started.elapsed(),
+            latencies,
+        });
+    }
+    let after = env.store().stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.viewer_count, after.max_viewers, after.unique_viewers),
+        (0, n as i64, n as i64)
+    );
+    rows
+}
+
+/// One change-stream batch fanned out to `n` connections of one stream.
+async fn broadcast_fan_out(env: &TestEnv, n: usize) -> Row {
+    let stream = live_stream(env).await;
+    let management = RecordingManagementApi::start().await;
+    let auth = livestream::auth::Authenticator::hs256(livestream::testing::TEST_SECRET, None, None)
+        .unwrap();
+    for i in 0..n {
+        let t = token(&format!("v{i}"), Role::Student);
+        connections::connect(
+            env.store(),
+            &auth,
+            &format!("conn-{i}"),
+            Some(&t),
+            Some(&stream.id),
+        )
+        .await
+        .unwrap();
+    }
+    let mut reader = env.change_stream().await;
+    let teacher = identity("teacher-1", Role::Teacher);
+    for i in 0..10 {
+        let input = serde_json::from_value(serde_json::json!({"title": format!("t{i}")})).unwrap();
+        streams::update(env.store(), &teacher, &stream.id, input)
+            .await
+            .unwrap();
+    }
+    let event = reader.drain().await.unwrap();
+    let state = BroadcastState {
+        store: env.store().clone(),
+        connections: management.connections(),
+    };
+    let started = Instant::now();
+    let (_, report) = livestream_broadcast::handle_batch(&state, event).await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        report.posts, n,
+        "one frame per connection for the whole batch"
+    );
+    Row {
+        name: format!("broadcast: 10 events to {n} connections (posts)"),
+        ops: report.posts,
+        elapsed,
+        latencies: vec![elapsed],
+    }
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let env = TestEnv::start().await;
+    let stream = live_stream(&env).await;
+    let mut rows = vec![get_stream_latency(&env, &stream, 500).await];
+    rows.extend(presence_concurrency(&env, 200).await);
+    rows.push(broadcast_fan_out(&env, 500).await);
+
+    println!(
+        "| {:<50} | {:>7} | {:>9} | {:>8} | {:>8} |",
+        "benchmark", "ops", "ops/s", "p50 ms", "p99 ms"
+    );
+    println!(
+        "|{:-<52}|{:->9}|{:->11}|{:->10}|{:->10}|",
+        "", "", "", "", ""
+    );
+    for row in &rows {
+        row.print();
+    }
+    if let Some(rss) = peak_rss_mib() {
+        println!("\npeak RSS of the benchmark process (store included): {rss:.1} MiB");
+    }
+}
