@@ -25,7 +25,7 @@ fn no_code_path_issues_a_scan() {
     rust_files(root, &mut files);
     assert!(files.len() > 20, "the workspace was found");
     // Built from parts so this file does not match itself.
-    let calls = [format!(".{}()", "scan"), format!("{}Input", "Scan"), format!("\"{}\"", "Scan")];
+    let calls = [format!(".{}()", "scan"), format!("{}Input", "Scan")];
     let offenders: Vec<String> = files
         .iter()
         .filter(|f| {
