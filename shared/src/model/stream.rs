@@ -189,12 +189,14 @@ impl Stream {
         self
     }
 
-    /// The stream as a client sees it: the stream key only when `include_key` (its
-    /// instructor), never for anyone else.
-    pub fn view(self, include_key: bool) -> serde_json::Value {
+    /// The stream as a client sees it. The stream key (the ingest secret) and the
+    /// blocked-words list (which would show how to get around it) only for `owner`,
+    /// the instructor.
+    pub fn view(self, owner: bool) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
-        if !include_key && let Some(map) = value.as_object_mut() {
+        if !owner && let Some(map) = value.as_object_mut() {
             map.remove("stream_key");
+            map.remove("blocked_words");
         }
         value
     }
