@@ -29,7 +29,7 @@ where
 
 /// Calls the handler of the function named `function`; `None` if there is none.
 pub async fn invoke(function: &str, state: &AppState, req: Request) -> Option<Response<Body>> {
-    use handlers::{courses, streams};
+    use handlers::{chat, courses, participation, streams};
     Some(match function {
         "create-stream" => streams::create(state, req).await,
         "list-live-streams" => streams::list_live(state, req).await,
@@ -42,6 +42,17 @@ pub async fn invoke(function: &str, state: &AppState, req: Request) -> Option<Re
         "create-course" => courses::create(state, req).await,
         "list-my-courses" => courses::list_mine(state, req).await,
         "enroll-student" => courses::enroll(state, req).await,
+        "update-stream-settings" => participation::settings(state, req).await,
+        "join-stream" => participation::join(state, req).await,
+        "leave-stream" => participation::leave(state, req).await,
+        "list-participants" => participation::list(state, req).await,
+        "update-participant" => participation::update(state, req).await,
+        "get-stream-stats" => participation::stats(state, req).await,
+        "send-chat-message" => chat::send(state, req).await,
+        "list-chat-messages" => chat::list(state, req).await,
+        "hide-chat-message" => chat::hide(state, req).await,
+        "pin-chat-message" => chat::pin(state, req).await,
+        "unpin-chat-message" => chat::unpin(state, req).await,
         _ => return None,
     })
 }

@@ -148,7 +148,7 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
         (
             s.title.clone(),
             s.description.clone(),
-            s.pinned_message_id.clone(),
+            s.pinned_message_seq,
             s.highlighted_question_id.clone(),
             s.chat_slow_mode_seconds,
             s.questions_require_approval,
@@ -163,7 +163,7 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
             json!({
                 "title": new.title,
                 "description": new.description,
-                "pinned_message_id": new.pinned_message_id,
+                "pinned_message_seq": new.pinned_message_seq,
                 "highlighted_question_id": new.highlighted_question_id,
                 "chat_slow_mode_seconds": new.chat_slow_mode_seconds,
                 "questions_require_approval": new.questions_require_approval,

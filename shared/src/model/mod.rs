@@ -1,11 +1,13 @@
 //! The domain models and the parsing that guarantees they are valid.
 
+pub mod chat;
 pub mod connection;
 pub mod course;
 pub mod participant;
 pub mod stream;
 pub mod text;
 
+pub use chat::{ChatMessage, MessageType};
 pub use connection::Connection;
 pub use course::{Course, Enrollment};
 pub use participant::{Participant, Session};

@@ -50,6 +50,10 @@ pub struct Participant {
     pub can_chat: bool,
     #[serde(default = "yes")]
     pub can_ask_questions: bool,
+    /// When the participant last sent a chat message (for slow mode). Never stored as
+    /// NULL: slow mode's condition compares it as a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_chat_at: Option<DateTime<Utc>>,
     /// Active sessions (see [`Session::id`]); a string set, absent when empty.
     #[serde(default)]
     pub sessions: Vec<String>,

@@ -157,9 +157,9 @@ pub struct Stream {
     /// Messages containing one of these words are refused.
     #[serde(default)]
     pub blocked_words: Vec<String>,
-    /// The one chat message pinned by the instructor.
+    /// The `seq` of the one chat message pinned by the instructor.
     #[serde(default)]
-    pub pinned_message_id: Option<String>,
+    pub pinned_message_seq: Option<i64>,
     /// New questions wait for a moderator's approval before students see them.
     #[serde(default)]
     pub questions_require_approval: bool,

@@ -3,10 +3,13 @@
 //! Each function takes the store, the authenticated caller and validated input, and
 //! returns a model or an [`ApiError`]. Handlers in `functions/` only parse and map.
 
+pub mod chat;
 pub mod connections;
 pub mod courses;
+pub mod participation;
 pub mod presence;
 pub mod roles;
+pub mod stats;
 pub mod streams;
 
 use crate::error::ApiError;

@@ -82,6 +82,7 @@ pub async fn enter(
                     is_moderator: false,
                     can_chat: true,
                     can_ask_questions: true,
+                    last_chat_at: None,
                     sessions: vec![session_id.clone()],
                 };
                 store.enter_first(&participant, session).await

@@ -213,12 +213,17 @@ pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stre
     else {
         return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
     };
-    match store.stop_stream(&stream.id, started_at, now()).await {
+    let ended = match store.stop_stream(&stream.id, started_at, now()).await {
         Err(StoreError::ConditionFailed) => {
-            Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await)
+            return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
         }
-        other => Ok(other?),
+        other => other?,
+    };
+    // The stop stands even if the snapshot fails; the stats endpoint writes it later.
+    if let Err(err) = super::stats::write_snapshot(store, &ended).await {
+        tracing::error!(stream = %ended.id, error = %err, "final stats snapshot not written");
     }
+    Ok(ended)
 }
 
 /// `POST /api/livestream/{id}/cancel`: scheduled -> cancelled.

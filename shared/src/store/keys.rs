@@ -6,6 +6,8 @@
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
 //! | participant | STREAM#s    | PARTICIPANT#u   |                                    | USER#u / PARTICIPATION#s   |
+//! | chat message| STREAM#s    | CHAT#{seq:012}  |                                    |                            |
+//! | stats       | STREAM#s    | STATS           |                                    |                            |
 //! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           |                            |
 //!
 //! Connection items carry `ttl` (API Gateway's 2-hour limit plus a margin).
@@ -79,6 +81,17 @@ pub const PARTICIPANT_PREFIX: &str = "PARTICIPANT#";
 pub fn participation_ref(stream_id: &str) -> String {
     format!("PARTICIPATION#{stream_id}")
 }
+
+/// A chat message's sort key: its per-stream sequence number, zero-padded so that
+/// string order is number order.
+pub fn chat_sk(seq: i64) -> String {
+    format!("CHAT#{seq:012}")
+}
+
+pub const CHAT_PREFIX: &str = "CHAT#";
+
+/// The final statistics of an ended stream.
+pub const STATS_SK: &str = "STATS";
 
 pub fn connection_pk(connection_id: &str) -> String {
     format!("CONN#{connection_id}")

@@ -7,6 +7,7 @@
 //! concurrent requests cannot break them; a failed condition surfaces as
 //! [`StoreError::ConditionFailed`] and a cancelled transaction names its reasons.
 
+pub mod chat;
 pub mod connections;
 pub mod courses;
 pub mod cursor;
@@ -308,10 +309,12 @@ pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| StoreError::Malformed(e.to_string()))
 }
 
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+/// A string attribute value.
+pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(crate) fn n(value: impl ToString) -> AttributeValue {
+/// A number attribute value.
+pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }

@@ -179,12 +179,7 @@ impl Update {
 
 impl Store {
     /// Applies `update` to one item and returns the item as it is afterwards.
-    pub(crate) async fn update(
-        &self,
-        pk: String,
-        sk: String,
-        update: Update,
-    ) -> Result<Item, StoreError> {
+    pub async fn update(&self, pk: String, sk: String, update: Update) -> Result<Item, StoreError> {
         let condition = update.condition();
         let expression = update.expression();
         self.client

@@ -1,7 +1,9 @@
 //! One handler per HTTP function: authenticate, parse, call a rule of `livestream`,
 //! map the result. Errors become responses in [`livestream::http::respond`].
 
+pub mod chat;
 pub mod courses;
+pub mod participation;
 pub mod streams;
 
 use lambda_http::Request;

@@ -1,3 +1,6 @@
+mod chat;
 mod courses;
 mod helpers;
+mod participation;
+mod stats;
 mod streams;
