@@ -2,7 +2,7 @@
 //! zero or more client events for one stream, with the audience that may see them.
 
 use aws_lambda_events::dynamodb::EventRecord;
-use livestream::model::{Connection, Stream, StreamStatus};
+use livestream::model::{ChatMessage, Connection, Stream, StreamStatus};
 use livestream::realtime::client_event;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -96,6 +96,7 @@ pub fn interpret(record: &EventRecord) -> Interpretation {
     let mut out = Interpretation::default();
     match kind(record).as_deref() {
         Some("stream") => stream_changed(record, &mut out),
+        Some("chat_message") => chat_changed(record, &mut out),
         Some("connection") if removed_by_ttl(record) => {
             if let Some(connection) = image::<Connection>(&record.change.old_image) {
                 out.effects.push(SideEffect::ConnectionExpired(connection));
@@ -171,5 +172,31 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
                 "quality_settings": new.quality_settings,
             }),
         ));
+    }
+}
+
+fn chat_changed(record: &EventRecord, out: &mut Interpretation) {
+    let Some(new) = image::<ChatMessage>(&record.change.new_image) else {
+        return;
+    };
+    let old = image::<ChatMessage>(&record.change.old_image);
+    let stream_id = new.stream_id.clone();
+    match old {
+        None => {
+            // A message is written visible; `view` withholds a hidden one regardless.
+            if let Some(data) = new.view(false) {
+                out.events
+                    .push(Outgoing::everyone(&stream_id, "chat.message", data));
+            }
+        }
+        Some(old) if !old.hidden && new.hidden => {
+            // Only the fact: moderators already have the text, students must not get it.
+            out.events.push(Outgoing::everyone(
+                &stream_id,
+                "chat.hidden",
+                json!({ "id": new.id, "seq": new.seq, "hidden_at": new.hidden_at }),
+            ));
+        }
+        Some(_) => {}
     }
 }

@@ -7,7 +7,9 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use livestream::ApiError;
 use livestream::model::Connection;
+use livestream::model::chat::SendMessageInput;
 use livestream::realtime::{client_event, pack_frames};
+use livestream::service::{PageRequest, chat};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,7 +21,26 @@ use crate::{WsState, connection_id, error_response, response};
 pub enum Action {
     /// Keeps the connection from idling out; answered with `pong`.
     Ping,
+    /// Sends a chat message (same rules as `POST /api/livestream/{id}/chat`); answered
+    /// with `chat.accepted`, and the message itself arrives as `chat.message`.
+    Chat {
+        message: String,
+        #[serde(default)]
+        message_type: Option<String>,
+    },
+    /// Messages after `since` (a `seq`), answered with `chat.history` frames; repeat
+    /// with `last_seq` while `has_more`.
+    CatchUp {
+        #[serde(default)]
+        since: i64,
+        #[serde(default)]
+        limit: Option<i32>,
+    },
 }
+
+/// Messages returned by one `catch_up`.
+const CATCH_UP_DEFAULT: i32 = 100;
+const CATCH_UP_MAX: i32 = 500;
 
 #[derive(Debug, Deserialize)]
 struct ActionName {
@@ -86,11 +107,55 @@ fn is_unknown_variant(err: &serde_json::Error) -> bool {
 }
 
 async fn run(
-    _state: &WsState,
+    state: &WsState,
     connection: &Connection,
     action: Action,
 ) -> Result<Vec<Value>, ApiError> {
+    let store = &state.app.store;
+    let stream_id = connection.stream_id.as_str();
     match action {
-        Action::Ping => Ok(vec![client_event("pong", &connection.stream_id, json!({}))]),
+        Action::Ping => Ok(vec![client_event("pong", stream_id, json!({}))]),
+        Action::Chat {
+            message,
+            message_type,
+        } => {
+            let input = SendMessageInput {
+                message,
+                message_type,
+            };
+            let sent = chat::send(store, &connection.identity(), stream_id, input).await?;
+            Ok(vec![client_event(
+                "chat.accepted",
+                stream_id,
+                json!({ "id": sent.id, "seq": sent.seq }),
+            )])
+        }
+        Action::CatchUp { since, limit } => {
+            let limit = limit.unwrap_or(CATCH_UP_DEFAULT);
+            if !(1..=CATCH_UP_MAX).contains(&limit) {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("must be from 1 to {CATCH_UP_MAX}"),
+                ));
+            }
+            let page = PageRequest {
+                cursor: None,
+                limit,
+            };
+            let history = chat::list(store, &connection.identity(), stream_id, since, page).await?;
+            let has_more = history.next_cursor.is_some();
+            // Each message its own event, so pack_frames can split them under the frame limit.
+            let mut events: Vec<Value> = history
+                .items
+                .into_iter()
+                .map(|m| client_event("chat.message", stream_id, m))
+                .collect();
+            events.push(client_event(
+                "chat.history",
+                stream_id,
+                json!({ "since": since, "last_seq": history.last_seq, "has_more": has_more }),
+            ));
+            Ok(events)
+        }
     }
 }

@@ -189,3 +189,66 @@ async fn failures_are_reported_per_record_not_for_the_whole_batch() {
     assert!(sequences.contains(&failed), "names a record of the batch");
     assert_eq!(h.management.post_count(), 0);
 }
+
+#[tokio::test]
+async fn chat_messages_and_hides_reach_the_stream_in_order_without_hidden_text() {
+    use livestream::model::Session;
+    use livestream::service::{chat, presence};
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    let other = h.stream(true).await;
+    h.connect("c1", "s1", Role::Student, &stream).await;
+    h.connect("t1", "teacher-1", Role::Teacher, &stream).await;
+    h.connect("o1", "s9", Role::Student, &other).await;
+    h.broadcast().await;
+    h.management.clear();
+    let s2 = identity("s2", Role::Student);
+    presence::enter(h.store(), &s2, &stream, &Session::Http)
+        .await
+        .unwrap();
+    for text in ["first", "rude words", "third"] {
+        let input = serde_json::from_value(serde_json::json!({ "message": text })).unwrap();
+        chat::send(h.store(), &s2, &stream.id, input).await.unwrap();
+    }
+    let teacher = identity("teacher-1", Role::Teacher);
+    chat::hide(h.store(), &teacher, &stream.id, "2")
+        .await
+        .unwrap();
+    let (response, _) = h.broadcast().await;
+    assert!(response.batch_item_failures.is_empty());
+
+    for id in ["c1", "t1"] {
+        let events = h.management.events(id);
+        let chat: Vec<_> = events
+            .iter()
+            .filter(|e| e["type"].as_str().unwrap().starts_with("chat."))
+            .collect();
+        let seqs: Vec<(String, i64)> = chat
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_string(),
+                    e["data"]["seq"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seqs,
+            [
+                ("chat.message".into(), 1),
+                ("chat.message".into(), 2),
+                ("chat.message".into(), 3),
+                ("chat.hidden".into(), 2)
+            ],
+            "{id}"
+        );
+        assert!(
+            !chat[3].to_string().contains("rude"),
+            "a hide event never carries the text"
+        );
+    }
+    assert!(
+        h.management.events("o1").is_empty(),
+        "another stream's connection hears nothing"
+    );
+}

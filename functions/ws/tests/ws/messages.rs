@@ -47,3 +47,76 @@ async fn messages_on_unknown_connections_are_refused() {
     assert_eq!(app.send("ghost", r#"{"action":"ping"}"#).await, 401);
     assert_eq!(app.management.post_count(), 0);
 }
+
+#[tokio::test]
+async fn chat_over_the_socket_follows_the_http_rules_and_catch_up_is_exact() {
+    let app = WsApp::spawn().await;
+    let stream = app.stream(true, true).await;
+    app.connect("c1", &query(&token("s1", Role::Student), &stream.id))
+        .await;
+    app.connect("c2", &query(&token("s2", Role::Student), &stream.id))
+        .await;
+    for i in 1..=5 {
+        app.send(
+            "c1",
+            &format!(r#"{{"action":"chat","message":"message {i}"}}"#),
+        )
+        .await;
+    }
+    let accepted: Vec<i64> = app
+        .management
+        .events("c1")
+        .iter()
+        .map(|e| {
+            assert_eq!(e["type"], "chat.accepted", "{e}");
+            e["data"]["seq"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(accepted, [1, 2, 3, 4, 5]);
+
+    app.send("c2", r#"{"action":"chat","message":"   "}"#).await;
+    app.send(
+        "c2",
+        r#"{"action":"chat","message":"hi","message_type":"announcement"}"#,
+    )
+    .await;
+    let errors: Vec<String> = app
+        .management
+        .events("c2")
+        .iter()
+        .map(|e| e["data"]["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(errors, ["validation_failed", "announcement_not_allowed"]);
+
+    // A client that saw up to seq 2 catches up with exactly 3, 4, 5.
+    app.management.clear();
+    app.send("c2", r#"{"action":"catch_up","since":2}"#).await;
+    let events = app.management.events("c2");
+    let seqs: Vec<i64> = events
+        .iter()
+        .filter(|e| e["type"] == "chat.message")
+        .map(|e| e["data"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    let last = events.last().unwrap();
+    assert_eq!(last["type"], "chat.history");
+    assert_eq!(
+        (
+            last["data"]["last_seq"].as_i64(),
+            last["data"]["has_more"].as_bool()
+        ),
+        (Some(5), Some(false))
+    );
+
+    app.management.clear();
+    app.send("c2", r#"{"action":"catch_up","since":0,"limit":2}"#)
+        .await;
+    let last = app.management.events("c2").pop().unwrap();
+    assert_eq!(
+        (
+            last["data"]["last_seq"].as_i64(),
+            last["data"]["has_more"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+}
