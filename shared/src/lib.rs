@@ -10,6 +10,8 @@ pub mod auth;
 #[cfg(feature = "change-stream")]
 pub mod change_stream;
 pub mod config;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod model;
