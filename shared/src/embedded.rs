@@ -93,4 +93,3 @@ pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
         .endpoint_url(endpoint)
         .build()
 }
-

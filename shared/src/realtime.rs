@@ -39,6 +39,19 @@ impl Connections {
         Ok(Self::new(Client::from_conf(conf)))
     }
 
+    /// A client of an `@connections` endpoint on this machine (the local stack, tests):
+    /// fixed region, dummy credentials.
+    pub fn local(endpoint: &str) -> Self {
+        use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+        let conf = aws_sdk_apigatewaymanagement::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("local", "local", None, None, "local"))
+            .endpoint_url(endpoint)
+            .build();
+        Self::new(Client::from_conf(conf))
+    }
+
     /// Sends one frame to a connection.
     pub async fn post(&self, connection_id: &str, data: Vec<u8>) -> Result<(), PostError> {
         use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;

@@ -4,10 +4,9 @@
 //! parallel without sharing state. Nothing here fakes the store: requests go through
 //! `aws-sdk-dynamodb` over HTTP exactly as in production.
 
-
-pub use crate::embedded::{EmbeddedDynamo, dynamo_config};
 use crate::AppState;
 use crate::auth::{Authenticator, Identity, Role, TokenSpec, mint_hs256};
+pub use crate::embedded::{EmbeddedDynamo, dynamo_config};
 use crate::store::Store;
 
 /// The HS256 secret of test and local tokens.
@@ -139,17 +138,7 @@ impl RecordingManagementApi {
 
     /// A `@connections` client pointed at this endpoint.
     pub fn connections(&self) -> crate::realtime::Connections {
-        let conf = aws_sdk_apigatewaymanagement::Config::builder()
-            .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-            .region(aws_sdk_apigatewaymanagement::config::Region::new(
-                "us-east-1",
-            ))
-            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-                "local", "local", None, None, "local",
-            ))
-            .endpoint_url(&self.endpoint)
-            .build();
-        crate::realtime::Connections::new(aws_sdk_apigatewaymanagement::Client::from_conf(conf))
+        crate::realtime::Connections::local(&self.endpoint)
     }
 
     /// From now on, posts to this connection answer 410 Gone.

@@ -1,0 +1,217 @@
+//! How the local stack calls a function: in this process (default), or through
+//! `cargo lambda watch`'s Invoke API, each function its own process.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::streams::DynamoDbEventResponse;
+use livestream::AppState;
+use livestream_broadcast::BroadcastState;
+use livestream_ws::WsState;
+use serde_json::Value;
+
+/// An HTTP function's answer, as API Gateway turns it into a response.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+pub enum Invoker {
+    InProcess {
+        api: AppState,
+        ws: WsState,
+        broadcast: BroadcastState,
+    },
+    /// `cargo lambda watch` listening at `base_url` (e.g. `http://127.0.0.1:9000`).
+    CargoLambda {
+        base_url: String,
+        client: reqwest::Client,
+    },
+}
+
+fn error_reply(status: u16, message: &str) -> HttpReply {
+    HttpReply {
+        status,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: serde_json::json!({ "message": message })
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+impl Invoker {
+    async fn invoke_remote(&self, function: &str, event: &Value) -> Result<Value, String> {
+        let Self::CargoLambda { base_url, client } = self else {
+            unreachable!("remote invocation only in cargo-lambda mode")
+        };
+        let url = format!("{base_url}/2015-03-31/functions/{function}/invocations");
+        let response = client
+            .post(&url)
+            .json(event)
+            .send()
+            .await
+            .map_err(|e| format!("invoking {function} through cargo lambda: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "cargo lambda answered {} for {function}",
+                response.status()
+            ));
+        }
+        response
+            .json::<Value>()
+            .await
+            .map_err(|e| format!("{function} returned no JSON: {e}"))
+    }
+
+    /// Invokes an HTTP API function with a payload 2.0 event.
+    pub async fn http(&self, function: &str, event: Value) -> HttpReply {
+        match self {
+            Self::InProcess { api, .. } => {
+                let request = match lambda_http::request::from_str(&event.to_string()) {
+                    Ok(r) => r,
+                    Err(e) => return error_reply(500, &format!("event did not parse: {e}")),
+                };
+                match livestream_api::invoke(function, api, request).await {
+                    Some(response) => {
+                        let status = response.status().as_u16();
+                        let headers = response
+                            .headers()
+                            .iter()
+                            .filter_map(|(k, v)| {
+                                Some((k.to_string(), v.to_str().ok()?.to_string()))
+                            })
+                            .collect();
+                        let body = match response.into_body() {
+                            lambda_http::Body::Text(t) => t.into_bytes(),
+                            lambda_http::Body::Binary(b) => b,
+                            _ => Vec::new(),
+                        };
+                        HttpReply {
+                            status,
+                            headers,
+                            body,
+                        }
+                    }
+                    None => error_reply(500, &format!("no function named {function}")),
+                }
+            }
+            Self::CargoLambda { .. } => match self.invoke_remote(function, &event).await {
+                Ok(reply) => http_reply_from_json(&reply),
+                Err(e) => {
+                    tracing::error!(error = %e, "invocation failed");
+                    error_reply(502, "Internal Server Error")
+                }
+            },
+        }
+    }
+
+    /// Invokes a WebSocket route's function; returns its status code.
+    pub async fn websocket(&self, function: &str, event: Value) -> i64 {
+        match self {
+            Self::InProcess { ws, .. } => {
+                let event: ApiGatewayWebsocketProxyRequest = match serde_json::from_value(event) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(error = %e, "WebSocket event did not parse");
+                        return 500;
+                    }
+                };
+                livestream_ws::invoke(function, ws, event)
+                    .await
+                    .map_or(500, |r: ApiGatewayProxyResponse| r.status_code)
+            }
+            Self::CargoLambda { .. } => match self.invoke_remote(function, &event).await {
+                Ok(reply) => reply["statusCode"].as_i64().unwrap_or(200),
+                Err(e) => {
+                    tracing::error!(error = %e, "invocation failed");
+                    500
+                }
+            },
+        }
+    }
+
+    /// Invokes the broadcaster with a DynamoDB Streams event.
+    pub async fn broadcast(&self, event: Event) -> DynamoDbEventResponse {
+        match self {
+            Self::InProcess { broadcast, .. } => {
+                livestream_broadcast::handle(broadcast, event).await
+            }
+            Self::CargoLambda { .. } => {
+                let first = event
+                    .records
+                    .first()
+                    .and_then(|r| r.change.sequence_number.clone());
+                let json = serde_json::to_value(&event).unwrap_or_default();
+                match self.invoke_remote("broadcast", &json).await {
+                    Ok(reply) => serde_json::from_value(reply).unwrap_or_default(),
+                    Err(e) => {
+                        tracing::error!(error = %e, "broadcast invocation failed");
+                        // The whole batch failed: retry it from its first record.
+                        let mut response = DynamoDbEventResponse::default();
+                        let mut failure =
+                            aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+                        failure.item_identifier = first;
+                        response.batch_item_failures.push(failure);
+                        response
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An API Gateway payload 2.0 response (`statusCode`, `headers`, `body`,
+/// `isBase64Encoded`, `cookies`) as the HTTP response it stands for.
+pub fn http_reply_from_json(reply: &Value) -> HttpReply {
+    use base64::Engine;
+    let status = reply["statusCode"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(200);
+    let mut headers: Vec<(String, String)> = reply["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    for cookie in reply["cookies"].as_array().into_iter().flatten() {
+        if let Some(c) = cookie.as_str() {
+            headers.push(("set-cookie".into(), c.to_string()));
+        }
+    }
+    let body = reply["body"].as_str().unwrap_or_default();
+    let body = if reply["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_v2_responses_become_http_replies() {
+        let reply = http_reply_from_json(&serde_json::json!({
+            "statusCode": 201,
+            "headers": {"content-type": "application/json"},
+            "body": "eyJhIjoxfQ==",
+            "isBase64Encoded": true,
+            "cookies": ["a=b"]
+        }));
+        assert_eq!(reply.status, 201);
+        assert_eq!(reply.body, br#"{"a":1}"#);
+        assert!(reply.headers.contains(&("set-cookie".into(), "a=b".into())));
+    }
+}

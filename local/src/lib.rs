@@ -1,0 +1,241 @@
+//! The whole livestream backend on one machine.
+//!
+//! [`LocalStack::start`] brings up, in one process: the embedded DynamoDB (persisted
+//! to a file unless in memory) with the table the infrastructure deploys, the HTTP
+//! API, the WebSocket API with `@connections`, the change-stream poller that drives
+//! `broadcast`, and a periodic TTL sweep. Tests start it on random ports.
+
+pub mod http_api;
+pub mod invoker;
+pub mod poller;
+pub mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livestream::AppState;
+use livestream::auth::{Authenticator, Role, TokenSpec, mint_hs256};
+use livestream::change_stream::{ChangeStreamReader, StartAt};
+use livestream::embedded::EmbeddedDynamo;
+use livestream::realtime::Connections;
+use livestream::store::Store;
+use livestream_broadcast::BroadcastState;
+use livestream_ws::WsState;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::invoker::Invoker;
+
+/// The secret of local tokens. Not a secret at all: never use it in a deployment.
+pub const LOCAL_JWT_SECRET: &str = "local-development-secret-not-for-production-use";
+pub const TABLE_NAME: &str = "livestream";
+const REGION: &str = "us-east-1";
+const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How functions are called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionMode {
+    InProcess,
+    /// Through `cargo lambda watch` at this base URL.
+    CargoLambda(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub http_port: u16,
+    pub ws_port: u16,
+    pub dynamo_port: u16,
+    /// `None`: in memory.
+    pub data_dir: Option<std::path::PathBuf>,
+    pub functions: FunctionMode,
+    pub jwt_secret: String,
+    pub cors_origins: Vec<String>,
+    pub limits: websocket::Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            http_port: 3000,
+            ws_port: 3001,
+            dynamo_port: 8000,
+            data_dir: Some(".local-data".into()),
+            functions: FunctionMode::InProcess,
+            jwt_secret: LOCAL_JWT_SECRET.into(),
+            cors_origins: Vec::new(),
+            limits: websocket::Limits::default(),
+        }
+    }
+}
+
+/// A running stack; [`LocalStack::shutdown`] stops it cleanly.
+pub struct LocalStack {
+    pub http_url: String,
+    pub ws_url: String,
+    pub connections_url: String,
+    pub dynamo_url: String,
+    pub ws: Arc<websocket::WebSocketApi>,
+    dynamo: EmbeddedDynamo,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(err) = axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %err, "server stopped");
+    }
+}
+
+impl LocalStack {
+    pub async fn start(config: Config) -> Result<Self, String> {
+        let db = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                let path = dir.join("livestream.db");
+                dynoxide::Database::new(&path.to_string_lossy())
+                    .map_err(|e| format!("opening {}: {e}", path.display()))?
+            }
+            None => dynoxide::Database::memory().map_err(|e| e.to_string())?,
+        };
+        let dynamo = EmbeddedDynamo::serve(db, &format!("{}:{}", config.host, config.dynamo_port))
+            .await
+            .map_err(|e| format!("DynamoDB port {}: {e}", config.dynamo_port))?;
+        let client = dynamo.client();
+        livestream::table::create_table(&client, TABLE_NAME).await?;
+        let store = Store::new(client, TABLE_NAME);
+
+        let http_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.http_port))
+            .await
+            .map_err(|e| format!("HTTP port {}: {e}", config.http_port))?;
+        let ws_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.ws_port))
+            .await
+            .map_err(|e| format!("WebSocket port {}: {e}", config.ws_port))?;
+        let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+        let ws_addr = ws_listener.local_addr().map_err(|e| e.to_string())?;
+        let connections_url = format!("http://{ws_addr}");
+
+        let auth = || {
+            Authenticator::hs256(config.jwt_secret.as_bytes(), None, None)
+                .map_err(|e| e.to_string())
+        };
+        let connections = Connections::local(&connections_url);
+        let invoker = Arc::new(match &config.functions {
+            FunctionMode::InProcess => Invoker::InProcess {
+                api: AppState::new(store.clone(), auth()?),
+                ws: WsState {
+                    app: AppState::new(store.clone(), auth()?),
+                    connections: connections.clone(),
+                },
+                broadcast: BroadcastState {
+                    store: store.clone(),
+                    connections,
+                },
+            },
+            FunctionMode::CargoLambda(base_url) => Invoker::CargoLambda {
+                base_url: base_url.trim_end_matches('/').to_string(),
+                client: reqwest::Client::new(),
+            },
+        });
+
+        let (stop, stopped) = watch::channel(false);
+        let ws = Arc::new(websocket::WebSocketApi::new(
+            invoker.clone(),
+            config.limits,
+            stopped.clone(),
+        ));
+        let http = Arc::new(http_api::HttpApi {
+            invoker: invoker.clone(),
+            cors_origins: config.cors_origins.clone(),
+        });
+        let reader =
+            ChangeStreamReader::open(dynamo.streams_client(), TABLE_NAME, REGION, StartAt::Latest)
+                .await?;
+        let mut tasks = vec![
+            tokio::spawn(serve(
+                http_listener,
+                http_api::router(http),
+                stopped.clone(),
+            )),
+            tokio::spawn(serve(
+                ws_listener,
+                websocket::router(ws.clone()),
+                stopped.clone(),
+            )),
+            tokio::spawn(poller::run(reader, invoker, stopped.clone())),
+        ];
+        let sweep_db = dynamo.db.clone();
+        let mut sweep_stop = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(TTL_SWEEP_INTERVAL) => {}
+                    _ = sweep_stop.changed() => return,
+                }
+                let db = sweep_db.clone();
+                match tokio::task::spawn_blocking(move || db.sweep_ttl()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(deleted = n, "TTL sweep"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
+                    Err(e) => tracing::warn!(error = %e, "TTL sweep panicked"),
+                }
+            }
+        }));
+        Ok(Self {
+            http_url: format!("http://{http_addr}"),
+            ws_url: format!("ws://{ws_addr}"),
+            connections_url,
+            dynamo_url: dynamo.endpoint.clone(),
+            ws,
+            dynamo,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, closes WebSockets (running `$disconnect`), stops the poller
+    /// and the DynamoDB server, and releases the database so everything is on disk.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        // Let sockets run their `$disconnect` while the table is still served.
+        for _ in 0..50 {
+            if self.ws.connection_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        self.dynamo.shutdown().await;
+    }
+}
+
+/// A dev token for `user_id` in `role`, signed with `secret`.
+pub fn dev_token(secret: &str, user_id: &str, role: Role, name: &str, hours: i64) -> String {
+    mint_hs256(
+        secret.as_bytes(),
+        &TokenSpec {
+            user_id,
+            role,
+            name,
+            valid_for: chrono::Duration::hours(hours),
+            issuer: None,
+            audience: None,
+        },
+    )
+}

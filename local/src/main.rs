@@ -1,0 +1,171 @@
+//! `cargo run -p local`: the whole livestream backend on this machine.
+
+use livestream::auth::Role;
+use local::{Config, FunctionMode, LOCAL_JWT_SECRET, LocalStack, dev_token};
+
+const USAGE: &str = "\
+usage: local [options]            run the whole system
+       local token --user ID --role teacher|student|admin [--name NAME] [--hours H]
+
+options:
+  --http-port N        HTTP API port (default 3000)
+  --ws-port N          WebSocket API and @connections port (default 3001)
+  --dynamo-port N      embedded DynamoDB port (default 8000)
+  --data-dir DIR       where the database file lives (default .local-data)
+  --in-memory          keep nothing on disk
+  --cors-origin URL    allow this browser origin (repeatable; default: any localhost origin)
+  --cargo-lambda URL   invoke functions through `cargo lambda watch` at URL
+                       (e.g. http://127.0.0.1:9000) instead of in this process
+environment: JWT_SECRET overrides the local signing secret; RUST_LOG the log level";
+
+fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
+    args.next().ok_or_else(|| format!("{flag} needs a value"))
+}
+
+fn port(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<u16, String> {
+    value(args, flag)?
+        .parse()
+        .map_err(|_| format!("{flag} needs a port number"))
+}
+
+fn secret() -> String {
+    std::env::var("JWT_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| LOCAL_JWT_SECRET.to_string())
+}
+
+fn token_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
+    let (mut user, mut role, mut name, mut hours) = (None, None, None, 24);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--user" => user = Some(value(&mut args, "--user")?),
+            "--role" => {
+                role = Some(
+                    Role::parse(&value(&mut args, "--role")?)
+                        .ok_or("--role is teacher, student or admin")?,
+                )
+            }
+            "--name" => name = Some(value(&mut args, "--name")?),
+            "--hours" => {
+                hours = value(&mut args, "--hours")?
+                    .parse()
+                    .map_err(|_| "--hours needs a number")?
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let user = user.ok_or("--user is required")?;
+    let role = role.ok_or("--role is required")?;
+    let name = name.unwrap_or_else(|| user.clone());
+    println!("{}", dev_token(&secret(), &user, role, &name, hours));
+    Ok(())
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
+    let mut config = Config {
+        jwt_secret: secret(),
+        ..Config::default()
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--http-port" => config.http_port = port(&mut args, "--http-port")?,
+            "--ws-port" => config.ws_port = port(&mut args, "--ws-port")?,
+            "--dynamo-port" => config.dynamo_port = port(&mut args, "--dynamo-port")?,
+            "--data-dir" => config.data_dir = Some(value(&mut args, "--data-dir")?.into()),
+            "--in-memory" => config.data_dir = None,
+            "--cors-origin" => config.cors_origins.push(value(&mut args, "--cors-origin")?),
+            "--cargo-lambda" => {
+                config.functions = FunctionMode::CargoLambda(value(&mut args, "--cargo-lambda")?)
+            }
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(config)
+}
+
+fn print_banner(stack: &LocalStack, config: &Config) {
+    let secret = &config.jwt_secret;
+    let teacher = dev_token(secret, "teacher-1", Role::Teacher, "Teacher One", 24);
+    let student1 = dev_token(secret, "student-1", Role::Student, "Student One", 24);
+    let student2 = dev_token(secret, "student-2", Role::Student, "Student Two", 24);
+    let storage = match &config.data_dir {
+        Some(dir) => format!("{}/livestream.db", dir.display()),
+        None => "in memory".into(),
+    };
+    println!(
+        "\nLivestream backend running locally\n\n\
+         HTTP API        {http}/api/livestream/...\n\
+         WebSocket API   {ws}/?token=<JWT>&stream_id=<id>\n\
+         @connections    {conn}/@connections/<connection id>\n\
+         DynamoDB        {dynamo} (table {table}, data {storage})\n\n\
+         Dev tokens (24 h; `cargo run -p local -- token --user ID --role ROLE` for more):\n\
+         TEACHER=\"{teacher}\"\n\
+         STUDENT1=\"{student1}\"\n\
+         STUDENT2=\"{student2}\"\n",
+        http = stack.http_url,
+        ws = stack.ws_url,
+        conn = stack.connections_url,
+        dynamo = stack.dynamo_url,
+        table = local::TABLE_NAME,
+    );
+    if let FunctionMode::CargoLambda(url) = &config.functions {
+        println!(
+            "Functions are invoked through cargo lambda at {url}; start it in another terminal with:\n  \
+             TABLE_NAME={table} DYNAMODB_ENDPOINT={dynamo} JWT_SECRET='{secret}' WS_MANAGEMENT_ENDPOINT={conn} \\\n  \
+             AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch\n",
+            table = local::TABLE_NAME,
+            dynamo = stack.dynamo_url,
+            conn = stack.connections_url,
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() {
+    livestream::telemetry::init();
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("token") {
+        args.next();
+        if let Err(e) = token_command(args) {
+            eprintln!("{e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    let config = match parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}\n\n{USAGE}");
+            std::process::exit(if e.is_empty() { 0 } else { 2 });
+        }
+    };
+    let stack = match LocalStack::start(config.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("could not start: {e}");
+            std::process::exit(1);
+        }
+    };
+    print_banner(&stack, &config);
+    shutdown_signal().await;
+    println!("shutting down…");
+    stack.shutdown().await;
+    println!("stopped; data is saved");
+}

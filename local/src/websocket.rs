@@ -1,0 +1,382 @@
+//! The WebSocket API as API Gateway runs it: `$connect` decides whether the upgrade
+//! happens, every text frame goes to `$default`, closing runs `$disconnect`; limits of
+//! 2 hours per connection, 10 minutes idle and 128 KB per frame; and the
+//! `@connections/{id}` management API (POST, GET, DELETE; 410 for unknown ids).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use livestream::apigw::{WebSocketEventSpec, websocket_event};
+use tokio::sync::{mpsc, watch};
+
+use crate::invoker::Invoker;
+
+/// API Gateway's limits, configurable for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_duration: Duration,
+    pub idle_timeout: Duration,
+    pub max_frame_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_duration: Duration::from_secs(2 * 3600),
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_frame_bytes: 128 * 1024,
+        }
+    }
+}
+
+enum Outbound {
+    Text(String),
+    Close,
+}
+
+struct Client {
+    outbound: mpsc::UnboundedSender<Outbound>,
+    connected_at: DateTime<Utc>,
+    last_active: Arc<Mutex<DateTime<Utc>>>,
+    source_ip: String,
+    user_agent: String,
+}
+
+/// The WebSocket API's shared state.
+pub struct WebSocketApi {
+    pub invoker: Arc<Invoker>,
+    pub limits: Limits,
+    pub stage: String,
+    clients: Mutex<HashMap<String, Client>>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl WebSocketApi {
+    pub fn new(invoker: Arc<Invoker>, limits: Limits, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            invoker,
+            limits,
+            stage: "local".into(),
+            clients: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// Open connections right now.
+    pub fn connection_count(&self) -> usize {
+        self.clients.lock().unwrap().len()
+    }
+}
+
+fn new_connection_id() -> String {
+    use base64::Engine;
+    let bytes: [u8; 10] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn route_function(route_key: &str) -> &'static str {
+    livestream_ws::ROUTES
+        .iter()
+        .find(|(key, _)| *key == route_key)
+        .or_else(|| {
+            livestream_ws::ROUTES
+                .iter()
+                .find(|(key, _)| *key == "$default")
+        })
+        .map(|(_, f)| *f)
+        .unwrap_or("ws-default")
+}
+
+/// The route key of a message: `$request.body.action` when a route has that key,
+/// else `$default`.
+fn select_route(body: &str) -> &'static str {
+    let action = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_string));
+    match action {
+        Some(a) => livestream_ws::ROUTES
+            .iter()
+            .find(|(key, _)| *key == a)
+            .map_or("$default", |(key, _)| key),
+        None => "$default",
+    }
+}
+
+/// `GET /` with an upgrade: runs `$connect`, then upgrades only if it answered 2xx.
+pub async fn upgrade(
+    State(api): State<Arc<WebSocketApi>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let started = Instant::now();
+    let connection_id = new_connection_id();
+    let connected_at = Utc::now();
+    let header_pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let user_agent = headers
+        .get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    // Registered before `$connect` runs: a live event posted right after the
+    // function accepts waits in the queue instead of finding the connection gone.
+    let (outbound, queue) = mpsc::unbounded_channel();
+    let last_active = Arc::new(Mutex::new(connected_at));
+    api.clients.lock().unwrap().insert(
+        connection_id.clone(),
+        Client {
+            outbound,
+            connected_at,
+            last_active: last_active.clone(),
+            source_ip: peer.ip().to_string(),
+            user_agent,
+        },
+    );
+    let source_ip = peer.ip().to_string();
+    let event = websocket_event(&WebSocketEventSpec {
+        route_key: "$connect",
+        connection_id: &connection_id,
+        connected_at: connected_at.timestamp_millis(),
+        query: uri.query().unwrap_or(""),
+        headers: header_pairs,
+        body: None,
+        source_ip: &source_ip,
+        domain_name: "localhost",
+        stage: &api.stage,
+    });
+    let function = route_function("$connect");
+    let status = api.invoker.websocket(function, event).await;
+    tracing::info!(
+        route = "$connect",
+        status,
+        latency_ms = started.elapsed().as_millis() as u64,
+        function,
+        connection = %connection_id,
+        "websocket"
+    );
+    if !(200..300).contains(&status) {
+        api.clients.lock().unwrap().remove(&connection_id);
+        let status = u16::try_from(status)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok());
+        return status.unwrap_or(StatusCode::FORBIDDEN).into_response();
+    }
+    let limits = api.limits;
+    ws.max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| {
+            serve_connection(api, socket, connection_id, connected_at, last_active, queue)
+        })
+}
+
+async fn serve_connection(
+    api: Arc<WebSocketApi>,
+    mut socket: WebSocket,
+    connection_id: String,
+    connected_at: DateTime<Utc>,
+    last_active: Arc<Mutex<DateTime<Utc>>>,
+    mut queue: mpsc::UnboundedReceiver<Outbound>,
+) {
+    let limits = api.limits;
+    let ends_at = tokio::time::Instant::now() + limits.max_duration;
+    let mut idle_since = tokio::time::Instant::now();
+    let mut shutdown = api.shutdown.clone();
+    let close = |code: u16, reason: &'static str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text.to_string(),
+                    Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        idle_since = tokio::time::Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(err)) => {
+                        tracing::info!(connection = %connection_id, error = %err, "socket error");
+                        let _ = socket.send(close(1009, "Message too big")).await;
+                        break;
+                    }
+                };
+                idle_since = tokio::time::Instant::now();
+                *last_active.lock().unwrap() = Utc::now();
+                let started = Instant::now();
+                let route_key = select_route(&text);
+                let function = route_function(route_key);
+                let event = websocket_event(&WebSocketEventSpec {
+                    route_key,
+                    connection_id: &connection_id,
+                    connected_at: connected_at.timestamp_millis(),
+                    body: Some(&text),
+                    domain_name: "localhost",
+                    stage: &api.stage,
+                    ..Default::default()
+                });
+                let status = api.invoker.websocket(function, event).await;
+                tracing::info!(route = route_key, status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %connection_id, "websocket");
+            }
+            outbound = queue.recv() => match outbound {
+                Some(Outbound::Text(text)) => {
+                    idle_since = tokio::time::Instant::now();
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    let _ = socket.send(close(1000, "Closed by the server")).await;
+                    break;
+                }
+            },
+            _ = tokio::time::sleep_until(idle_since + limits.idle_timeout) => {
+                let _ = socket.send(close(1001, "Going away: idle timeout")).await;
+                break;
+            }
+            _ = tokio::time::sleep_until(ends_at) => {
+                let _ = socket.send(close(1001, "Going away: connection duration limit")).await;
+                break;
+            }
+            _ = shutdown.changed() => {
+                let _ = socket.send(close(1001, "Going away: server shutting down")).await;
+                break;
+            }
+        }
+    }
+    api.clients.lock().unwrap().remove(&connection_id);
+    disconnect(&api, &connection_id, connected_at).await;
+}
+
+async fn disconnect(api: &WebSocketApi, connection_id: &str, connected_at: DateTime<Utc>) {
+    let started = Instant::now();
+    let event = websocket_event(&WebSocketEventSpec {
+        route_key: "$disconnect",
+        connection_id,
+        connected_at: connected_at.timestamp_millis(),
+        domain_name: "localhost",
+        stage: &api.stage,
+        ..Default::default()
+    });
+    let function = route_function("$disconnect");
+    let status = api.invoker.websocket(function, event).await;
+    tracing::info!(route = "$disconnect", status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %connection_id, "websocket");
+}
+
+fn gone() -> Response {
+    (
+        StatusCode::GONE,
+        [
+            ("x-amzn-ErrorType", "GoneException"),
+            ("content-type", "application/json"),
+        ],
+        r#"{"message":"Gone"}"#,
+    )
+        .into_response()
+}
+
+/// `POST @connections/{id}`: sends the body to the client as one frame.
+pub async fn post_to_connection(
+    State(api): State<Arc<WebSocketApi>>,
+    Path(params): Path<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let Some(id) = connection_param(&params) else {
+        return gone();
+    };
+    if body.len() > 128 * 1024 {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            r#"{"message":"Payload too large"}"#,
+        )
+            .into_response();
+    }
+    let clients = api.clients.lock().unwrap();
+    match clients.get(&id) {
+        Some(client)
+            if client
+                .outbound
+                .send(Outbound::Text(String::from_utf8_lossy(&body).into_owned()))
+                .is_ok() =>
+        {
+            StatusCode::OK.into_response()
+        }
+        _ => gone(),
+    }
+}
+
+/// `GET @connections/{id}`: when it connected, who, when it was last active.
+pub async fn get_connection(
+    State(api): State<Arc<WebSocketApi>>,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Response {
+    let Some(id) = connection_param(&params) else {
+        return gone();
+    };
+    let clients = api.clients.lock().unwrap();
+    let Some(client) = clients.get(&id) else {
+        return gone();
+    };
+    let last_active = *client.last_active.lock().unwrap();
+    axum::Json(serde_json::json!({
+        "ConnectedAt": client.connected_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "LastActiveAt": last_active.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "Identity": { "SourceIp": client.source_ip, "UserAgent": client.user_agent },
+    }))
+    .into_response()
+}
+
+/// `DELETE @connections/{id}`: closes the connection (its `$disconnect` runs).
+pub async fn delete_connection(
+    State(api): State<Arc<WebSocketApi>>,
+    Path(params): Path<Vec<(String, String)>>,
+) -> Response {
+    let Some(id) = connection_param(&params) else {
+        return gone();
+    };
+    let clients = api.clients.lock().unwrap();
+    match clients.get(&id) {
+        Some(client) if client.outbound.send(Outbound::Close).is_ok() => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => gone(),
+    }
+}
+
+fn connection_param(params: &[(String, String)]) -> Option<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.clone())
+}
+
+/// The WebSocket endpoint and `@connections`, with or without a stage prefix.
+pub fn router(api: Arc<WebSocketApi>) -> axum::Router {
+    use axum::routing::{any, get};
+    let management = || {
+        axum::routing::post(post_to_connection)
+            .get(get_connection)
+            .delete(delete_connection)
+    };
+    axum::Router::new()
+        .route("/", any(upgrade))
+        .route("/{stage}", get(upgrade))
+        .route("/@connections/{id}", management())
+        .route("/{stage}/@connections/{id}", management())
+        .with_state(api)
+}
