@@ -17,12 +17,15 @@ pub struct HttpReply {
     pub body: Vec<u8>,
 }
 
+/// The functions' state, built once, for calling them in this process.
+pub struct InProcess {
+    pub api: AppState,
+    pub ws: WsState,
+    pub broadcast: BroadcastState,
+}
+
 pub enum Invoker {
-    InProcess {
-        api: AppState,
-        ws: WsState,
-        broadcast: BroadcastState,
-    },
+    InProcess(Box<InProcess>),
     /// `cargo lambda watch` listening at `base_url` (e.g. `http://127.0.0.1:9000`).
     CargoLambda {
         base_url: String,
@@ -67,12 +70,12 @@ impl Invoker {
     /// Invokes an HTTP API function with a payload 2.0 event.
     pub async fn http(&self, function: &str, event: Value) -> HttpReply {
         match self {
-            Self::InProcess { api, .. } => {
+            Self::InProcess(functions) => {
                 let request = match lambda_http::request::from_str(&event.to_string()) {
                     Ok(r) => r,
                     Err(e) => return error_reply(500, &format!("event did not parse: {e}")),
                 };
-                match livestream_api::invoke(function, api, request).await {
+                match livestream_api::invoke(function, &functions.api, request).await {
                     Some(response) => {
                         let status = response.status().as_u16();
                         let headers = response
@@ -109,7 +112,7 @@ impl Invoker {
     /// Invokes a WebSocket route's function; returns its status code.
     pub async fn websocket(&self, function: &str, event: Value) -> i64 {
         match self {
-            Self::InProcess { ws, .. } => {
+            Self::InProcess(functions) => {
                 let event: ApiGatewayWebsocketProxyRequest = match serde_json::from_value(event) {
                     Ok(e) => e,
                     Err(e) => {
@@ -117,7 +120,7 @@ impl Invoker {
                         return 500;
                     }
                 };
-                livestream_ws::invoke(function, ws, event)
+                livestream_ws::invoke(function, &functions.ws, event)
                     .await
                     .map_or(500, |r: ApiGatewayProxyResponse| r.status_code)
             }

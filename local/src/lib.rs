@@ -135,7 +135,7 @@ impl LocalStack {
         };
         let connections = Connections::local(&connections_url);
         let invoker = Arc::new(match &config.functions {
-            FunctionMode::InProcess => Invoker::InProcess {
+            FunctionMode::InProcess => Invoker::InProcess(Box::new(invoker::InProcess {
                 api: AppState::new(store.clone(), auth()?),
                 ws: WsState {
                     app: AppState::new(store.clone(), auth()?),
@@ -145,7 +145,7 @@ impl LocalStack {
                     store: store.clone(),
                     connections,
                 },
-            },
+            })),
             FunctionMode::CargoLambda(base_url) => Invoker::CargoLambda {
                 base_url: base_url.trim_end_matches('/').to_string(),
                 client: reqwest::Client::new(),
