@@ -137,8 +137,8 @@ impl Invoker {
     /// Invokes the broadcaster with a DynamoDB Streams event.
     pub async fn broadcast(&self, event: Event) -> DynamoDbEventResponse {
         match self {
-            Self::InProcess { broadcast, .. } => {
-                livestream_broadcast::handle(broadcast, event).await
+            Self::InProcess(functions) => {
+                livestream_broadcast::handle(&functions.broadcast, event).await
             }
             Self::CargoLambda { .. } => {
                 let first = event
