@@ -2,5 +2,6 @@ mod chat;
 mod courses;
 mod helpers;
 mod participation;
+mod samples;
 mod stats;
 mod streams;
