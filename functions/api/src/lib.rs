@@ -29,7 +29,7 @@ where
 
 /// Calls the handler of the function named `function`; `None` if there is none.
 pub async fn invoke(function: &str, state: &AppState, req: Request) -> Option<Response<Body>> {
-    use handlers::{chat, courses, participation, streams};
+    use handlers::{chat, courses, participation, questions, streams};
     Some(match function {
         "create-stream" => streams::create(state, req).await,
         "list-live-streams" => streams::list_live(state, req).await,
@@ -53,6 +53,17 @@ pub async fn invoke(function: &str, state: &AppState, req: Request) -> Option<Re
         "hide-chat-message" => chat::hide(state, req).await,
         "pin-chat-message" => chat::pin(state, req).await,
         "unpin-chat-message" => chat::unpin(state, req).await,
+        "ask-question" => questions::ask(state, req).await,
+        "list-questions" => questions::list(state, req).await,
+        "upvote-question" => questions::upvote(state, req).await,
+        "remove-upvote" => questions::remove_upvote(state, req).await,
+        "answer-question" => questions::answer(state, req).await,
+        "hide-question" => questions::hide(state, req).await,
+        "approve-question" => questions::approve(state, req).await,
+        "dismiss-question" => questions::dismiss(state, req).await,
+        "reopen-question" => questions::reopen(state, req).await,
+        "highlight-question" => questions::highlight(state, req).await,
+        "clear-highlight" => questions::clear_highlight(state, req).await,
         _ => return None,
     })
 }

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod connection;
 pub mod course;
 pub mod participant;
+pub mod question;
 pub mod stream;
 pub mod text;
 
@@ -11,6 +12,7 @@ pub use chat::{ChatMessage, MessageType};
 pub use connection::Connection;
 pub use course::{Course, Enrollment};
 pub use participant::{Participant, Session};
+pub use question::{Question, QuestionStatus};
 pub use stream::{QualitySettings, Resolution, Stream, StreamStatus};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};

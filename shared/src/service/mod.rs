@@ -8,6 +8,7 @@ pub mod connections;
 pub mod courses;
 pub mod participation;
 pub mod presence;
+pub mod questions;
 pub mod roles;
 pub mod stats;
 pub mod streams;

@@ -7,6 +7,8 @@
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
 //! | participant | STREAM#s    | PARTICIPANT#u   |                                    | USER#u / PARTICIPATION#s   |
 //! | chat message| STREAM#s    | CHAT#{seq:012}  |                                    |                            |
+//! | question    | STREAM#s    | QUESTION#q      |                                    |                            |
+//! | upvote      | STREAM#s    | VOTE#q#u        |                                    | USER#u / VOTE#s#q          |
 //! | stats       | STREAM#s    | STATS           |                                    |                            |
 //! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           |                            |
 //!
@@ -89,6 +91,26 @@ pub fn chat_sk(seq: i64) -> String {
 }
 
 pub const CHAT_PREFIX: &str = "CHAT#";
+
+pub fn question_sk(question_id: &str) -> String {
+    format!("QUESTION#{question_id}")
+}
+
+pub const QUESTION_PREFIX: &str = "QUESTION#";
+
+/// One user's vote on one question: its existence is the vote.
+pub fn vote_sk(question_id: &str, user_id: &str) -> String {
+    format!("VOTE#{question_id}#{user_id}")
+}
+
+/// GSI2 sort key of a vote under its user, so a user's votes in a stream are one Query.
+pub fn vote_ref(stream_id: &str, question_id: &str) -> String {
+    format!("VOTE#{stream_id}#{question_id}")
+}
+
+pub fn vote_ref_prefix(stream_id: &str) -> String {
+    format!("VOTE#{stream_id}#")
+}
 
 /// The final statistics of an ended stream.
 pub const STATS_SK: &str = "STATS";

@@ -13,6 +13,7 @@ pub mod courses;
 pub mod cursor;
 pub mod keys;
 pub mod participants;
+pub mod questions;
 pub mod streams;
 pub mod update;
 

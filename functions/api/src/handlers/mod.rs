@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod courses;
 pub mod participation;
+pub mod questions;
 pub mod streams;
 
 use lambda_http::Request;

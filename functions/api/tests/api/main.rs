@@ -2,6 +2,7 @@ mod chat;
 mod courses;
 mod helpers;
 mod participation;
+mod questions;
 mod samples;
 mod stats;
 mod streams;

@@ -1,0 +1,143 @@
+//! Questions of the Q&A.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::text::parse_text;
+use crate::auth::Identity;
+
+pub const QUESTION_MAX: usize = 1000;
+pub const ANSWER_MAX: usize = 5000;
+
+/// pending (waits for approval) -> open -> answered; dismissed from any, reopened to open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuestionStatus {
+    Pending,
+    #[default]
+    Open,
+    Answered,
+    Dismissed,
+}
+
+impl QuestionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Open => "open",
+            Self::Answered => "answered",
+            Self::Dismissed => "dismissed",
+        }
+    }
+}
+
+/// A question as stored. The asker is stored even when anonymous; [`Question::view`]
+/// decides who sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub stream_id: String,
+    pub user_id: String,
+    pub display_name: String,
+    pub anonymous: bool,
+    pub text: String,
+    pub status: QuestionStatus,
+    #[serde(default)]
+    pub upvotes: i64,
+    #[serde(default)]
+    pub answer: Option<String>,
+    #[serde(default)]
+    pub answered_by: Option<String>,
+    #[serde(default)]
+    pub answered_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub hidden: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Question {
+    /// What a viewer may see. For an anonymous question, only moderators and the asker
+    /// see who asked; everyone else gets `user_id` and `display_name` as null.
+    pub fn view(self, viewer: Option<&Identity>, moderator: bool, has_upvoted: bool) -> serde_json::Value {
+        let is_mine = viewer.is_some_and(|v| v.user_id == self.user_id);
+        let reveal = !self.anonymous || moderator || is_mine;
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            if !reveal {
+                map.insert("user_id".into(), serde_json::Value::Null);
+                map.insert("display_name".into(), serde_json::Value::Null);
+            }
+            map.insert("is_mine".into(), is_mine.into());
+            map.insert("has_upvoted".into(), has_upvoted.into());
+        }
+        value
+    }
+
+    /// Students may see it (approved, not hidden, not dismissed).
+    pub fn is_public(&self) -> bool {
+        !self.hidden && matches!(self.status, QuestionStatus::Open | QuestionStatus::Answered)
+    }
+}
+
+/// The body of `POST /api/livestream/{id}/questions`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskInput {
+    pub text: String,
+    #[serde(default)]
+    pub anonymous: Option<bool>,
+}
+
+impl AskInput {
+    pub fn validate(&self) -> Result<String, crate::ApiError> {
+        parse_text("text", &self.text, 1, QUESTION_MAX, true).map_err(|e| crate::ApiError::Validation(vec![e]))
+    }
+}
+
+/// The body of `PUT .../questions/{question_id}/answer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerInput {
+    pub answer: String,
+}
+
+impl AnswerInput {
+    pub fn validate(&self) -> Result<String, crate::ApiError> {
+        parse_text("answer", &self.answer, 1, ANSWER_MAX, true).map_err(|e| crate::ApiError::Validation(vec![e]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn question(anonymous: bool) -> Question {
+        Question {
+            id: "q".into(),
+            user_id: "asker".into(),
+            display_name: "Asker".into(),
+            anonymous,
+            text: "why?".into(),
+            ..Default::default()
+        }
+    }
+
+    fn who(id: &str) -> Identity {
+        Identity { user_id: id.into(), role: Role::Student, display_name: id.into() }
+    }
+
+    #[test]
+    fn anonymous_askers_are_hidden_from_other_students_only() {
+        let other = question(true).view(Some(&who("other")), false, false);
+        assert!(other["user_id"].is_null() && other["display_name"].is_null());
+        assert!(!other.to_string().contains("asker"));
+        let mine = question(true).view(Some(&who("asker")), false, true);
+        assert_eq!((mine["user_id"].as_str(), mine["is_mine"].as_bool(), mine["has_upvoted"].as_bool()), (Some("asker"), Some(true), Some(true)));
+        let moderator = question(true).view(Some(&who("teacher")), true, false);
+        assert_eq!(moderator["display_name"], "Asker");
+        let named = question(false).view(Some(&who("other")), false, false);
+        assert_eq!(named["display_name"], "Asker");
+    }
+}
