@@ -70,15 +70,51 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/courses/{id}/enrollments", "enroll-student"),
     route("POST", "/api/livestream/{id}/questions", "ask-question"),
     route("GET", "/api/livestream/{id}/questions", "list-questions"),
-    route("POST", "/api/livestream/{id}/questions/{question_id}/upvote", "upvote-question"),
-    route("DELETE", "/api/livestream/{id}/questions/{question_id}/upvote", "remove-upvote"),
-    route("PUT", "/api/livestream/{id}/questions/{question_id}/answer", "answer-question"),
-    route("POST", "/api/livestream/{id}/questions/{question_id}/hide", "hide-question"),
-    route("POST", "/api/livestream/{id}/questions/{question_id}/approve", "approve-question"),
-    route("POST", "/api/livestream/{id}/questions/{question_id}/dismiss", "dismiss-question"),
-    route("POST", "/api/livestream/{id}/questions/{question_id}/reopen", "reopen-question"),
-    route("POST", "/api/livestream/{id}/questions/{question_id}/highlight", "highlight-question"),
-    route("DELETE", "/api/livestream/{id}/questions/highlight", "clear-highlight"),
+    route(
+        "POST",
+        "/api/livestream/{id}/questions/{question_id}/upvote",
+        "upvote-question",
+    ),
+    route(
+        "DELETE",
+        "/api/livestream/{id}/questions/{question_id}/upvote",
+        "remove-upvote",
+    ),
+    route(
+        "PUT",
+        "/api/livestream/{id}/questions/{question_id}/answer",
+        "answer-question",
+    ),
+    route(
+        "POST",
+        "/api/livestream/{id}/questions/{question_id}/hide",
+        "hide-question",
+    ),
+    route(
+        "POST",
+        "/api/livestream/{id}/questions/{question_id}/approve",
+        "approve-question",
+    ),
+    route(
+        "POST",
+        "/api/livestream/{id}/questions/{question_id}/dismiss",
+        "dismiss-question",
+    ),
+    route(
+        "POST",
+        "/api/livestream/{id}/questions/{question_id}/reopen",
+        "reopen-question",
+    ),
+    route(
+        "POST",
+        "/api/livestream/{id}/questions/{question_id}/highlight",
+        "highlight-question",
+    ),
+    route(
+        "DELETE",
+        "/api/livestream/{id}/questions/highlight",
+        "clear-highlight",
+    ),
 ];
 
 /// Path parameters of a matched route, in path order.

@@ -2,7 +2,7 @@
 //! zero or more client events for one stream, with the audience that may see them.
 
 use aws_lambda_events::dynamodb::EventRecord;
-use livestream::model::{ChatMessage, Connection, Stream, StreamStatus};
+use livestream::model::{ChatMessage, Connection, Question, QuestionStatus, Stream, StreamStatus};
 use livestream::realtime::client_event;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -15,6 +15,8 @@ pub enum Audience {
     Moderators {
         also: Option<String>,
     },
+    /// Everyone who is not a moderator (they get a redacted view).
+    NotModerators,
 }
 
 /// An event for the connections of one stream.
@@ -25,8 +27,9 @@ pub struct Outgoing {
     pub audience: Audience,
     /// The same data for everyone in the audience.
     pub data: Value,
-    /// Replaces an earlier event of the same kind and stream in the batch (viewer counts).
-    pub coalesce: bool,
+    /// Replaces an earlier event with the same key in the batch (viewer counts, a
+    /// question's successive updates).
+    pub coalesce_key: Option<String>,
 }
 
 impl Outgoing {
@@ -36,7 +39,23 @@ impl Outgoing {
             kind,
             audience: Audience::Everyone,
             data,
-            coalesce: false,
+            coalesce_key: None,
+        }
+    }
+
+    fn to(
+        stream_id: &str,
+        kind: &'static str,
+        audience: Audience,
+        data: Value,
+        coalesce_key: Option<String>,
+    ) -> Self {
+        Self {
+            stream_id: stream_id.to_string(),
+            kind,
+            audience,
+            data,
+            coalesce_key,
         }
     }
 
@@ -97,6 +116,7 @@ pub fn interpret(record: &EventRecord) -> Interpretation {
     match kind(record).as_deref() {
         Some("stream") => stream_changed(record, &mut out),
         Some("chat_message") => chat_changed(record, &mut out),
+        Some("question") => question_changed(record, &mut out),
         Some("connection") if removed_by_ttl(record) => {
             if let Some(connection) = image::<Connection>(&record.change.old_image) {
                 out.effects.push(SideEffect::ConnectionExpired(connection));
@@ -133,7 +153,7 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
     let viewers = |s: &Stream| (s.viewer_count, s.max_viewers, s.unique_viewers);
     if viewers(&old) != viewers(&new) {
         out.events.push(Outgoing {
-            coalesce: true,
+            coalesce_key: Some("viewers.updated".into()),
             ..Outgoing::everyone(
                 &id,
                 "viewers.updated",
@@ -198,5 +218,66 @@ fn chat_changed(record: &EventRecord, out: &mut Interpretation) {
             ));
         }
         Some(_) => {}
+    }
+}
+
+fn question_changed(record: &EventRecord, out: &mut Interpretation) {
+    let Some(new) = image::<Question>(&record.change.new_image) else {
+        return;
+    };
+    let created = record.change.old_image.is_empty();
+    let kind = if created {
+        "question.created"
+    } else {
+        "question.updated"
+    };
+    let key = (!created).then(|| format!("question.updated:{}", new.id));
+    let stream_id = new.stream_id.clone();
+    let full = new.clone().view(None, true, false);
+    if new.is_public() {
+        out.events.push(Outgoing::to(
+            &stream_id,
+            kind,
+            Audience::Moderators { also: None },
+            full,
+            key.clone(),
+        ));
+        // Anonymous askers stay anonymous: no viewer, not a moderator.
+        let public = new.view(None, false, false);
+        out.events.push(Outgoing::to(
+            &stream_id,
+            kind,
+            Audience::NotModerators,
+            public,
+            key.map(|k| k + ":public"),
+        ));
+    } else if new.status == QuestionStatus::Pending && !new.hidden {
+        let asker = Some(new.user_id.clone());
+        out.events.push(Outgoing::to(
+            &stream_id,
+            kind,
+            Audience::Moderators { also: asker },
+            full,
+            key,
+        ));
+    } else {
+        out.events.push(Outgoing::to(
+            &stream_id,
+            kind,
+            Audience::Moderators { also: None },
+            full,
+            key.clone(),
+        ));
+        if !created {
+            // Students drop it from their board; they never get its text again.
+            let gone = json!({ "id": new.id, "status": new.status, "hidden": new.hidden });
+            out.events.push(Outgoing::to(
+                &stream_id,
+                kind,
+                Audience::NotModerators,
+                gone,
+                key.map(|k| k + ":public"),
+            ));
+        }
     }
 }

@@ -98,10 +98,10 @@ pub async fn handle_batch(
                     first_sequence: sequence.clone(),
                     events: Vec::new(),
                 });
-            if outgoing.coalesce {
+            if let Some(key) = &outgoing.coalesce_key {
                 group
                     .events
-                    .retain(|e| !(e.coalesce && e.kind == outgoing.kind));
+                    .retain(|e| e.coalesce_key.as_ref() != Some(key));
             }
             group.events.push(outgoing);
         }
@@ -163,14 +163,18 @@ async fn moderators(
         .collect())
 }
 
+fn is_moderator(connection: &Connection, moderators: &HashSet<String>) -> bool {
+    connection.is_staff || moderators.contains(&connection.user_id)
+}
+
 fn receives(event: &Outgoing, connection: &Connection, moderators: &HashSet<String>) -> bool {
     match &event.audience {
         Audience::Everyone => true,
         Audience::Moderators { also } => {
-            connection.is_staff
-                || moderators.contains(&connection.user_id)
+            is_moderator(connection, moderators)
                 || also.as_deref() == Some(connection.user_id.as_str())
         }
+        Audience::NotModerators => !is_moderator(connection, moderators),
     }
 }
 

@@ -59,7 +59,12 @@ pub struct Question {
 impl Question {
     /// What a viewer may see. For an anonymous question, only moderators and the asker
     /// see who asked; everyone else gets `user_id` and `display_name` as null.
-    pub fn view(self, viewer: Option<&Identity>, moderator: bool, has_upvoted: bool) -> serde_json::Value {
+    pub fn view(
+        self,
+        viewer: Option<&Identity>,
+        moderator: bool,
+        has_upvoted: bool,
+    ) -> serde_json::Value {
         let is_mine = viewer.is_some_and(|v| v.user_id == self.user_id);
         let reveal = !self.anonymous || moderator || is_mine;
         let mut value = serde_json::to_value(self).unwrap_or_default();
@@ -91,7 +96,8 @@ pub struct AskInput {
 
 impl AskInput {
     pub fn validate(&self) -> Result<String, crate::ApiError> {
-        parse_text("text", &self.text, 1, QUESTION_MAX, true).map_err(|e| crate::ApiError::Validation(vec![e]))
+        parse_text("text", &self.text, 1, QUESTION_MAX, true)
+            .map_err(|e| crate::ApiError::Validation(vec![e]))
     }
 }
 
@@ -104,7 +110,8 @@ pub struct AnswerInput {
 
 impl AnswerInput {
     pub fn validate(&self) -> Result<String, crate::ApiError> {
-        parse_text("answer", &self.answer, 1, ANSWER_MAX, true).map_err(|e| crate::ApiError::Validation(vec![e]))
+        parse_text("answer", &self.answer, 1, ANSWER_MAX, true)
+            .map_err(|e| crate::ApiError::Validation(vec![e]))
     }
 }
 
@@ -125,7 +132,11 @@ mod tests {
     }
 
     fn who(id: &str) -> Identity {
-        Identity { user_id: id.into(), role: Role::Student, display_name: id.into() }
+        Identity {
+            user_id: id.into(),
+            role: Role::Student,
+            display_name: id.into(),
+        }
     }
 
     #[test]
@@ -134,7 +145,14 @@ mod tests {
         assert!(other["user_id"].is_null() && other["display_name"].is_null());
         assert!(!other.to_string().contains("asker"));
         let mine = question(true).view(Some(&who("asker")), false, true);
-        assert_eq!((mine["user_id"].as_str(), mine["is_mine"].as_bool(), mine["has_upvoted"].as_bool()), (Some("asker"), Some(true), Some(true)));
+        assert_eq!(
+            (
+                mine["user_id"].as_str(),
+                mine["is_mine"].as_bool(),
+                mine["has_upvoted"].as_bool()
+            ),
+            (Some("asker"), Some(true), Some(true))
+        );
         let moderator = question(true).view(Some(&who("teacher")), true, false);
         assert_eq!(moderator["display_name"], "Asker");
         let named = question(false).view(Some(&who("other")), false, false);

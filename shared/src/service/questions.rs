@@ -23,26 +23,40 @@ fn question_id(raw: &str) -> Result<String, ApiError> {
 
 async fn load_question(store: &Store, stream: &Stream, raw_id: &str) -> Result<Question, ApiError> {
     let id = question_id(raw_id)?;
-    store.question(&stream.id, &id).await?.ok_or(ApiError::NotFound("question"))
+    store
+        .question(&stream.id, &id)
+        .await?
+        .ok_or(ApiError::NotFound("question"))
 }
 
 /// `POST /api/livestream/{id}/questions`: joined participants allowed to ask (and the
 /// instructor and moderators). With the approval queue on, a student's question waits
 /// as `pending` until a moderator approves it.
-pub async fn ask(store: &Store, who: &Identity, stream_id: &str, input: AskInput) -> Result<serde_json::Value, ApiError> {
+pub async fn ask(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    input: AskInput,
+) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let text = input.validate()?;
     if stream.status != StreamStatus::Live {
         return Err(ApiError::conflict(
             "stream_not_live",
-            format!("questions are open only while the stream is live; it is {}", stream.status.as_str()),
+            format!(
+                "questions are open only while the stream is live; it is {}",
+                stream.status.as_str()
+            ),
         ));
     }
     let moderator = roles::can_moderate(store, who, &stream).await?;
     if !moderator {
         let participant = roles::require_joined(store, who, &stream).await?;
         if !participant.can_ask_questions {
-            return Err(ApiError::forbidden("questions_disabled", "the instructor has turned off your questions"));
+            return Err(ApiError::forbidden(
+                "questions_disabled",
+                "the instructor has turned off your questions",
+            ));
         }
     }
     let at = now();
@@ -64,9 +78,9 @@ pub async fn ask(store: &Store, who: &Identity, stream_id: &str, input: AskInput
     };
     match store.ask(&question).await {
         Ok(()) => Ok(question.view(Some(who), moderator, false)),
-        Err(e @ StoreError::TransactionCancelled(_)) if e.failed_condition_at(0) => {
-            Err(ApiError::conflict("stream_not_live", "the stream is no longer live"))
-        }
+        Err(e @ StoreError::TransactionCancelled(_)) if e.failed_condition_at(0) => Err(
+            ApiError::conflict("stream_not_live", "the stream is no longer live"),
+        ),
         Err(e) => Err(e.into()),
     }
 }
@@ -116,7 +130,12 @@ impl ListQuery {
             "all" => Filter::All,
             "answered" => Filter::Answered,
             "unanswered" => Filter::Unanswered,
-            _ => return Err(ApiError::invalid("filter", "must be all, answered or unanswered")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "filter",
+                    "must be all, answered or unanswered",
+                ));
+            }
         };
         match status {
             None | Some("") => {}
@@ -130,7 +149,9 @@ impl ListQuery {
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| s.strip_prefix("q:").and_then(|n| n.parse().ok()))
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not valid for this listing"))?,
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_cursor", "cursor is not valid for this listing")
+                })?,
         };
         let limit = match limit.filter(|l| !l.is_empty()) {
             None => 50,
@@ -138,9 +159,16 @@ impl ListQuery {
                 .parse::<usize>()
                 .ok()
                 .filter(|l| (1..=200).contains(l))
-                .ok_or_else(|| ApiError::invalid("limit", "must be a whole number from 1 to 200"))?,
+                .ok_or_else(|| {
+                    ApiError::invalid("limit", "must be a whole number from 1 to 200")
+                })?,
         };
-        Ok(Self { sort, filter, offset, limit })
+        Ok(Self {
+            sort,
+            filter,
+            offset,
+            limit,
+        })
     }
 }
 
@@ -155,27 +183,43 @@ pub struct QuestionPage {
 
 /// `GET /api/livestream/{id}/questions`. Students see approved, visible questions (and
 /// their own pending ones); moderators see everything, flagged.
-pub async fn list(store: &Store, who: &Identity, stream_id: &str, query: ListQuery) -> Result<QuestionPage, ApiError> {
+pub async fn list(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    query: ListQuery,
+) -> Result<QuestionPage, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let moderator = roles::can_moderate(store, who, &stream).await?;
     if query.filter == Filter::Pending && !moderator {
-        return Err(ApiError::forbidden("not_moderator", "only moderators see the approval queue"));
+        return Err(ApiError::forbidden(
+            "not_moderator",
+            "only moderators see the approval queue",
+        ));
     }
     let mut questions: Vec<Question> = store
         .questions(&stream.id, MAX_QUESTIONS_LISTED)
         .await?
         .into_iter()
-        .filter(|q| moderator || q.is_public() || (q.user_id == who.user_id && q.status == QuestionStatus::Pending && !q.hidden))
+        .filter(|q| {
+            moderator
+                || q.is_public()
+                || (q.user_id == who.user_id && q.status == QuestionStatus::Pending && !q.hidden)
+        })
         .filter(|q| match query.filter {
             Filter::All => true,
             Filter::Answered => q.status == QuestionStatus::Answered,
-            Filter::Unanswered => matches!(q.status, QuestionStatus::Open | QuestionStatus::Pending),
+            Filter::Unanswered => {
+                matches!(q.status, QuestionStatus::Open | QuestionStatus::Pending)
+            }
             Filter::Pending => q.status == QuestionStatus::Pending,
         })
         .collect();
     match query.sort {
         // Ids are ULIDs: id order is creation order.
-        Sort::Top => questions.sort_by(|a, b| b.upvotes.cmp(&a.upvotes).then_with(|| a.id.cmp(&b.id))),
+        Sort::Top => {
+            questions.sort_by(|a, b| b.upvotes.cmp(&a.upvotes).then_with(|| a.id.cmp(&b.id)))
+        }
         Sort::Recent => questions.sort_by(|a, b| b.id.cmp(&a.id)),
     }
     let voted = store.votes_of_user(&stream.id, &who.user_id).await?;
@@ -199,14 +243,25 @@ pub async fn list(store: &Store, who: &Identity, stream_id: &str, query: ListQue
 
 /// `POST .../questions/{question_id}/upvote`: one vote per user, idempotent, not on
 /// one's own question, only on approved visible questions.
-pub async fn upvote(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<serde_json::Value, ApiError> {
+pub async fn upvote(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(store, who, &stream).await?;
     if question.user_id == who.user_id {
-        return Err(ApiError::forbidden("own_question", "you cannot upvote your own question"));
+        return Err(ApiError::forbidden(
+            "own_question",
+            "you cannot upvote your own question",
+        ));
     }
-    match store.upvote(&stream.id, &question.id, &who.user_id, now()).await {
+    match store
+        .upvote(&stream.id, &question.id, &who.user_id, now())
+        .await
+    {
         Ok(()) => {}
         Err(e) if e.failed_condition_at(VOTE_ACTION) => {} // already voted: nothing changes
         Err(e) if e.failed_condition_at(QUESTION_ACTION) => {
@@ -222,11 +277,19 @@ pub async fn upvote(store: &Store, who: &Identity, stream_id: &str, raw_id: &str
 }
 
 /// `DELETE .../questions/{question_id}/upvote`: idempotent.
-pub async fn remove_upvote(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<serde_json::Value, ApiError> {
+pub async fn remove_upvote(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(store, who, &stream).await?;
-    match store.remove_upvote(&stream.id, &question.id, &who.user_id).await {
+    match store
+        .remove_upvote(&stream.id, &question.id, &who.user_id)
+        .await
+    {
         Ok(()) => {}
         Err(e) if e.failed_condition_at(VOTE_ACTION) => {}
         Err(e) => return Err(e.into()),
@@ -235,7 +298,12 @@ pub async fn remove_upvote(store: &Store, who: &Identity, stream_id: &str, raw_i
     Ok(current.view(Some(who), moderator, false))
 }
 
-async fn moderated(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<(Stream, Question), ApiError> {
+async fn moderated(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<(Stream, Question), ApiError> {
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(store, who, &stream).await?;
     let question = load_question(store, &stream, raw_id).await?;
@@ -276,7 +344,9 @@ pub async fn answer(
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(load_question(store, &stream, &question.id).await?.view(Some(who), true, false))
+    Ok(load_question(store, &stream, &question.id)
+        .await?
+        .view(Some(who), true, false))
 }
 
 async fn transition(
@@ -292,10 +362,15 @@ async fn transition(
     if question.status == to {
         return Ok(question.view(Some(who), true, false));
     }
-    match store.set_question_status(&stream.id, &question.id, from, to, now()).await {
+    match store
+        .set_question_status(&stream.id, &question.id, from, to, now())
+        .await
+    {
         Ok(q) => {
             if to == QuestionStatus::Dismissed {
-                store.clear_highlight(&stream.id, Some(&q.id), now()).await?;
+                store
+                    .clear_highlight(&stream.id, Some(&q.id), now())
+                    .await?;
             }
             Ok(q.view(Some(who), true, false))
         }
@@ -308,38 +383,103 @@ async fn transition(
 }
 
 /// `POST .../approve`: pending -> open.
-pub async fn approve(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<serde_json::Value, ApiError> {
-    transition(store, who, stream_id, raw_id, &[QuestionStatus::Pending], QuestionStatus::Open, "approved").await
+pub async fn approve(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    transition(
+        store,
+        who,
+        stream_id,
+        raw_id,
+        &[QuestionStatus::Pending],
+        QuestionStatus::Open,
+        "approved",
+    )
+    .await
 }
 
 /// `POST .../dismiss`: any state -> dismissed (taken off the board, kept for the record).
-pub async fn dismiss(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<serde_json::Value, ApiError> {
-    let from = [QuestionStatus::Pending, QuestionStatus::Open, QuestionStatus::Answered];
-    transition(store, who, stream_id, raw_id, &from, QuestionStatus::Dismissed, "dismissed").await
+pub async fn dismiss(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let from = [
+        QuestionStatus::Pending,
+        QuestionStatus::Open,
+        QuestionStatus::Answered,
+    ];
+    transition(
+        store,
+        who,
+        stream_id,
+        raw_id,
+        &from,
+        QuestionStatus::Dismissed,
+        "dismissed",
+    )
+    .await
 }
 
 /// `POST .../reopen`: dismissed -> open, or answered when it has an answer.
-pub async fn reopen(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<serde_json::Value, ApiError> {
+pub async fn reopen(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<serde_json::Value, ApiError> {
     let (_, question) = moderated(store, who, stream_id, raw_id).await?;
-    let to = if question.answer.is_some() { QuestionStatus::Answered } else { QuestionStatus::Open };
+    let to = if question.answer.is_some() {
+        QuestionStatus::Answered
+    } else {
+        QuestionStatus::Open
+    };
     if question.status != QuestionStatus::Dismissed {
         return Err(wrong_state(&question, "reopened"));
     }
-    transition(store, who, stream_id, raw_id, &[QuestionStatus::Dismissed], to, "reopened").await
+    transition(
+        store,
+        who,
+        stream_id,
+        raw_id,
+        &[QuestionStatus::Dismissed],
+        to,
+        "reopened",
+    )
+    .await
 }
 
 /// `POST .../hide`: hidden from students for good; a highlighted question loses it.
-pub async fn hide(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<serde_json::Value, ApiError> {
+pub async fn hide(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<serde_json::Value, ApiError> {
     let (stream, question) = moderated(store, who, stream_id, raw_id).await?;
     let hidden = store.hide_question(&stream.id, &question.id, now()).await?;
-    store.clear_highlight(&stream.id, Some(&question.id), now()).await?;
+    store
+        .clear_highlight(&stream.id, Some(&question.id), now())
+        .await?;
     Ok(hidden.view(Some(who), true, false))
 }
 
 /// `POST .../highlight`: the one "now answering" question.
-pub async fn highlight(store: &Store, who: &Identity, stream_id: &str, raw_id: &str) -> Result<Stream, ApiError> {
+pub async fn highlight(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<Stream, ApiError> {
     let (stream, question) = moderated(store, who, stream_id, raw_id).await?;
-    match store.highlight_question(&stream.id, &question.id, now()).await {
+    match store
+        .highlight_question(&stream.id, &question.id, now())
+        .await
+    {
         Ok(()) => streams::load(store, &stream.id).await,
         Err(e) if e.failed_condition_at(1) => Err(ApiError::conflict(
             "question_not_highlightable",
@@ -350,7 +490,11 @@ pub async fn highlight(store: &Store, who: &Identity, stream_id: &str, raw_id: &
 }
 
 /// `DELETE /api/livestream/{id}/questions/highlight`.
-pub async fn clear_highlight(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
+pub async fn clear_highlight(
+    store: &Store,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(store, who, &stream).await?;
     store.clear_highlight(&stream.id, None, now()).await?;

@@ -29,9 +29,16 @@ impl Store {
         let stream = Update::new()
             .require_eq("status", s(StreamStatus::Live.as_str()))
             .add("questions_count", 1)
-            .into_transact(self.table(), keys::stream_pk(&question.stream_id), STREAM_SK.into());
+            .into_transact(
+                self.table(),
+                keys::stream_pk(&question.stream_id),
+                STREAM_SK.into(),
+            );
         let mut item = to_item(question)?;
-        item.insert(crate::table::PK.into(), s(keys::stream_pk(&question.stream_id)));
+        item.insert(
+            crate::table::PK.into(),
+            s(keys::stream_pk(&question.stream_id)),
+        );
         item.insert(crate::table::SK.into(), s(keys::question_sk(&question.id)));
         item.insert(KIND.into(), s("question"));
         let put = Put::builder()
@@ -40,15 +47,25 @@ impl Store {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        self.transact(vec![stream, TransactWriteItem::builder().put(put).build()]).await
+        self.transact(vec![stream, TransactWriteItem::builder().put(put).build()])
+            .await
     }
 
-    pub async fn question(&self, stream_id: &str, question_id: &str) -> Result<Option<Question>, StoreError> {
-        self.get_as(keys::stream_pk(stream_id), keys::question_sk(question_id)).await
+    pub async fn question(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+    ) -> Result<Option<Question>, StoreError> {
+        self.get_as(keys::stream_pk(stream_id), keys::question_sk(question_id))
+            .await
     }
 
     /// A stream's questions, at most `max` (oldest first).
-    pub async fn questions(&self, stream_id: &str, max: usize) -> Result<Vec<Question>, StoreError> {
+    pub async fn questions(
+        &self,
+        stream_id: &str,
+        max: usize,
+    ) -> Result<Vec<Question>, StoreError> {
         let mut all = Vec::new();
         let mut cursor: Option<Cursor> = None;
         loop {
@@ -81,7 +98,11 @@ impl Store {
     }
 
     /// The ids of the questions of a stream a user has upvoted.
-    pub async fn votes_of_user(&self, stream_id: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn votes_of_user(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let prefix = keys::vote_ref_prefix(stream_id);
         let mut ids = Vec::new();
         let mut cursor: Option<Cursor> = None;
@@ -102,7 +123,11 @@ impl Store {
                 )
                 .await?;
             ids.extend(items.iter().filter_map(|i| {
-                i.get(GSI2SK)?.as_s().ok()?.strip_prefix(prefix.as_str()).map(str::to_string)
+                i.get(GSI2SK)?
+                    .as_s()
+                    .ok()?
+                    .strip_prefix(prefix.as_str())
+                    .map(str::to_string)
             }));
             match next {
                 Some(c) => cursor = Some(c),
@@ -115,14 +140,30 @@ impl Store {
         Update::new()
             .exists()
             .require_eq("hidden", AttributeValue::Bool(false))
-            .require_in("status", vec![status(QuestionStatus::Open), status(QuestionStatus::Answered)])
+            .require_in(
+                "status",
+                vec![
+                    status(QuestionStatus::Open),
+                    status(QuestionStatus::Answered),
+                ],
+            )
             .add("upvotes", delta)
-            .into_transact(self.table(), keys::stream_pk(stream_id), keys::question_sk(question_id))
+            .into_transact(
+                self.table(),
+                keys::stream_pk(stream_id),
+                keys::question_sk(question_id),
+            )
     }
 
     /// Records a user's upvote: fails on [`VOTE_ACTION`] when they already voted and on
     /// [`QUESTION_ACTION`] when the question cannot be voted on.
-    pub async fn upvote(&self, stream_id: &str, question_id: &str, user_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn upvote(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let vote = Put::builder()
             .table_name(self.table())
             .item(crate::table::PK, s(keys::stream_pk(stream_id)))
@@ -149,7 +190,12 @@ impl Store {
     }
 
     /// Withdraws a user's upvote: fails on [`VOTE_ACTION`] when there was none.
-    pub async fn remove_upvote(&self, stream_id: &str, question_id: &str, user_id: &str) -> Result<(), StoreError> {
+    pub async fn remove_upvote(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        user_id: &str,
+    ) -> Result<(), StoreError> {
         let vote = Delete::builder()
             .table_name(self.table())
             .key(crate::table::PK, s(keys::stream_pk(stream_id)))
@@ -157,16 +203,21 @@ impl Store {
             .condition_expression("attribute_exists(PK)")
             .build()
             .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let question = Update::new()
-            .exists()
-            .add("upvotes", -1)
-            .into_transact(self.table(), keys::stream_pk(stream_id), keys::question_sk(question_id));
+        let question = Update::new().exists().add("upvotes", -1).into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            keys::question_sk(question_id),
+        );
         let stream = Update::new()
             .exists()
             .add("upvotes_count", -1)
             .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
-        self.transact(vec![TransactWriteItem::builder().delete(vote).build(), question, stream])
-            .await
+        self.transact(vec![
+            TransactWriteItem::builder().delete(vote).build(),
+            question,
+            stream,
+        ])
+        .await
     }
 
     /// Sets the answer. The first answer moves the question to answered and counts it
@@ -186,21 +237,32 @@ impl Store {
                 .set("answered_at", time(now))
                 .set("updated_at", time(now))
         };
-        let (pk, sk) = (keys::stream_pk(&question.stream_id), keys::question_sk(&question.id));
+        let (pk, sk) = (
+            keys::stream_pk(&question.stream_id),
+            keys::question_sk(&question.id),
+        );
         if question.status == QuestionStatus::Answered {
             let update = set(Update::new().require_eq("status", status(QuestionStatus::Answered)));
             return self.update(pk, sk, update).await.map(|_| ());
         }
-        let update = set(
-            Update::new()
-                .require_in("status", vec![status(QuestionStatus::Open), status(QuestionStatus::Pending)])
-                .set("status", status(QuestionStatus::Answered)),
-        )
+        let update = set(Update::new()
+            .require_in(
+                "status",
+                vec![
+                    status(QuestionStatus::Open),
+                    status(QuestionStatus::Pending),
+                ],
+            )
+            .set("status", status(QuestionStatus::Answered)))
         .into_transact(self.table(), pk, sk);
         let stream = Update::new()
             .exists()
             .add("questions_answered_count", 1)
-            .into_transact(self.table(), keys::stream_pk(&question.stream_id), STREAM_SK.into());
+            .into_transact(
+                self.table(),
+                keys::stream_pk(&question.stream_id),
+                STREAM_SK.into(),
+            );
         self.transact(vec![stream, update]).await
     }
 
@@ -218,20 +280,44 @@ impl Store {
             .require_in("status", from.iter().map(|s| status(*s)).collect())
             .set("status", status(to))
             .set("updated_at", time(now));
-        from_item(self.update(keys::stream_pk(stream_id), keys::question_sk(question_id), update).await?)
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::question_sk(question_id),
+                update,
+            )
+            .await?,
+        )
     }
 
     /// Hides a question from students (idempotent).
-    pub async fn hide_question(&self, stream_id: &str, question_id: &str, now: DateTime<Utc>) -> Result<Question, StoreError> {
+    pub async fn hide_question(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Question, StoreError> {
         let update = Update::new()
             .exists()
             .set("hidden", AttributeValue::Bool(true))
             .set("updated_at", time(now));
-        from_item(self.update(keys::stream_pk(stream_id), keys::question_sk(question_id), update).await?)
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::question_sk(question_id),
+                update,
+            )
+            .await?,
+        )
     }
 
     /// Highlights a visible question ("now answering"); fails on action 1 otherwise.
-    pub async fn highlight_question(&self, stream_id: &str, question_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn highlight_question(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let stream = Update::new()
             .exists()
             .set("highlighted_question_id", s(question_id))
@@ -241,7 +327,9 @@ impl Store {
             .table_name(self.table())
             .key(crate::table::PK, s(keys::stream_pk(stream_id)))
             .key(crate::table::SK, s(keys::question_sk(question_id)))
-            .condition_expression("attribute_exists(#pk) AND #hidden = :no AND #status IN (:open, :answered)")
+            .condition_expression(
+                "attribute_exists(#pk) AND #hidden = :no AND #status IN (:open, :answered)",
+            )
             .expression_attribute_names("#pk", crate::table::PK)
             .expression_attribute_names("#hidden", "hidden")
             .expression_attribute_names("#status", "status")
@@ -250,12 +338,20 @@ impl Store {
             .expression_attribute_values(":answered", status(QuestionStatus::Answered))
             .build()
             .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        self.transact(vec![stream, TransactWriteItem::builder().condition_check(check).build()])
-            .await
+        self.transact(vec![
+            stream,
+            TransactWriteItem::builder().condition_check(check).build(),
+        ])
+        .await
     }
 
     /// Clears the highlight; with `only`, only if that question is the highlighted one.
-    pub async fn clear_highlight(&self, stream_id: &str, only: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn clear_highlight(
+        &self,
+        stream_id: &str,
+        only: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut update = Update::new()
             .exists()
             .remove("highlighted_question_id")
@@ -263,7 +359,10 @@ impl Store {
         if let Some(id) = only {
             update = update.require_eq("highlighted_question_id", s(id));
         }
-        match self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update).await {
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
             Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
             Err(e) => Err(e),
         }

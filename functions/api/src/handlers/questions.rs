@@ -10,7 +10,15 @@ pub async fn ask(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            created(&rules::ask(&state.store, &who, &path_param(&req, "id")?, json_body(&req)?).await?)
+            created(
+                &rules::ask(
+                    &state.store,
+                    &who,
+                    &path_param(&req, "id")?,
+                    json_body(&req)?,
+                )
+                .await?,
+            )
         }
         .await,
     )
@@ -108,7 +116,8 @@ pub async fn clear_highlight(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            let stream = rules::clear_highlight(&state.store, &who, &path_param(&req, "id")?).await?;
+            let stream =
+                rules::clear_highlight(&state.store, &who, &path_param(&req, "id")?).await?;
             let owner = stream.instructor_id == who.user_id;
             ok(&stream.view(owner))
         }

@@ -2,7 +2,7 @@ use livestream::auth::Role;
 use livestream::service::streams;
 use livestream::testing::identity;
 
-use crate::helpers::{Harness, types};
+use crate::helpers::{Harness, question_events, types};
 
 #[tokio::test]
 async fn viewer_counts_reach_every_connection_of_the_stream_once_and_no_other_stream() {
@@ -251,4 +251,116 @@ async fn chat_messages_and_hides_reach_the_stream_in_order_without_hidden_text()
         h.management.events("o1").is_empty(),
         "another stream's connection hears nothing"
     );
+}
+
+#[tokio::test]
+async fn questions_reach_each_audience_with_the_right_view() {
+    use livestream::model::Session;
+    use livestream::service::{presence, questions};
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    h.connect("t1", "teacher-1", Role::Teacher, &stream).await;
+    h.connect("a1", "asker", Role::Student, &stream).await;
+    h.connect("o1", "other", Role::Student, &stream).await;
+    h.broadcast().await;
+    h.management.clear();
+    let asker = identity("asker", Role::Student);
+    presence::enter(h.store(), &asker, &stream, &Session::Http)
+        .await
+        .unwrap();
+    let input =
+        serde_json::from_value(serde_json::json!({"text": "a shy question", "anonymous": true}))
+            .unwrap();
+    let asked = questions::ask(h.store(), &asker, &stream.id, input)
+        .await
+        .unwrap();
+    let qid = asked["id"].as_str().unwrap().to_string();
+    let voter = identity("other", Role::Student);
+    for _ in 0..3 {
+        questions::upvote(h.store(), &voter, &stream.id, &qid)
+            .await
+            .unwrap();
+        questions::remove_upvote(h.store(), &voter, &stream.id, &qid)
+            .await
+            .unwrap();
+    }
+    questions::upvote(h.store(), &voter, &stream.id, &qid)
+        .await
+        .unwrap();
+    h.broadcast().await;
+
+    let teacher_view = question_events(&h, "t1");
+    assert_eq!(
+        types(&teacher_view),
+        ["question.created", "question.updated"],
+        "updates coalesced per question"
+    );
+    assert_eq!(teacher_view[0]["data"]["user_id"], "asker");
+    assert_eq!(teacher_view[1]["data"]["upvotes"], 1);
+    let other_view = question_events(&h, "o1");
+    assert_eq!(types(&other_view), ["question.created", "question.updated"]);
+    assert!(other_view.iter().all(|e| e["data"]["user_id"].is_null()));
+    assert!(
+        !serde_json::to_string(&other_view)
+            .unwrap()
+            .contains("asker")
+    );
+
+    // Hidden: students get only the fact, moderators the question.
+    h.management.clear();
+    let teacher = identity("teacher-1", Role::Teacher);
+    questions::hide(h.store(), &teacher, &stream.id, &qid)
+        .await
+        .unwrap();
+    h.broadcast().await;
+    let other_view = question_events(&h, "o1");
+    assert_eq!(other_view.len(), 1);
+    assert_eq!(other_view[0]["data"]["hidden"], true);
+    assert!(other_view[0]["data"].get("text").is_none());
+    assert_eq!(
+        question_events(&h, "t1")[0]["data"]["text"],
+        "a shy question"
+    );
+}
+
+#[tokio::test]
+async fn pending_questions_go_only_to_moderators_and_the_asker() {
+    use livestream::model::Session;
+    use livestream::service::{participation, presence, questions};
+    let mut h = Harness::start().await;
+    let stream = h.stream(true).await;
+    let teacher = identity("teacher-1", Role::Teacher);
+    let settings =
+        serde_json::from_value(serde_json::json!({"questions_require_approval": true})).unwrap();
+    participation::update_settings(h.store(), &teacher, &stream.id, settings)
+        .await
+        .unwrap();
+    h.connect("t1", "teacher-1", Role::Teacher, &stream).await;
+    h.connect("a1", "asker", Role::Student, &stream).await;
+    h.connect("o1", "other", Role::Student, &stream).await;
+    h.broadcast().await;
+    h.management.clear();
+    let asker = identity("asker", Role::Student);
+    presence::enter(h.store(), &asker, &stream, &Session::Http)
+        .await
+        .unwrap();
+    let input = serde_json::from_value(serde_json::json!({"text": "please approve"})).unwrap();
+    let asked = questions::ask(h.store(), &asker, &stream.id, input)
+        .await
+        .unwrap();
+    h.broadcast().await;
+    assert_eq!(types(&question_events(&h, "t1")), ["question.created"]);
+    assert_eq!(types(&question_events(&h, "a1")), ["question.created"]);
+    assert!(question_events(&h, "o1").is_empty());
+    h.management.clear();
+    questions::approve(
+        h.store(),
+        &teacher,
+        &stream.id,
+        asked["id"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    h.broadcast().await;
+    assert_eq!(types(&question_events(&h, "o1")), ["question.updated"]);
 }

@@ -107,3 +107,12 @@ pub fn types(events: &[serde_json::Value]) -> Vec<String> {
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// The `question.*` events a connection received.
+pub fn question_events(h: &Harness, connection_id: &str) -> Vec<serde_json::Value> {
+    h.management
+        .events(connection_id)
+        .into_iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("question."))
+        .collect()
+}
