@@ -219,7 +219,7 @@ async fn the_approval_queue_holds_questions_until_a_moderator_approves() {
     );
     assert_eq!(
         ids(&app.get(&path, &student("s1")).await),
-        [q.clone()],
+        [q.as_str()],
         "the asker does"
     );
     let reply = app
@@ -231,7 +231,7 @@ async fn the_approval_queue_holds_questions_until_a_moderator_approves() {
     );
     assert_eq!(
         ids(&app.get(&format!("{path}?status=pending"), &t).await),
-        [q.clone()]
+        [q.as_str()]
     );
     let reply = app
         .post(&format!("{path}/{q}/upvote"), &student("s2"), json!({}))
@@ -251,7 +251,7 @@ async fn the_approval_queue_holds_questions_until_a_moderator_approves() {
         .post(&format!("{path}/{q}/approve"), &t, json!({}))
         .await;
     assert_eq!(reply.body["status"], "open");
-    assert_eq!(ids(&app.get(&path, &student("s2")).await), [q.clone()]);
+    assert_eq!(ids(&app.get(&path, &student("s2")).await), [q.as_str()]);
     let reply = app
         .post(&format!("{path}/{q}/approve"), &t, json!({}))
         .await;
