@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, time, to_item};
 use crate::model::{ChatMessage, StreamStatus};
 use crate::table::KIND;
 
@@ -18,10 +18,6 @@ pub struct SenderGuard<'a> {
     pub user_id: &'a str,
     pub not_after: Option<DateTime<Utc>>,
     pub now: DateTime<Utc>,
-}
-
-fn time(at: DateTime<Utc>) -> AttributeValue {
-    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 impl Store {

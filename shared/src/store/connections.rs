@@ -2,7 +2,7 @@
 //! broadcaster, deleted on `$disconnect`, on a 410 Gone, or by TTL.
 
 use super::keys::{self, CONNECTION_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, from_item, n, s, to_item};
+use super::{QuerySpec, Store, StoreError, from_item, n, s, to_item};
 use crate::model::Connection;
 use crate::table::{GSI1, GSI1PK, GSI1SK, KIND, TTL};
 
@@ -55,31 +55,20 @@ impl Store {
 
     /// Every connection watching a stream.
     pub async fn stream_connections(&self, stream_id: &str) -> Result<Vec<Connection>, StoreError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let (items, next) = self
-                .query_page(
-                    QuerySpec {
-                        index: Some(GSI1),
-                        partition_attr: GSI1PK,
-                        partition_value: keys::stream_connections_pk(stream_id),
-                        sort_attr: GSI1SK,
-                        sort_prefix: None,
-                        sort_after: None,
-                        forward: true,
-                        limit: 1000,
-                    },
-                    cursor.as_ref(),
-                )
-                .await?;
-            for item in items {
-                all.push(from_item(item)?);
-            }
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(all),
-            }
-        }
+        let spec = QuerySpec {
+            index: Some(GSI1),
+            partition_attr: GSI1PK,
+            partition_value: keys::stream_connections_pk(stream_id),
+            sort_attr: GSI1SK,
+            sort_prefix: None,
+            sort_after: None,
+            forward: true,
+            limit: 1000,
+        };
+        self.query_all(spec, usize::MAX)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 }

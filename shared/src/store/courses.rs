@@ -106,37 +106,25 @@ impl Store {
 
     /// The ids of every course a user is enrolled in (for visibility checks).
     pub async fn enrolled_course_ids(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (items, next) = self
-                .query_page(
-                    QuerySpec {
-                        index: Some(GSI2),
-                        partition_attr: GSI2PK,
-                        partition_value: keys::user_pk(user_id),
-                        sort_attr: GSI2SK,
-                        sort_prefix: Some(keys::COURSE_REF_PREFIX),
-                        sort_after: None,
-                        forward: true,
-                        limit: 500,
-                    },
-                    cursor.as_ref(),
-                )
-                .await?;
-            ids.extend(items.iter().filter_map(|item| {
-                let is_enrollment = item
-                    .get(KIND)
+        let spec = QuerySpec {
+            index: Some(GSI2),
+            partition_attr: GSI2PK,
+            partition_value: keys::user_pk(user_id),
+            sort_attr: GSI2SK,
+            sort_prefix: Some(keys::COURSE_REF_PREFIX),
+            sort_after: None,
+            forward: true,
+            limit: 500,
+        };
+        let items = self.query_all(spec, usize::MAX).await?;
+        Ok(items
+            .iter()
+            .filter(|item| {
+                item.get(KIND)
                     .and_then(|k| k.as_s().ok())
-                    .is_some_and(|k| k == "enrollment");
-                is_enrollment
-                    .then(|| item.get("course_id").and_then(|v| v.as_s().ok()).cloned())
-                    .flatten()
-            }));
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(ids),
-            }
-        }
+                    .is_some_and(|k| k == "enrollment")
+            })
+            .filter_map(|item| item.get("course_id").and_then(|v| v.as_s().ok()).cloned())
+            .collect())
     }
 }

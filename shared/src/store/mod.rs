@@ -93,6 +93,7 @@ pub struct Page<T> {
 }
 
 /// Which index and partition a [`Store::query_page`] reads.
+#[derive(Clone)]
 pub struct QuerySpec<'a> {
     pub index: Option<&'static str>,
     pub partition_attr: &'static str,
@@ -270,6 +271,29 @@ impl Store {
         Ok((out.items.unwrap_or_default(), next))
     }
 
+    /// Every item of a Query, reading page after page, at most `max` items.
+    pub(crate) async fn query_all(
+        &self,
+        spec: QuerySpec<'_>,
+        max: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut all = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let (items, next) = self.query_page(spec.clone(), cursor.as_ref()).await?;
+            for item in items {
+                if all.len() == max {
+                    return Ok(all);
+                }
+                all.push(item);
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// Runs a transaction; a cancellation reports the reason of each action.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         self.client
@@ -313,6 +337,11 @@ pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
 /// A string attribute value.
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
+}
+
+/// A time attribute value, in the RFC 3339 form the models serialize.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> AttributeValue {
+    AttributeValue::S(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 /// A number attribute value.

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, time, to_item};
 use crate::model::{Participant, Session, StreamStatus};
 use crate::table::{GSI2PK, GSI2SK, KIND};
 
@@ -24,10 +24,6 @@ use crate::table::{GSI2PK, GSI2SK, KIND};
 pub const PARTICIPANT_ACTION: usize = 0;
 /// Index of the stream's action in presence transactions.
 pub const STREAM_ACTION: usize = 1;
-
-fn time(at: DateTime<Utc>) -> AttributeValue {
-    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
 
 impl Store {
     pub async fn participant(
@@ -69,16 +65,21 @@ impl Store {
 
     /// Every participant of a stream (for statistics), reading all pages.
     pub async fn all_participants(&self, stream_id: &str) -> Result<Vec<Participant>, StoreError> {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (page, next) = self.participants(stream_id, cursor.as_ref(), 500).await?;
-            all.extend(page);
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(all),
-            }
-        }
+        let spec = QuerySpec {
+            index: None,
+            partition_attr: crate::table::PK,
+            partition_value: keys::stream_pk(stream_id),
+            sort_attr: crate::table::SK,
+            sort_prefix: Some(keys::PARTICIPANT_PREFIX),
+            sort_after: None,
+            forward: true,
+            limit: 500,
+        };
+        self.query_all(spec, usize::MAX)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     fn stream_counter_update(&self, stream_id: &str, update: Update) -> TransactWriteItem {

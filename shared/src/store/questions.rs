@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, Trans
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, s, to_item};
+use super::{QuerySpec, Store, StoreError, Update, from_item, s, time, to_item};
 use crate::model::{Question, QuestionStatus, StreamStatus};
 use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
 
@@ -14,10 +14,6 @@ use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
 pub const VOTE_ACTION: usize = 0;
 /// Index of the question's action in vote and answer transactions.
 pub const QUESTION_ACTION: usize = 1;
-
-fn time(at: DateTime<Utc>) -> AttributeValue {
-    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-}
 
 fn status(value: QuestionStatus) -> AttributeValue {
     s(value.as_str())
@@ -66,35 +62,21 @@ impl Store {
         stream_id: &str,
         max: usize,
     ) -> Result<Vec<Question>, StoreError> {
-        let mut all = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let (items, next) = self
-                .query_page(
-                    QuerySpec {
-                        index: None,
-                        partition_attr: crate::table::PK,
-                        partition_value: keys::stream_pk(stream_id),
-                        sort_attr: crate::table::SK,
-                        sort_prefix: Some(keys::QUESTION_PREFIX),
-                        sort_after: None,
-                        forward: true,
-                        limit: 500,
-                    },
-                    cursor.as_ref(),
-                )
-                .await?;
-            for item in items {
-                if all.len() == max {
-                    return Ok(all);
-                }
-                all.push(from_item(item)?);
-            }
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(all),
-            }
-        }
+        let spec = QuerySpec {
+            index: None,
+            partition_attr: crate::table::PK,
+            partition_value: keys::stream_pk(stream_id),
+            sort_attr: crate::table::SK,
+            sort_prefix: Some(keys::QUESTION_PREFIX),
+            sort_after: None,
+            forward: true,
+            limit: 500,
+        };
+        self.query_all(spec, max)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
     }
 
     /// The ids of the questions of a stream a user has upvoted.
@@ -104,36 +86,27 @@ impl Store {
         user_id: &str,
     ) -> Result<Vec<String>, StoreError> {
         let prefix = keys::vote_ref_prefix(stream_id);
-        let mut ids = Vec::new();
-        let mut cursor: Option<Cursor> = None;
-        loop {
-            let (items, next) = self
-                .query_page(
-                    QuerySpec {
-                        index: Some(GSI2),
-                        partition_attr: GSI2PK,
-                        partition_value: keys::user_pk(user_id),
-                        sort_attr: GSI2SK,
-                        sort_prefix: Some(&prefix),
-                        sort_after: None,
-                        forward: true,
-                        limit: 1000,
-                    },
-                    cursor.as_ref(),
-                )
-                .await?;
-            ids.extend(items.iter().filter_map(|i| {
+        let spec = QuerySpec {
+            index: Some(GSI2),
+            partition_attr: GSI2PK,
+            partition_value: keys::user_pk(user_id),
+            sort_attr: GSI2SK,
+            sort_prefix: Some(&prefix),
+            sort_after: None,
+            forward: true,
+            limit: 1000,
+        };
+        let items = self.query_all(spec, usize::MAX).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
                 i.get(GSI2SK)?
                     .as_s()
                     .ok()?
                     .strip_prefix(prefix.as_str())
                     .map(str::to_string)
-            }));
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(ids),
-            }
-        }
+            })
+            .collect())
     }
 
     fn votable(&self, stream_id: &str, question_id: &str, delta: i64) -> TransactWriteItem {

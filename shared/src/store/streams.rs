@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, Item, QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use super::{Cursor, Item, QuerySpec, Store, StoreError, Update, from_item, n, s, time, to_item};
 use crate::model::stream::StreamChanges;
 use crate::model::{Stream, StreamStatus, sort_time};
 use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, KIND};
@@ -42,10 +42,6 @@ pub fn stream_item(stream: &Stream) -> Result<Item, StoreError> {
 
 fn status(value: StreamStatus) -> aws_sdk_dynamodb::types::AttributeValue {
     s(value.as_str())
-}
-
-fn time(at: DateTime<Utc>) -> aws_sdk_dynamodb::types::AttributeValue {
-    s(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
 }
 
 impl Store {
