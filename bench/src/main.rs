@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use livestream::apigw::{HttpRequestSpec, http_request};
 use livestream::auth::Role;
-use livestream::model::{Course, Session, Stream};
+use livestream::model::{Session, Stream};
 use livestream::service::{connections, presence, streams};
-use livestream::testing::{RecordingManagementApi, TestEnv, identity, token};
+use livestream::testing::{RecordingManagementApi, TestEnv, identity, teacher_stream, token};
 use livestream_broadcast::BroadcastState;
 
 struct Row {
@@ -48,22 +48,7 @@ async fn timed<F: std::future::Future<Output = ()>>(f: F) -> Duration {
 }
 
 async fn live_stream(env: &TestEnv) -> Stream {
-    let teacher = identity("teacher-1", Role::Teacher);
-    let course = Course {
-        id: livestream::model::new_id(),
-        title: "c".into(),
-        description: String::new(),
-        teacher_id: "teacher-1".into(),
-        created_at: livestream::model::now(),
-    };
-    env.store().create_course(&course).await.unwrap();
-    let input =
-        serde_json::from_value(serde_json::json!({"title": "bench", "course_id": course.id}))
-            .unwrap();
-    let stream = streams::create(env.store(), &teacher, input).await.unwrap();
-    streams::start(env.store(), &teacher, &stream.id)
-        .await
-        .unwrap()
+    teacher_stream(env.store(), true, true).await
 }
 
 /// GET /api/livestream/{id} through the handler, one request at a time.

@@ -185,3 +185,38 @@ impl Drop for RecordingManagementApi {
         }
     }
 }
+
+/// The teacher who owns the streams of [`teacher_stream`].
+pub const TEACHER: &str = "teacher-1";
+
+/// A stream of [`TEACHER`] in a new course of theirs, started when `live`.
+pub async fn teacher_stream(store: &Store, live: bool, public: bool) -> crate::model::Stream {
+    let teacher = identity(TEACHER, Role::Teacher);
+    let course = crate::model::Course {
+        id: crate::model::new_id(),
+        title: "Course".into(),
+        description: String::new(),
+        teacher_id: TEACHER.into(),
+        created_at: crate::model::now(),
+    };
+    store
+        .create_course(&course)
+        .await
+        .expect("course is stored");
+    let input = serde_json::from_value(serde_json::json!({
+        "title": "Live lecture",
+        "course_id": course.id,
+        "is_public": public,
+    }))
+    .expect("a valid stream input");
+    let stream = crate::service::streams::create(store, &teacher, input)
+        .await
+        .expect("stream is created");
+    if live {
+        crate::service::streams::start(store, &teacher, &stream.id)
+            .await
+            .expect("stream starts")
+    } else {
+        stream
+    }
+}

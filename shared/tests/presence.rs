@@ -2,25 +2,13 @@
 
 use futures::future::join_all;
 use livestream::auth::Role;
-use livestream::model::{Course, Session, Stream};
+use livestream::model::{Session, Stream};
 use livestream::service::{presence, streams};
 use livestream::store::Store;
-use livestream::testing::{TestEnv, identity};
+use livestream::testing::{TestEnv, identity, teacher_stream};
 
 async fn live_stream(store: &Store) -> Stream {
-    let teacher = identity("teacher-1", Role::Teacher);
-    let course = Course {
-        id: livestream::model::new_id(),
-        title: "c".into(),
-        description: String::new(),
-        teacher_id: teacher.user_id.clone(),
-        created_at: livestream::model::now(),
-    };
-    store.create_course(&course).await.unwrap();
-    let input =
-        serde_json::from_value(serde_json::json!({"title": "t", "course_id": course.id})).unwrap();
-    let stream = streams::create(store, &teacher, input).await.unwrap();
-    streams::start(store, &teacher, &stream.id).await.unwrap()
+    teacher_stream(store, true, true).await
 }
 
 async fn reload(store: &Store, stream: &Stream) -> Stream {

@@ -5,10 +5,10 @@ use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use livestream::auth::{Authenticator, Role};
 use livestream::change_stream::ChangeStreamReader;
-use livestream::model::{Course, Stream};
-use livestream::service::{connections, streams};
+use livestream::model::Stream;
+use livestream::service::connections;
 use livestream::store::Store;
-use livestream::testing::{RecordingManagementApi, TEST_SECRET, TestEnv, identity, token};
+use livestream::testing::{RecordingManagementApi, TEST_SECRET, TestEnv, teacher_stream, token};
 use livestream_broadcast::{BatchReport, BroadcastState};
 
 pub struct Harness {
@@ -53,28 +53,7 @@ impl Harness {
     }
 
     pub async fn stream(&self, live: bool) -> Stream {
-        let teacher = identity("teacher-1", Role::Teacher);
-        let course = Course {
-            id: livestream::model::new_id(),
-            title: "c".into(),
-            description: String::new(),
-            teacher_id: "teacher-1".into(),
-            created_at: livestream::model::now(),
-        };
-        self.store().create_course(&course).await.unwrap();
-        let input =
-            serde_json::from_value(serde_json::json!({"title": "t", "course_id": course.id}))
-                .unwrap();
-        let stream = streams::create(self.store(), &teacher, input)
-            .await
-            .unwrap();
-        if live {
-            streams::start(self.store(), &teacher, &stream.id)
-                .await
-                .unwrap()
-        } else {
-            stream
-        }
+        teacher_stream(self.store(), live, true).await
     }
 
     /// Opens a connection as `$connect` would.

@@ -4,10 +4,9 @@
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use livestream::AppState;
 use livestream::apigw::{WebSocketEventSpec, websocket_event};
-use livestream::auth::{Authenticator, Role};
-use livestream::model::{Course, Stream};
-use livestream::service::streams;
-use livestream::testing::{RecordingManagementApi, TEST_SECRET, TestEnv, identity};
+use livestream::auth::Authenticator;
+use livestream::model::Stream;
+use livestream::testing::{RecordingManagementApi, TEST_SECRET, TestEnv, teacher_stream};
 use livestream_ws::WsState;
 
 pub struct WsApp {
@@ -81,29 +80,7 @@ impl WsApp {
 
     /// A stream of `teacher-1` in a new course, optionally started and private.
     pub async fn stream(&self, live: bool, public: bool) -> Stream {
-        let teacher = identity("teacher-1", Role::Teacher);
-        let course = Course {
-            id: livestream::model::new_id(),
-            title: "c".into(),
-            description: String::new(),
-            teacher_id: "teacher-1".into(),
-            created_at: livestream::model::now(),
-        };
-        self.store().create_course(&course).await.unwrap();
-        let input = serde_json::from_value(
-            serde_json::json!({"title": "t", "course_id": course.id, "is_public": public}),
-        )
-        .unwrap();
-        let stream = streams::create(self.store(), &teacher, input)
-            .await
-            .unwrap();
-        if live {
-            streams::start(self.store(), &teacher, &stream.id)
-                .await
-                .unwrap()
-        } else {
-            stream
-        }
+        teacher_stream(self.store(), live, public).await
     }
 
     pub async fn reload(&self, stream: &Stream) -> Stream {
