@@ -268,6 +268,59 @@ async fn a_whole_class_runs_through_http_and_websockets() {
         .collect();
     assert_eq!(replayed, [2]);
 
+    // Q&A: s1 asks anonymously, s2 upvotes, the teacher answers.
+    let (status, question) = api
+        .call(
+            "POST",
+            &format!("/api/livestream/{id}/questions"),
+            &s1,
+            Some(json!({"text": "What is 'static?", "anonymous": true})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let qid = question["id"].as_str().unwrap().to_string();
+    let (status, voted) = api
+        .call(
+            "POST",
+            &format!("/api/livestream/{id}/questions/{qid}/upvote"),
+            &s2,
+            None,
+        )
+        .await;
+    assert_eq!((status, voted["upvotes"].as_i64()), (200, Some(1)));
+    let (status, _) = api
+        .call(
+            "PUT",
+            &format!("/api/livestream/{id}/questions/{qid}/answer"),
+            &teacher,
+            Some(json!({"answer": "The whole program."})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answered = |e: &[Value]| {
+        e.iter()
+            .any(|e| e["type"] == "question.updated" && e["data"]["status"] == "answered")
+    };
+    let s2_questions = read_until(&mut s2_ws, answered).await;
+    let s2_questions: Vec<&Value> = s2_questions
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("question."))
+        .collect();
+    assert_eq!(s2_questions[0]["type"], "question.created");
+    assert!(
+        s2_questions.iter().all(|e| e["data"]["user_id"].is_null()),
+        "the asker stays anonymous to other students"
+    );
+    let t_questions = read_until(&mut t_ws, answered).await;
+    let created = t_questions
+        .iter()
+        .find(|e| e["type"] == "question.created")
+        .unwrap();
+    assert_eq!(
+        created["data"]["user_id"], "student-1",
+        "moderators see who asked"
+    );
+
     // s2 leaves by closing the socket; everyone left hears the count drop.
     s2_ws.close(None).await.unwrap();
     read_until(&mut s1_ws, |e| {
@@ -310,6 +363,14 @@ async fn a_whole_class_runs_through_http_and_websockets() {
     assert_eq!(stats["total_unique_viewers"], 2);
     assert_eq!(stats["peak_viewers"], 2);
     assert_eq!(stats["chat_messages_count"], 2);
+    assert_eq!(
+        (
+            stats["questions_count"].as_i64(),
+            stats["questions_answered_count"].as_i64(),
+            stats["upvotes_count"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
     assert_eq!(stats["is_final"], true);
 
     // The other stream's client heard only about its own stream.
