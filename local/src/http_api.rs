@@ -86,6 +86,10 @@ pub async fn handle(
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
         return with_cors(response, origin);
     }
+    if method == Method::GET && path == "/openapi.json" {
+        let response = axum::Json(livestream::openapi::document()).into_response();
+        return with_cors(response, origin);
+    }
     let Some((route, params)) = match_route(method.as_str(), &path) else {
         let response = if path_exists(&path) {
             gateway_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")

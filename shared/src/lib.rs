@@ -15,6 +15,7 @@ pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod openapi;
 pub mod realtime;
 pub mod routes;
 pub mod service;

@@ -1,8 +1,13 @@
-//! Writes `infra/template.yaml` from the code.
+//! Writes `infra/template.yaml` and `docs/openapi.json` from the code.
 
 fn main() -> std::io::Result<()> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
-    std::fs::write(&path, livestream_infra::template_yaml())?;
-    println!("wrote {}", path.display());
+    let infra = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let template = infra.join("template.yaml");
+    std::fs::write(&template, livestream_infra::template_yaml())?;
+    println!("wrote {}", template.display());
+    let openapi = infra.join("../docs/openapi.json");
+    let document = serde_json::to_string_pretty(&livestream::openapi::document())?;
+    std::fs::write(&openapi, document + "\n")?;
+    println!("wrote {}", openapi.display());
     Ok(())
 }
