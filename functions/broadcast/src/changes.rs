@@ -30,6 +30,10 @@ pub struct Outgoing {
     /// Replaces an earlier event with the same key in the batch (viewer counts, a
     /// question's successive updates).
     pub coalesce_key: Option<String>,
+    /// The change record's sequence number. All items of a stream share its partition
+    /// key, so their records come in one shard in order: the numbers only grow within a
+    /// stream, and a client can order and de-duplicate events by them.
+    pub sequence: Option<String>,
 }
 
 impl Outgoing {
@@ -40,6 +44,7 @@ impl Outgoing {
             audience: Audience::Everyone,
             data,
             coalesce_key: None,
+            sequence: None,
         }
     }
 
@@ -56,11 +61,16 @@ impl Outgoing {
             audience,
             data,
             coalesce_key,
+            sequence: None,
         }
     }
 
     pub fn to_client_event(&self) -> Value {
-        client_event(self.kind, &self.stream_id, self.data.clone())
+        let mut event = client_event(self.kind, &self.stream_id, self.data.clone());
+        if let Some(sequence) = &self.sequence {
+            event["sequence"] = Value::String(sequence.clone());
+        }
+        event
     }
 }
 

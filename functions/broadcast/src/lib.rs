@@ -91,7 +91,8 @@ pub async fn handle_batch(
                 failed.extend(sequence.clone());
             }
         }
-        for outgoing in interpretation.events {
+        for mut outgoing in interpretation.events {
+            outgoing.sequence = sequence.clone();
             let group = by_stream
                 .entry(outgoing.stream_id.clone())
                 .or_insert_with(|| StreamEvents {

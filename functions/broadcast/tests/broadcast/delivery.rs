@@ -113,12 +113,19 @@ async fn a_batch_goes_to_each_connection_as_one_frame() {
     assert_eq!(report.events, 5);
     assert_eq!(h.management.post_count(), 1);
     let frames = h.management.frames("c1");
-    let titles: Vec<&str> = frames[0]
-        .as_array()
-        .unwrap()
+    let events = frames[0].as_array().unwrap();
+    let titles: Vec<&str> = events
         .iter()
         .map(|e| e["data"]["title"].as_str().unwrap())
         .collect();
+    let sequences: Vec<u128> = events
+        .iter()
+        .map(|e| e["sequence"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] < w[1]),
+        "sequence numbers grow: {sequences:?}"
+    );
     assert_eq!(
         titles,
         ["Title 0", "Title 1", "Title 2", "Title 3", "Title 4"],
