@@ -591,3 +591,69 @@ async fn data_survives_a_restart() {
     assert_eq!(chat["items"][0]["message"], "still here");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_http_api_answers_like_api_gateway_for_unknown_routes_and_cors() {
+    let stack = LocalStack::start(config()).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", stack.http_url);
+    assert_eq!(
+        http.get(url("/api/nope")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        http.delete(url("/api/courses"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, url("/api/livestream/active"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let foreign = http
+        .get(url("/api/livestream/active"))
+        .header("origin", "https://evil.example")
+        .bearer_auth(token("student-1", Role::Student))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 200);
+    assert!(
+        foreign
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let unauthorized = http
+        .get(url("/api/livestream/active"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    let body: Value = unauthorized.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let openapi: Value = http
+        .get(url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        openapi["paths"]["/api/livestream/{id}/start"]["post"]["operationId"],
+        "start-stream"
+    );
+    stack.shutdown().await;
+}
