@@ -145,7 +145,8 @@ async fn apply(state: &BroadcastState, effect: &SideEffect) -> Result<(), livest
     }
 }
 
-/// Users who may moderate the stream, when some event is for moderators only.
+/// Participants made moderators, when some event is for moderators only (one read
+/// of the stream item, which keeps their ids).
 async fn moderators(
     state: &BroadcastState,
     stream_id: &str,
@@ -154,14 +155,10 @@ async fn moderators(
     if events.iter().all(|e| e.audience == Audience::Everyone) {
         return Ok(HashSet::new());
     }
-    Ok(state
-        .store
-        .all_participants(stream_id)
-        .await?
-        .into_iter()
-        .filter(|p| p.is_moderator)
-        .map(|p| p.user_id)
-        .collect())
+    let stream = state.store.stream(stream_id).await?;
+    Ok(stream
+        .map(|s| s.moderator_ids.into_iter().collect())
+        .unwrap_or_default())
 }
 
 fn is_moderator(connection: &Connection, moderators: &HashSet<String>) -> bool {

@@ -163,6 +163,10 @@ pub struct Stream {
     /// New questions wait for a moderator's approval before students see them.
     #[serde(default)]
     pub questions_require_approval: bool,
+    /// Participants the instructor made moderators (a string set, kept with their
+    /// participant records; absent when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moderator_ids: Vec<String>,
     /// The question being answered now ("now answering").
     #[serde(default)]
     pub highlighted_question_id: Option<String>,

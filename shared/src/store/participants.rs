@@ -258,7 +258,9 @@ impl Store {
         }
     }
 
-    /// Sets a participant's permissions; the participant must exist.
+    /// Sets a participant's permissions; the participant must exist. A change of
+    /// `is_moderator` also updates the stream's `moderator_ids` in the same transaction,
+    /// so the broadcaster learns who moderates with one read of the stream.
     pub async fn set_participant_permissions(
         &self,
         stream_id: &str,
@@ -277,13 +279,31 @@ impl Store {
                 update = update.set(attr, AttributeValue::Bool(v));
             }
         }
-        from_item(
-            self.update(
-                keys::stream_pk(stream_id),
-                keys::participant_sk(user_id),
-                update,
-            )
-            .await?,
-        )
+        let (pk, sk) = (keys::stream_pk(stream_id), keys::participant_sk(user_id));
+        let Some(moderator) = is_moderator else {
+            return from_item(self.update(pk, sk, update).await?);
+        };
+        let members = vec![user_id.to_string()];
+        let stream = if moderator {
+            Update::new().exists().add_to_set("moderator_ids", members)
+        } else {
+            Update::new()
+                .exists()
+                .delete_from_set("moderator_ids", members)
+        };
+        match self
+            .transact(vec![
+                update.into_transact(self.table(), pk.clone(), sk.clone()),
+                self.stream_counter_update(stream_id, stream),
+            ])
+            .await
+        {
+            Err(e) if e.failed_condition_at(PARTICIPANT_ACTION) => Err(StoreError::ConditionFailed),
+            Err(e) => Err(e),
+            Ok(()) => self
+                .get_as(pk, sk)
+                .await?
+                .ok_or(StoreError::ConditionFailed),
+        }
     }
 }

@@ -163,6 +163,8 @@ async fn the_instructor_sets_permissions_and_moderators_list_participants() {
     assert_eq!(reply.body["is_moderator"], true);
     assert_eq!(reply.body["can_ask_questions"], false);
     assert_eq!(reply.body["can_chat"], true);
+    let stream = app.get(&format!("/api/livestream/{id}"), &t).await;
+    assert_eq!(stream.body["moderator_ids"], json!(["s1"]));
     let reply = app.get(&list, &student("s1")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let users: Vec<&str> = reply.body["items"]
@@ -181,6 +183,18 @@ async fn the_instructor_sets_permissions_and_moderators_list_participants() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "admins may too");
+    app.call("PUT", &path, Some(&t), Some(json!({"is_moderator": false})))
+        .await;
+    let stream = app.get(&format!("/api/livestream/{id}"), &t).await;
+    assert!(
+        stream.body.get("moderator_ids").is_none(),
+        "{:?}",
+        stream.body
+    );
+    assert_eq!(
+        app.get(&list, &student("s1")).await.status,
+        StatusCode::FORBIDDEN
+    );
 }
 
 #[tokio::test]

@@ -345,6 +345,13 @@ async fn pending_questions_go_only_to_moderators_and_the_asker() {
     h.connect("t1", "teacher-1", Role::Teacher, &stream).await;
     h.connect("a1", "asker", Role::Student, &stream).await;
     h.connect("o1", "other", Role::Student, &stream).await;
+    h.connect("m1", "helper", Role::Student, &stream).await;
+    let make_moderator = serde_json::from_value(serde_json::json!({"is_moderator": true})).unwrap();
+    participation::update_permissions(h.store(), &teacher, &stream.id, "helper", make_moderator)
+        .await
+        .unwrap();
+    let updated = h.store().stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!(updated.moderator_ids, ["helper"]);
     h.broadcast().await;
     h.management.clear();
     let asker = identity("asker", Role::Student);
@@ -358,6 +365,11 @@ async fn pending_questions_go_only_to_moderators_and_the_asker() {
     h.broadcast().await;
     assert_eq!(types(&question_events(&h, "t1")), ["question.created"]);
     assert_eq!(types(&question_events(&h, "a1")), ["question.created"]);
+    assert_eq!(
+        types(&question_events(&h, "m1")),
+        ["question.created"],
+        "a student moderator sees the queue"
+    );
     assert!(question_events(&h, "o1").is_empty());
     h.management.clear();
     questions::approve(
