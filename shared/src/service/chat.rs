@@ -41,7 +41,7 @@ pub async fn send(
     if stream.status != StreamStatus::Live {
         return Err(not_live(stream.status));
     }
-    let moderator = roles::can_moderate(store, who, &stream).await?;
+    let moderator = roles::can_moderate(who, &stream);
     if message_type == MessageType::Announcement && !moderator {
         return Err(ApiError::forbidden(
             "announcement_not_allowed",
@@ -167,7 +167,7 @@ pub async fn list(
         ));
     }
     let stream = streams::load_visible(store, who, stream_id).await?;
-    let moderator = roles::can_moderate(store, who, &stream).await?;
+    let moderator = roles::can_moderate(who, &stream);
     let (messages, next) = store
         .chat_page(&stream.id, since, page.cursor.as_ref(), page.limit)
         .await
@@ -201,7 +201,7 @@ pub async fn hide(
     seq: &str,
 ) -> Result<ChatMessage, ApiError> {
     let stream = streams::load(store, stream_id).await?;
-    roles::require_moderator(store, who, &stream).await?;
+    roles::require_moderator(who, &stream)?;
     let seq = parse_seq(seq)?;
     let message = match store.hide_chat(&stream.id, seq, &who.user_id, now()).await {
         Ok(m) => m,
@@ -220,7 +220,7 @@ pub async fn pin(
     seq: &str,
 ) -> Result<crate::model::Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
-    roles::require_moderator(store, who, &stream).await?;
+    roles::require_moderator(who, &stream)?;
     let seq = parse_seq(seq)?;
     match store.pin_chat(&stream.id, seq, now()).await {
         Ok(()) => {}
@@ -244,7 +244,7 @@ pub async fn unpin(
     stream_id: &str,
 ) -> Result<crate::model::Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
-    roles::require_moderator(store, who, &stream).await?;
+    roles::require_moderator(who, &stream)?;
     store.unpin_chat(&stream.id, None, now()).await?;
     streams::load(store, &stream.id).await
 }

@@ -89,7 +89,7 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<Participant>, ApiError> {
     let stream = streams::load(store, stream_id).await?;
-    roles::require_moderator(store, who, &stream).await?;
+    roles::require_moderator(who, &stream)?;
     let (items, next) = store
         .participants(&stream.id, page.cursor.as_ref(), page.limit)
         .await

@@ -49,7 +49,7 @@ pub async fn ask(
             ),
         ));
     }
-    let moderator = roles::can_moderate(store, who, &stream).await?;
+    let moderator = roles::can_moderate(who, &stream);
     if !moderator {
         let participant = roles::require_joined(store, who, &stream).await?;
         if !participant.can_ask_questions {
@@ -190,7 +190,7 @@ pub async fn list(
     query: ListQuery,
 ) -> Result<QuestionPage, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
-    let moderator = roles::can_moderate(store, who, &stream).await?;
+    let moderator = roles::can_moderate(who, &stream);
     if query.filter == Filter::Pending && !moderator {
         return Err(ApiError::forbidden(
             "not_moderator",
@@ -251,7 +251,7 @@ pub async fn upvote(
 ) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let question = load_question(store, &stream, raw_id).await?;
-    let moderator = roles::can_moderate(store, who, &stream).await?;
+    let moderator = roles::can_moderate(who, &stream);
     if question.user_id == who.user_id {
         return Err(ApiError::forbidden(
             "own_question",
@@ -285,7 +285,7 @@ pub async fn remove_upvote(
 ) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let question = load_question(store, &stream, raw_id).await?;
-    let moderator = roles::can_moderate(store, who, &stream).await?;
+    let moderator = roles::can_moderate(who, &stream);
     match store
         .remove_upvote(&stream.id, &question.id, &who.user_id)
         .await
@@ -305,7 +305,7 @@ async fn moderated(
     raw_id: &str,
 ) -> Result<(Stream, Question), ApiError> {
     let stream = streams::load(store, stream_id).await?;
-    roles::require_moderator(store, who, &stream).await?;
+    roles::require_moderator(who, &stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     Ok((stream, question))
 }
@@ -496,7 +496,7 @@ pub async fn clear_highlight(
     stream_id: &str,
 ) -> Result<Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
-    roles::require_moderator(store, who, &stream).await?;
+    roles::require_moderator(who, &stream)?;
     store.clear_highlight(&stream.id, None, now()).await?;
     streams::load(store, &stream.id).await
 }
