@@ -155,8 +155,15 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// A stale or foreign page cursor is the client's mistake; every other store
+    /// failure is ours.
     fn from(err: StoreError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            StoreError::InvalidCursor => {
+                Self::bad_request("invalid_cursor", "cursor is not valid for this listing")
+            }
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

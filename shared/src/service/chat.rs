@@ -9,7 +9,7 @@ use crate::model::{ChatMessage, MessageType, StreamStatus, new_id, now};
 use crate::store::chat::{CHAT_PARTICIPANT_ACTION, CHAT_STREAM_ACTION, SenderGuard};
 use crate::store::{Store, StoreError};
 
-use super::{PageRequest, roles, store_err, streams};
+use super::{PageRequest, roles, streams};
 
 /// Attempts before a chat storm on one stream is reported as busy.
 const MAX_ATTEMPTS: u32 = 20;
@@ -170,8 +170,7 @@ pub async fn list(
     let moderator = roles::can_moderate(who, &stream);
     let (messages, next) = store
         .chat_page(&stream.id, since, page.cursor.as_ref(), page.limit)
-        .await
-        .map_err(store_err)?;
+        .await?;
     let last_seq = messages.last().map_or(since, |m| m.seq);
     Ok(ChatPage {
         items: messages

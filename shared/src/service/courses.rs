@@ -6,7 +6,7 @@ use crate::model::course::{CreateCourseInput, EnrollInput};
 use crate::model::{Course, Enrollment, new_id, now, parse_id, parse_user_id};
 use crate::store::{Page, Store};
 
-use super::{PageRequest, store_err};
+use super::PageRequest;
 
 /// `POST /api/courses`: a teacher creates a course they teach.
 pub async fn create(
@@ -83,8 +83,7 @@ pub async fn list_mine(
 ) -> Result<Page<Course>, ApiError> {
     let (courses, next) = store
         .courses_of_user(&who.user_id, page.cursor.as_ref(), page.limit)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok(Page {
         items: courses,
         next_cursor: next.map(|c| c.encode()),

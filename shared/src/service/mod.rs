@@ -14,7 +14,7 @@ pub mod stats;
 pub mod streams;
 
 use crate::error::ApiError;
-use crate::store::{Cursor, StoreError};
+use crate::store::Cursor;
 
 /// Page size bounds of every listing.
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -51,15 +51,5 @@ impl PageRequest {
                 })?,
         };
         Ok(Self { cursor, limit })
-    }
-}
-
-/// Maps a store error where the only expected failure is a client's stale cursor.
-pub(crate) fn store_err(err: StoreError) -> ApiError {
-    match err {
-        StoreError::InvalidCursor => {
-            ApiError::bad_request("invalid_cursor", "cursor is not valid for this listing")
-        }
-        other => other.into(),
     }
 }

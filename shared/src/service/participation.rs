@@ -7,7 +7,7 @@ use crate::error::{ApiError, Validator};
 use crate::model::{Participant, Session, Stream, now, parse_user_id};
 use crate::store::{Page, Store, StoreError, Update, keys};
 
-use super::{PageRequest, presence, roles, store_err, streams};
+use super::{PageRequest, presence, roles, streams};
 
 /// The answer to join and leave: the caller's participation and the live count.
 #[derive(Debug, Serialize)]
@@ -92,8 +92,7 @@ pub async fn list(
     roles::require_moderator(who, &stream)?;
     let (items, next) = store
         .participants(&stream.id, page.cursor.as_ref(), page.limit)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok(Page {
         items: items
             .into_iter()

@@ -6,7 +6,7 @@ use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
 use crate::model::{Stream, StreamStatus, new_id, now, parse_id};
 use crate::store::{Page, Store, StoreError};
 
-use super::{PageRequest, store_err};
+use super::PageRequest;
 
 /// A fresh ingest key: 192 random bits, URL-safe.
 fn new_stream_key() -> String {
@@ -259,8 +259,7 @@ pub async fn list_live(
 ) -> Result<Page<serde_json::Value>, ApiError> {
     let (streams, next) = store
         .streams_in_status(StreamStatus::Live, page.cursor.as_ref(), page.limit)
-        .await
-        .map_err(store_err)?;
+        .await?;
     let needs_enrollments =
         !who.is_admin() && streams.iter().any(|s| !s.is_public && !is_owner(who, s));
     let enrolled = if needs_enrollments {
@@ -298,8 +297,7 @@ pub async fn list_mine(
     }
     let (streams, next) = store
         .streams_of_instructor(&who.user_id, page.cursor.as_ref(), page.limit)
-        .await
-        .map_err(store_err)?;
+        .await?;
     Ok(Page {
         items: streams.into_iter().map(|s| s.view(true)).collect(),
         next_cursor: next.map(|c| c.encode()),
