@@ -190,19 +190,7 @@ impl Store {
         only_seq: Option<i64>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut update = Update::new()
-            .exists()
-            .remove("pinned_message_seq")
-            .set("updated_at", time(now));
-        if let Some(seq) = only_seq {
-            update = update.require_eq("pinned_message_seq", n(seq));
-        }
-        match self
-            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+        self.clear_stream_field(stream_id, "pinned_message_seq", only_seq.map(n), now)
             .await
-        {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }

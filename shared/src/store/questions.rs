@@ -325,19 +325,7 @@ impl Store {
         only: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut update = Update::new()
-            .exists()
-            .remove("highlighted_question_id")
-            .set("updated_at", time(now));
-        if let Some(id) = only {
-            update = update.require_eq("highlighted_question_id", s(id));
-        }
-        match self
-            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+        self.clear_stream_field(stream_id, "highlighted_question_id", only.map(s), now)
             .await
-        {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }

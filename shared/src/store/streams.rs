@@ -150,6 +150,31 @@ impl Store {
         )
     }
 
+    /// Removes one attribute of a stream (a pin, a highlight); with `only`, only while
+    /// it still has that value, so a newer pin or highlight is never cleared by mistake.
+    pub(crate) async fn clear_stream_field(
+        &self,
+        stream_id: &str,
+        attr: &str,
+        only: Option<aws_sdk_dynamodb::types::AttributeValue>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut update = Update::new()
+            .exists()
+            .remove(attr)
+            .set("updated_at", time(now));
+        if let Some(value) = only {
+            update = update.require_eq(attr, value);
+        }
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// scheduled -> cancelled.
     pub async fn cancel_stream(
         &self,
