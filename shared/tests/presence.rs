@@ -235,3 +235,41 @@ async fn the_peak_survives_a_fall_in_viewers() {
         (2, 5, 6)
     );
 }
+
+#[tokio::test]
+async fn the_last_websocket_closing_ends_presence_even_with_an_http_join_open() {
+    let env = TestEnv::start().await;
+    let store = env.store();
+    let stream = live_stream(store).await;
+    let s1 = identity("s1", Role::Student);
+    let tab = Session::Connection("c1".into());
+    presence::enter(store, &s1, &stream, &Session::Http)
+        .await
+        .unwrap();
+    presence::enter(store, &s1, &stream, &tab).await.unwrap();
+    assert_eq!(reload(store, &stream).await.viewer_count, 1);
+    // A closed browser tab never calls leave; its socket closing is what counts.
+    let p = presence::exit(store, &stream.id, "s1", &tab)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!p.is_watching);
+    assert!(p.sessions.is_empty());
+    assert_eq!(reload(store, &stream).await.viewer_count, 0);
+
+    // Leaving over HTTP while a socket is open keeps the user watching.
+    presence::enter(store, &s1, &stream, &Session::Http)
+        .await
+        .unwrap();
+    presence::enter(store, &s1, &stream, &tab).await.unwrap();
+    presence::exit(store, &stream.id, "s1", &Session::Http)
+        .await
+        .unwrap();
+    assert_eq!(reload(store, &stream).await.viewer_count, 1);
+    presence::exit(store, &stream.id, "s1", &tab).await.unwrap();
+    let after = reload(store, &stream).await;
+    assert_eq!(
+        (after.viewer_count, after.unique_viewers, after.max_viewers),
+        (0, 1, 1)
+    );
+}

@@ -120,8 +120,9 @@ pub async fn enter(
     Err(busy())
 }
 
-/// Ends one session of a user; when it was their last, they stop watching. Ending a
-/// session that does not exist changes nothing. Returns the participant afterwards.
+/// Ends one session of a user; when it was their last (or their last WebSocket
+/// connection), they stop watching. Ending a session that does not exist changes
+/// nothing. Returns the participant afterwards.
 pub async fn exit(
     store: &Store,
     stream_id: &str,
@@ -139,7 +140,13 @@ pub async fn exit(
         if !p.sessions.contains(&session_id) {
             return Ok(Some(p));
         }
-        let result = if p.sessions.len() > 1 {
+        // The last WebSocket connection ends presence even if an HTTP join is still
+        // open: a closed tab never calls leave, and the socket is what proves watching.
+        let http = Session::Http.id();
+        let others_keep_watching = p.sessions.iter().any(|s| {
+            *s != session_id && !(matches!(session, Session::Connection(_)) && *s == http)
+        });
+        let result = if others_keep_watching {
             store
                 .remove_session(stream_id, user_id, session)
                 .await
@@ -147,7 +154,7 @@ pub async fn exit(
         } else {
             let since = p.watching_since.unwrap_or(p.joined_at);
             store
-                .exit_last(stream_id, user_id, session, since, now())
+                .exit_last(stream_id, user_id, &p.sessions, since, now())
                 .await
         };
         match result {

@@ -177,25 +177,28 @@ impl Store {
         )
     }
 
-    /// The user's last session ends: they stop watching, their watch time grows, and
-    /// the stream loses a viewer. Fails on the stream's action when the peak must be
-    /// recorded first ([`Store::record_peak`]).
+    /// The user's remaining `sessions` all end: they stop watching, their watch time
+    /// grows, and the stream loses a viewer. Conditioned on the participant still
+    /// having exactly these sessions. Fails on the stream's action when the peak must
+    /// be recorded first ([`Store::record_peak`]).
     pub async fn exit_last(
         &self,
         stream_id: &str,
         user_id: &str,
-        session: &Session,
+        sessions: &[String],
         watching_since: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let watched = (now - watching_since).num_seconds().max(0);
+        let mut condition = "size({a0}) = {0} AND {a1} = {1}".to_string();
+        let mut values = vec![n(sessions.len()), time(watching_since)];
+        for (i, session) in sessions.iter().enumerate() {
+            condition.push_str(&format!(" AND contains({{a0}}, {{{}}})", i + 2));
+            values.push(s(session));
+        }
         let participant = Update::new()
-            .require(
-                "contains({a0}, {0}) AND size({a0}) = {1} AND {a1} = {2}",
-                &["sessions", "watching_since"],
-                vec![s(session.id()), n(1), time(watching_since)],
-            )
-            .delete_from_set("sessions", vec![session.id()])
+            .require(&condition, &["sessions", "watching_since"], values)
+            .remove("sessions")
             .set("is_watching", AttributeValue::Bool(false))
             .set("left_at", time(now))
             .remove("watching_since")
