@@ -1,12 +1,11 @@
 //! Chat messages: appended with a gap-free per-stream sequence number.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, time, to_item};
+use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s, time};
 use crate::model::{ChatMessage, StreamStatus};
-use crate::table::KIND;
 
 /// Index of the stream's action in [`Store::append_chat`]'s transaction.
 pub const CHAT_STREAM_ACTION: usize = 0;
@@ -41,20 +40,13 @@ impl Store {
                 keys::stream_pk(&message.stream_id),
                 STREAM_SK.into(),
             );
-        let mut item = to_item(message)?;
-        item.insert(
-            crate::table::PK.into(),
-            s(keys::stream_pk(&message.stream_id)),
-        );
-        item.insert(crate::table::SK.into(), s(keys::chat_sk(message.seq)));
-        item.insert(KIND.into(), s("chat_message"));
-        let put = Put::builder()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let mut actions = vec![stream, TransactWriteItem::builder().put(put).build()];
+        let item = keyed_item(
+            message,
+            keys::stream_pk(&message.stream_id),
+            keys::chat_sk(message.seq),
+            "chat_message",
+        )?;
+        let mut actions = vec![stream, self.put_new_action(item)?];
         if let Some(guard) = sender {
             let mut update = Update::new()
                 .require_eq("is_watching", AttributeValue::Bool(true))

@@ -176,6 +176,17 @@ impl Store {
             .map_err(StoreError::from_sdk)
     }
 
+    /// The transaction action that puts an item which must not exist yet.
+    pub(crate) fn put_new_action(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
     /// Reads up to 100 items by key, in no particular order.
     pub(crate) async fn batch_get(
         &self,
@@ -327,6 +338,20 @@ impl Store {
 /// Turns a stored item into a model, ignoring the key attributes.
 pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+/// A model as an item with its primary key and entity kind.
+pub(crate) fn keyed_item<T: Serialize>(
+    value: &T,
+    pk: String,
+    sk: String,
+    kind: &str,
+) -> Result<Item, StoreError> {
+    let mut item = to_item(value)?;
+    item.insert(crate::table::PK.into(), AttributeValue::S(pk));
+    item.insert(crate::table::SK.into(), AttributeValue::S(sk));
+    item.insert(crate::table::KIND.into(), AttributeValue::S(kind.into()));
+    Ok(item)
 }
 
 /// Turns a model into an item (keys are added by the caller).

@@ -12,13 +12,13 @@
 //! it and records the peak first when it does not hold). So every value the count
 //! reached is recorded before it falls, and the peak is `max(max_viewers, viewer_count)`.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, n, s, time, to_item};
+use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s, time};
 use crate::model::{Participant, Session, StreamStatus};
-use crate::table::{GSI2PK, GSI2SK, KIND};
+use crate::table::{GSI2PK, GSI2SK};
 
 /// Index of the participant's action in presence transactions.
 pub const PARTICIPANT_ACTION: usize = 0;
@@ -93,34 +93,25 @@ impl Store {
         participant: &Participant,
         session: &Session,
     ) -> Result<(), StoreError> {
-        let mut item = to_item(participant)?;
-        item.insert(
-            crate::table::PK.into(),
-            s(keys::stream_pk(&participant.stream_id)),
-        );
-        item.insert(
-            crate::table::SK.into(),
-            s(keys::participant_sk(&participant.user_id)),
-        );
-        item.insert(KIND.into(), s("participant"));
+        let mut item = keyed_item(
+            participant,
+            keys::stream_pk(&participant.stream_id),
+            keys::participant_sk(&participant.user_id),
+            "participant",
+        )?;
         item.insert(GSI2PK.into(), s(keys::user_pk(&participant.user_id)));
         item.insert(
             GSI2SK.into(),
             s(keys::participation_ref(&participant.stream_id)),
         );
         item.insert("sessions".into(), AttributeValue::Ss(vec![session.id()]));
-        let put = Put::builder()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let put = self.put_new_action(item)?;
         let stream = Update::new()
             .require_eq("status", s(StreamStatus::Live.as_str()))
             .add("viewer_count", 1)
             .add("unique_viewers", 1);
         self.transact(vec![
-            TransactWriteItem::builder().put(put).build(),
+            put,
             self.stream_counter_update(&participant.stream_id, stream),
         ])
         .await

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, Trans
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{QuerySpec, Store, StoreError, Update, from_item, s, time, to_item};
+use super::{QuerySpec, Store, StoreError, Update, from_item, keyed_item, s, time};
 use crate::model::{Question, QuestionStatus, StreamStatus};
 use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
 
@@ -30,20 +30,13 @@ impl Store {
                 keys::stream_pk(&question.stream_id),
                 STREAM_SK.into(),
             );
-        let mut item = to_item(question)?;
-        item.insert(
-            crate::table::PK.into(),
-            s(keys::stream_pk(&question.stream_id)),
-        );
-        item.insert(crate::table::SK.into(), s(keys::question_sk(&question.id)));
-        item.insert(KIND.into(), s("question"));
-        let put = Put::builder()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        self.transact(vec![stream, TransactWriteItem::builder().put(put).build()])
+        let item = keyed_item(
+            question,
+            keys::stream_pk(&question.stream_id),
+            keys::question_sk(&question.id),
+            "question",
+        )?;
+        self.transact(vec![stream, self.put_new_action(item)?])
             .await
     }
 
