@@ -47,17 +47,17 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     http("get-stream", &[GET]),
     http("update-stream", &[GET, UPDATE]),
     http("start-stream", &[GET, UPDATE]),
-    // Stopping writes the final statistics from the participants.
+    // Stopping ends every watching period, then writes the final statistics.
     http("stop-stream", &[GET, UPDATE, QUERY, PUT]),
     http("cancel-stream", &[GET, UPDATE]),
     http("update-stream-settings", &[GET, UPDATE]),
     http("join-stream", &[GET, PUT, UPDATE]),
     http("leave-stream", &[GET, UPDATE]),
     http("list-participants", &[GET, QUERY]),
-    http("update-participant", &[GET, UPDATE]),
+    http("update-participant", &[GET, UPDATE, CHECK]),
     http("send-chat-message", &[GET, PUT, UPDATE]),
-    http("list-chat-messages", &[GET, QUERY]),
-    http("hide-chat-message", &[GET, UPDATE]),
+    http("list-chat-messages", &[GET, QUERY, PUT]),
+    http("hide-chat-message", &[GET, UPDATE, CHECK]),
     http("pin-chat-message", &[GET, UPDATE, CHECK]),
     http("unpin-chat-message", &[GET, UPDATE]),
     http("get-stream-stats", &[GET, QUERY, PUT]),
@@ -68,11 +68,11 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     http("list-questions", &[GET, QUERY]),
     http("upvote-question", &[GET, PUT, UPDATE]),
     http("remove-upvote", &[GET, DELETE, UPDATE]),
-    http("answer-question", &[GET, UPDATE]),
-    http("hide-question", &[GET, UPDATE]),
-    http("approve-question", &[GET, UPDATE]),
-    http("dismiss-question", &[GET, UPDATE]),
-    http("reopen-question", &[GET, UPDATE]),
+    http("answer-question", &[GET, UPDATE, CHECK]),
+    http("hide-question", &[GET, UPDATE, CHECK]),
+    http("approve-question", &[GET, UPDATE, CHECK]),
+    http("dismiss-question", &[GET, UPDATE, CHECK]),
+    http("reopen-question", &[GET, UPDATE, CHECK]),
     http("highlight-question", &[GET, UPDATE, CHECK]),
     http("clear-highlight", &[GET, UPDATE]),
     FunctionSpec {
@@ -101,6 +101,14 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         memory_mb: 512,
         timeout_s: 60,
         table_actions: &[GET, PUT, UPDATE, DELETE, QUERY],
+        manages_connections: true,
+    },
+    // Ends lapsed HTTP presence and connections that died without `$disconnect`.
+    FunctionSpec {
+        name: "sweep-presence",
+        memory_mb: 256,
+        timeout_s: 60,
+        table_actions: &[GET, UPDATE, DELETE, QUERY],
         manages_connections: true,
     },
 ];
@@ -236,6 +244,7 @@ pub fn deployed_functions() -> Vec<&'static str> {
         names.push(function);
     }
     names.push("broadcast");
+    names.push("sweep-presence");
     names
 }
 
@@ -305,6 +314,12 @@ pub fn template() -> Value {
                         }
                     }
                 }),
+            );
+        }
+        if function == "sweep-presence" {
+            events.insert(
+                "EveryMinute".into(),
+                json!({ "Type": "Schedule", "Properties": { "Schedule": "rate(1 minute)" } }),
             );
         }
         let id = logical_id(function);

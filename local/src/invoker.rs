@@ -134,6 +134,37 @@ impl Invoker {
         }
     }
 
+    /// Invokes the presence sweeper, as its schedule does on AWS.
+    pub async fn sweep(&self) {
+        match self {
+            Self::InProcess(functions) => {
+                let state = &functions.broadcast;
+                match Box::pin(livestream::service::sweep::run(
+                    &state.store,
+                    &state.connections,
+                    livestream::model::now(),
+                ))
+                .await
+                {
+                    Ok(report) if report == Default::default() => {}
+                    Ok(report) => tracing::info!(
+                        http_presences_ended = report.http_presences_ended,
+                        connections_gone = report.connections_gone,
+                        "presence sweep"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
+                }
+            }
+            Self::CargoLambda { .. } => {
+                let event =
+                    serde_json::json!({ "source": "aws.events", "detail-type": "Scheduled Event" });
+                if let Err(e) = self.invoke_remote("sweep-presence", &event).await {
+                    tracing::warn!(error = %e, "presence sweep invocation failed");
+                }
+            }
+        }
+    }
+
     /// Invokes the broadcaster with a DynamoDB Streams event.
     pub async fn broadcast(&self, event: Event) -> DynamoDbEventResponse {
         match self {

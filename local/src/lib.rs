@@ -32,6 +32,9 @@ pub const LOCAL_JWT_SECRET: &str = "local-development-secret-not-for-production-
 pub const TABLE_NAME: &str = "livestream";
 const REGION: &str = "us-east-1";
 const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the presence sweeper runs (a one-minute schedule on AWS); with the
+/// 60-second heartbeat timeout, a vanished HTTP viewer is ended within 75 seconds.
+const PRESENCE_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
 /// How functions are called.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +179,35 @@ impl LocalStack {
                 websocket::router(ws.clone()),
                 stopped.clone(),
             )),
-            tokio::spawn(poller::run(reader, invoker, stopped.clone())),
+            tokio::spawn(poller::run(reader, invoker.clone(), stopped.clone())),
         ];
+        // Nothing from a previous run is connected to this gateway: end what a crashed
+        // run left counted before serving anyone.
+        match livestream::service::sweep::after_restart(
+            &store,
+            &Connections::local(&connections_url),
+            livestream::model::now(),
+        )
+        .await
+        {
+            Ok(report) if report.connections_gone > 0 => tracing::info!(
+                connections = report.connections_gone,
+                "ended connections left open by the previous run"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cleaning up the previous run failed"),
+        }
+        let sweeper = invoker.clone();
+        let mut sweeper_stop = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(PRESENCE_SWEEP_INTERVAL) => {}
+                    _ = sweeper_stop.changed() => return,
+                }
+                sweeper.sweep().await;
+            }
+        }));
         let sweep_db = dynamo.db.clone();
         let mut sweep_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {
@@ -211,11 +241,10 @@ impl LocalStack {
     /// and the DynamoDB server, and releases the database so everything is on disk.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        // Let sockets run their `$disconnect` while the table is still served.
-        for _ in 0..50 {
-            if self.ws.connection_count() == 0 {
-                break;
-            }
+        // Let sockets run their `$disconnect` while the table is still served: a socket
+        // stays counted until its `$disconnect` has returned.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.ws.connection_count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for task in self.tasks {

@@ -25,6 +25,10 @@ pub struct Limits {
     pub max_duration: Duration,
     pub idle_timeout: Duration,
     pub max_frame_bytes: usize,
+    /// Frames of one connection waiting for `$default`; a frame arriving when this
+    /// many wait is dropped and the client gets an `error` event (`rate_limited`).
+    /// Bounds the memory and the store load one flooding client can cause.
+    pub max_pending_frames: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +37,7 @@ impl Default for Limits {
             max_duration: Duration::from_secs(2 * 3600),
             idle_timeout: Duration::from_secs(10 * 60),
             max_frame_bytes: 128 * 1024,
+            max_pending_frames: 32,
         }
     }
 }
@@ -173,20 +178,75 @@ pub async fn upgrade(
             .and_then(|s| StatusCode::from_u16(s).ok());
         return status.unwrap_or(StatusCode::FORBIDDEN).into_response();
     }
+    let stream_id = livestream::apigw::query_parameters(uri.query().unwrap_or(""))
+        .get("stream_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     let limits = api.limits;
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| {
-            serve_connection(api, socket, connection_id, connected_at, last_active, queue)
+            serve_connection(
+                api,
+                socket,
+                Opened {
+                    connection_id,
+                    stream_id,
+                    connected_at,
+                    last_active,
+                },
+                queue,
+            )
         })
 }
 
+/// What `$connect` established for a socket.
+struct Opened {
+    connection_id: String,
+    stream_id: String,
+    connected_at: DateTime<Utc>,
+    last_active: Arc<Mutex<DateTime<Utc>>>,
+}
+
+/// Whether a frame is the keepalive action, which never waits behind other frames.
+fn is_keepalive(text: &str) -> bool {
+    text.len() < 64 && select_action(text).as_deref() == Some("ping")
+}
+
+fn select_action(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get("action")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Runs `$default` for one frame.
+async fn dispatch(api: &WebSocketApi, opened: &Opened, text: &str) {
+    let started = Instant::now();
+    let route_key = select_route(text);
+    let function = route_function(route_key);
+    let event = websocket_event(&WebSocketEventSpec {
+        route_key,
+        connection_id: &opened.connection_id,
+        connected_at: opened.connected_at.timestamp_millis(),
+        body: Some(text),
+        domain_name: "localhost",
+        stage: &api.stage,
+        ..Default::default()
+    });
+    let status = api.invoker.websocket(function, event).await;
+    tracing::info!(route = route_key, status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %opened.connection_id, "websocket");
+}
+
+/// The socket's reader and writer. Frames are handed to a worker through a bounded
+/// queue, so reading (and the protocol's ping/pong) never waits for `$default`; the
+/// keepalive action has its own lane ahead of the queue.
 async fn serve_connection(
     api: Arc<WebSocketApi>,
     mut socket: WebSocket,
-    connection_id: String,
-    connected_at: DateTime<Utc>,
-    last_active: Arc<Mutex<DateTime<Utc>>>,
+    opened: Opened,
     mut queue: mpsc::UnboundedReceiver<Outbound>,
 ) {
     let limits = api.limits;
@@ -198,6 +258,24 @@ async fn serve_connection(
             code,
             reason: reason.into(),
         }))
+    };
+    let opened = Arc::new(opened);
+    let (frames, mut pending) = mpsc::channel::<String>(limits.max_pending_frames.max(1));
+    let (pings, mut pending_pings) = mpsc::channel::<String>(4);
+    let worker = {
+        let api = api.clone();
+        let opened = opened.clone();
+        tokio::spawn(async move {
+            loop {
+                let text = tokio::select! {
+                    biased;
+                    Some(ping) = pending_pings.recv() => ping,
+                    Some(frame) = pending.recv() => frame,
+                    else => break,
+                };
+                dispatch(&api, &opened, &text).await;
+            }
+        })
     };
     loop {
         tokio::select! {
@@ -211,27 +289,20 @@ async fn serve_connection(
                     }
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(err)) => {
-                        tracing::info!(connection = %connection_id, error = %err, "socket error");
+                        tracing::info!(connection = %opened.connection_id, error = %err, "socket error");
                         let _ = socket.send(close(1009, "Message too big")).await;
                         break;
                     }
                 };
                 idle_since = tokio::time::Instant::now();
-                *last_active.lock().unwrap() = Utc::now();
-                let started = Instant::now();
-                let route_key = select_route(&text);
-                let function = route_function(route_key);
-                let event = websocket_event(&WebSocketEventSpec {
-                    route_key,
-                    connection_id: &connection_id,
-                    connected_at: connected_at.timestamp_millis(),
-                    body: Some(&text),
-                    domain_name: "localhost",
-                    stage: &api.stage,
-                    ..Default::default()
-                });
-                let status = api.invoker.websocket(function, event).await;
-                tracing::info!(route = route_key, status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %connection_id, "websocket");
+                *opened.last_active.lock().unwrap() = Utc::now();
+                let lane = if is_keepalive(&text) { &pings } else { &frames };
+                if let Err(mpsc::error::TrySendError::Full(text)) = lane.try_send(text) {
+                    let dropped = dropped_frame_event(&opened.stream_id, &text);
+                    if socket.send(Message::Text(dropped.into())).await.is_err() {
+                        break;
+                    }
+                }
             }
             outbound = queue.recv() => match outbound {
                 Some(Outbound::Text(text)) => {
@@ -259,8 +330,30 @@ async fn serve_connection(
             }
         }
     }
-    api.clients.lock().unwrap().remove(&connection_id);
-    disconnect(&api, &connection_id, connected_at).await;
+    // Posts from now on answer 410, as for a closed connection.
+    drop(queue);
+    drop((frames, pings));
+    // Frames already accepted finish first (at most the queue's bound), as in-flight
+    // invocations do on API Gateway; then `$disconnect`. The connection stays listed
+    // until that returns, so a shutdown waits for it.
+    let _ = worker.await;
+    disconnect(&api, &opened.connection_id, opened.connected_at).await;
+    api.clients.lock().unwrap().remove(&opened.connection_id);
+}
+
+/// The `error` event for a frame dropped because too many were waiting.
+fn dropped_frame_event(stream_id: &str, text: &str) -> String {
+    serde_json::json!({
+        "type": "error",
+        "stream_id": stream_id,
+        "data": {
+            "code": "rate_limited",
+            "message": "too many messages are waiting on this connection; this one was dropped",
+            "action": select_action(text).unwrap_or_default(),
+            "retry_after_seconds": 1,
+        },
+    })
+    .to_string()
 }
 
 async fn disconnect(api: &WebSocketApi, connection_id: &str, connected_at: DateTime<Utc>) {

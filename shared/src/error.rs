@@ -86,6 +86,14 @@ impl ApiError {
         }
     }
 
+    /// The lifecycle rule: an ended or cancelled stream's class no longer changes.
+    pub fn stream_finished() -> Self {
+        Self::conflict(
+            "stream_finished",
+            "the stream has ended: its chat, questions, participants and settings no longer change",
+        )
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
@@ -162,6 +170,7 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor => {
                 Self::bad_request("invalid_cursor", "cursor is not valid for this listing")
             }
+            StoreError::StreamFinished => Self::stream_finished(),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -58,19 +58,50 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("the body must be at most {MAX_BODY_BYTES} bytes"),
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("the body is not valid JSON: {inner}")
-        } else if path == "." {
-            format!("the body does not have the expected shape: {inner}")
-        } else {
-            format!("{path}: {inner}")
-        };
-        ApiError::bad_request("invalid_body", message)
-    })
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request(
+                "invalid_body",
+                format!("the body is not valid JSON: {inner}"),
+            );
+        }
+        match field_of(&path, &inner.to_string()) {
+            Some(field) => ApiError::invalid(field, strip_position(&inner.to_string())),
+            None => ApiError::bad_request(
+                "invalid_body",
+                format!("the body does not have the expected shape: {inner}"),
+            ),
+        }
+    })?;
+    // One document per body: `{"message":"a"} junk` is not a message.
+    de.end().map_err(|_| {
+        ApiError::bad_request("invalid_body", "the body has data after its JSON document")
+    })?;
+    Ok(value)
+}
+
+/// The field a data error is about: its path, or the field a "missing field" names.
+fn field_of(path: &str, message: &str) -> Option<String> {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(name)) => Some(name.to_string()),
+        (".", None) => None,
+        (parent, Some(name)) => Some(format!("{parent}.{name}")),
+        (path, None) => Some(path.to_string()),
+    }
+}
+
+/// serde's messages end with " at line 1 column 42", which means nothing in a form.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
 }
 
 /// A JSON response with `status`.
@@ -138,11 +169,25 @@ mod tests {
     }
 
     #[test]
-    fn type_errors_name_the_field() {
+    fn type_errors_are_field_errors() {
         let err =
             parse_json::<Input>(br#"{"title":"x","nested":{"frame_rate":"sixty"}}"#).unwrap_err();
-        assert_eq!(err.code(), "invalid_body");
-        assert!(err.to_string().contains("nested.frame_rate"), "{err}");
+        assert_eq!(err.code(), "validation_failed");
+        assert_eq!(err.status(), 422);
+        let details = &err.body()["error"]["details"];
+        assert_eq!(details[0]["field"], "nested.frame_rate");
+        assert!(!details[0]["message"].as_str().unwrap().contains("line"));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let err = parse_json::<Input>(br#"{"nested":{"frame_rate":30}}"#).unwrap_err();
+        assert_eq!(err.body()["error"]["details"][0]["field"], "title");
+        let err = parse_json::<Input>(br#"{"title":"x","nested":{}}"#).unwrap_err();
+        assert_eq!(
+            err.body()["error"]["details"][0]["field"],
+            "nested.frame_rate"
+        );
     }
 
     #[test]
@@ -152,6 +197,19 @@ mod tests {
             parse_json::<Input>(b"{not json").unwrap_err().code(),
             "invalid_body"
         );
+        assert_eq!(
+            parse_json::<Input>(b"\"a string\"").unwrap_err().code(),
+            "invalid_body"
+        );
+    }
+
+    #[test]
+    fn trailing_data_after_the_document_is_refused() {
+        let body = br#"{"title":"x","nested":{"frame_rate":30}} junk"#;
+        let err = parse_json::<Input>(body).unwrap_err();
+        assert_eq!(err.code(), "invalid_body");
+        assert_eq!(err.status(), 400);
+        assert!(parse_json::<Input>(br#"{"title":"x","nested":{"frame_rate":30}}  "#).is_ok());
     }
 
     #[test]

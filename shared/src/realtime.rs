@@ -93,6 +93,26 @@ impl Connections {
     }
 }
 
+impl Connections {
+    /// Whether a connection is still open (`GetConnection`): `Err(Gone)` when not.
+    pub async fn check(&self, connection_id: &str) -> Result<(), PostError> {
+        use aws_sdk_apigatewaymanagement::operation::get_connection::GetConnectionError;
+        match self
+            .client
+            .get_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(GetConnectionError::GoneException(_)) => Err(PostError::Gone),
+                _ => Err(PostError::Failed(err.to_string())),
+            },
+        }
+    }
+}
+
 /// API Gateway refuses WebSocket frames over 32 KB; frames are kept under this.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 

@@ -77,10 +77,14 @@ pub fn identity(user_id: &str, role: Role) -> Identity {
 }
 
 type PostLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+/// Marks a DELETE in the post log (no frame is ever this).
+const CLOSED: &[u8] = b"\0closed";
+
 type GoneSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
 
 /// A loopback `@connections` endpoint for tests: records every frame posted to each
-/// connection and answers 410 Gone for connections marked gone.
+/// connection and every connection closed (DELETE), answers 410 Gone for connections
+/// marked gone or closed, and `GetConnection` 200 for the others.
 pub struct RecordingManagementApi {
     pub endpoint: String,
     posts: PostLog,
@@ -111,10 +115,43 @@ impl RecordingManagementApi {
             posts.lock().unwrap().push((id, body.to_vec()));
             StatusCode::OK.into_response()
         }
+        async fn get(
+            State((_, gone)): State<Shared>,
+            Path(id): Path<String>,
+        ) -> axum::response::Response {
+            if gone.lock().unwrap().contains(&id) {
+                return (
+                    StatusCode::GONE,
+                    [("x-amzn-ErrorType", "GoneException")],
+                    r#"{"message":"Gone"}"#,
+                )
+                    .into_response();
+            }
+            axum::Json(serde_json::json!({"ConnectedAt": "2026-01-01T00:00:00.000Z"}))
+                .into_response()
+        }
+        async fn delete(
+            State((posts, gone)): State<Shared>,
+            Path(id): Path<String>,
+        ) -> axum::response::Response {
+            if !gone.lock().unwrap().insert(id.clone()) {
+                return (
+                    StatusCode::GONE,
+                    [("x-amzn-ErrorType", "GoneException")],
+                    r#"{"message":"Gone"}"#,
+                )
+                    .into_response();
+            }
+            posts.lock().unwrap().push((id, CLOSED.to_vec()));
+            StatusCode::NO_CONTENT.into_response()
+        }
         let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let gone = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
         let app = axum::Router::new()
-            .route("/@connections/{id}", axum::routing::post(post))
+            .route(
+                "/@connections/{id}",
+                axum::routing::post(post).get(get).delete(delete),
+            )
             .with_state((posts.clone(), gone.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -146,13 +183,22 @@ impl RecordingManagementApi {
         self.gone.lock().unwrap().insert(connection_id.to_string());
     }
 
-    /// The raw frames posted to a connection, in order.
+    /// Whether the server closed this connection (`DELETE @connections/{id}`).
+    pub fn was_closed(&self, connection_id: &str) -> bool {
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(id, body)| id == connection_id && body == CLOSED)
+    }
+
+    /// The raw frames posted to a connection, in order (not counting its closing).
     pub fn frames(&self, connection_id: &str) -> Vec<serde_json::Value> {
         self.posts
             .lock()
             .unwrap()
             .iter()
-            .filter(|(id, _)| id == connection_id)
+            .filter(|(id, body)| id == connection_id && body != CLOSED)
             .map(|(_, body)| serde_json::from_slice(body).expect("frames are JSON"))
             .collect()
     }
@@ -170,7 +216,12 @@ impl RecordingManagementApi {
 
     /// Number of posts (frames) so far, to every connection.
     pub fn post_count(&self) -> usize {
-        self.posts.lock().unwrap().len()
+        self.posts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body != CLOSED)
+            .count()
     }
 
     pub fn clear(&self) {

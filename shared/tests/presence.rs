@@ -110,7 +110,7 @@ async fn the_instructor_is_not_counted_and_only_live_streams_can_be_joined() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), "stream_not_live");
+    assert_eq!(err.code(), "stream_finished");
     // The stream ended after the caller loaded it: the transaction's condition refuses.
     let err = presence::enter(
         store,
@@ -120,7 +120,7 @@ async fn the_instructor_is_not_counted_and_only_live_streams_can_be_joined() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.code(), "stream_not_live");
+    assert_eq!(err.code(), "stream_finished");
     let after = reload(store, &stream).await;
     assert_eq!((after.viewer_count, after.unique_viewers), (0, 0));
 }

@@ -81,6 +81,19 @@ pub enum SideEffect {
     StreamWentLive(String),
     /// TTL deleted a connection whose `$disconnect` never came: end its presence.
     ConnectionExpired(Connection),
+    /// The stream ended or was cancelled: after its last events are delivered, its
+    /// sockets are closed.
+    CloseStream(String),
+    /// The stream turned private: connections of users who may not watch it are
+    /// closed (they already receive nothing more: delivery checks the stream).
+    RevokeOutsiders(String),
+}
+
+impl SideEffect {
+    /// Effects that must wait until the batch's events are delivered.
+    pub fn after_delivery(&self) -> bool {
+        matches!(self, Self::CloseStream(_) | Self::RevokeOutsiders(_))
+    }
 }
 
 /// What one record asks for.
@@ -158,8 +171,14 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
         if new.status == StreamStatus::Live {
             out.effects.push(SideEffect::StreamWentLive(id.clone()));
         }
+        if new.status.is_finished() {
+            out.effects.push(SideEffect::CloseStream(id.clone()));
+        }
     }
     let Some(old) = old else { return };
+    if old.is_public && !new.is_public && !new.status.is_finished() {
+        out.effects.push(SideEffect::RevokeOutsiders(id.clone()));
+    }
     let viewers = |s: &Stream| (s.viewer_count, s.max_viewers, s.unique_viewers);
     if viewers(&old) != viewers(&new) {
         out.events.push(Outgoing {

@@ -82,10 +82,15 @@ pub async fn handle_batch(
     let mut failed: Vec<String> = Vec::new();
     let mut by_stream: BTreeMap<String, StreamEvents> = BTreeMap::new();
 
+    let mut after_delivery: Vec<(SideEffect, Option<String>)> = Vec::new();
     for record in &event.records {
         let sequence = record.change.sequence_number.clone();
         let interpretation = interpret(record);
         for effect in interpretation.effects {
+            if effect.after_delivery() {
+                after_delivery.push((effect, sequence.clone()));
+                continue;
+            }
             if let Err(err) = Box::pin(apply(state, &effect)).await {
                 tracing::error!(error = %err, ?effect, "side effect failed");
                 failed.extend(sequence.clone());
@@ -119,6 +124,13 @@ pub async fn handle_batch(
         }
     }
 
+    for (effect, sequence) in after_delivery {
+        if let Err(err) = Box::pin(apply(state, &effect)).await {
+            tracing::error!(error = %err, ?effect, "side effect failed");
+            failed.extend(sequence);
+        }
+    }
+
     let mut response = DynamoDbEventResponse::default();
     // Lambda retries from the lowest failed sequence number; one entry is enough.
     if let Some(first) = failed.into_iter().min_by(|a, b| compare_sequence(a, b)) {
@@ -142,23 +154,45 @@ async fn apply(state: &BroadcastState, effect: &SideEffect) -> Result<(), livest
         SideEffect::ConnectionExpired(connection) => {
             connection_rules::end_presence(&state.store, connection).await
         }
+        SideEffect::CloseStream(stream_id) => {
+            for connection in state.store.stream_connections(stream_id).await? {
+                connection_rules::close(
+                    &state.store,
+                    &state.connections,
+                    &connection.connection_id,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        SideEffect::RevokeOutsiders(stream_id) => {
+            let revoked =
+                connection_rules::revoke_outsiders(&state.store, &state.connections, stream_id)
+                    .await?;
+            tracing::info!(stream = %stream_id, revoked, "stream turned private");
+            Ok(())
+        }
     }
 }
 
-/// Participants made moderators, when some event is for moderators only (one read
-/// of the stream item, which keeps their ids).
-async fn moderators(
+/// Who may receive a stream's events now: its moderators (kept on the stream item)
+/// and whether it is private. One read of the stream per stream and batch.
+struct Access {
+    moderators: HashSet<String>,
+    private: bool,
+}
+
+async fn access(
     state: &BroadcastState,
     stream_id: &str,
-    events: &[Outgoing],
-) -> Result<HashSet<String>, livestream::store::StoreError> {
-    if events.iter().all(|e| e.audience == Audience::Everyone) {
-        return Ok(HashSet::new());
-    }
+) -> Result<Access, livestream::store::StoreError> {
     let stream = state.store.stream(stream_id).await?;
-    Ok(stream
-        .map(|s| s.moderator_ids.into_iter().collect())
-        .unwrap_or_default())
+    Ok(Access {
+        private: stream.as_ref().is_some_and(|s| !s.is_public),
+        moderators: stream
+            .map(|s| s.moderator_ids.into_iter().collect())
+            .unwrap_or_default(),
+    })
 }
 
 fn is_moderator(connection: &Connection, moderators: &HashSet<String>) -> bool {
@@ -186,12 +220,18 @@ async fn deliver(
     if connections.is_empty() {
         return Ok(());
     }
-    let moderators = moderators(state, stream_id, events).await?;
+    let access = access(state, stream_id).await?;
+    let moderators = &access.moderators;
     let mut posts = Vec::new();
     for connection in &connections {
+        // A private stream's events go only to those who may watch it, from the
+        // moment it turned private (their sockets are being closed meanwhile).
+        if access.private && !connection.private_ok {
+            continue;
+        }
         let mine: Vec<serde_json::Value> = events
             .iter()
-            .filter(|e| receives(e, connection, &moderators))
+            .filter(|e| receives(e, connection, moderators))
             .map(Outgoing::to_client_event)
             .collect();
         if mine.is_empty() {
@@ -261,6 +301,32 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| async move {
             Ok::<_, std::convert::Infallible>(handle(state, event.payload).await)
+        },
+    ))
+    .await
+}
+
+/// Runs the presence sweeper as a Lambda (invoked by a schedule; the event's content
+/// does not matter).
+pub async fn serve_sweep() -> Result<(), lambda_runtime::Error> {
+    livestream::telemetry::init();
+    let state: &'static BroadcastState = Box::leak(Box::new(BroadcastState::from_env().await?));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |_: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            // Boxed: presence retry loops make the future deep and large.
+            let report = Box::pin(livestream::service::sweep::run(
+                &state.store,
+                &state.connections,
+                livestream::model::now(),
+            ))
+            .await
+            .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            tracing::info!(
+                http_presences_ended = report.http_presences_ended,
+                connections_gone = report.connections_gone,
+                "presence sweep"
+            );
+            Ok::<_, lambda_runtime::Error>(report)
         },
     ))
     .await

@@ -10,6 +10,7 @@ use livestream::model::Connection;
 use livestream::model::chat::SendMessageInput;
 use livestream::realtime::{client_event, pack_frames};
 use livestream::service::{PageRequest, chat};
+use livestream::store::connections::{CHAT_TOKEN_BURST, CHAT_TOKEN_INTERVAL_MS, ChatToken};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -119,6 +120,20 @@ async fn run(
             message,
             message_type,
         } => {
+            let now_ms = livestream::model::now().timestamp_millis();
+            if let ChatToken::Wait(ms) = store
+                .take_chat_token(&connection.connection_id, now_ms)
+                .await?
+            {
+                return Err(ApiError::RateLimited {
+                    message: format!(
+                        "at most {} chat messages a second (bursts of {}) per connection",
+                        1000 / CHAT_TOKEN_INTERVAL_MS,
+                        CHAT_TOKEN_BURST
+                    ),
+                    retry_after_secs: u64::try_from(ms).unwrap_or(1).div_ceil(1000).max(1),
+                });
+            }
             let input = SendMessageInput {
                 message,
                 message_type,

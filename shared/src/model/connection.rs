@@ -21,6 +21,10 @@ pub struct Connection {
     #[serde(default)]
     pub is_staff: bool,
     pub connected_at: DateTime<Utc>,
+    /// May keep watching if the stream turns private: the instructor, an admin, or a
+    /// student enrolled in the course. Connections without it are closed on that change.
+    #[serde(default)]
+    pub private_ok: bool,
     /// Epoch seconds after which the record may be deleted by DynamoDB's TTL.
     pub ttl: i64,
 }

@@ -54,6 +54,10 @@ pub struct Participant {
     /// NULL: slow mode's condition compares it as a string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_chat_at: Option<DateTime<Utc>>,
+    /// The last HTTP join or heartbeat, while the HTTP session is open; presence over
+    /// HTTP lapses when it is older than the sweeper's cutoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_seen_at: Option<DateTime<Utc>>,
     /// Active sessions (see [`Session::id`]); a string set, absent when empty.
     #[serde(default)]
     pub sessions: Vec<String>,

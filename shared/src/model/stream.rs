@@ -26,6 +26,11 @@ impl StreamStatus {
             Self::Cancelled => "cancelled",
         }
     }
+
+    /// Ended or cancelled: the class no longer changes (the lifecycle rule).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Ended | Self::Cancelled)
+    }
 }
 
 /// Output resolution.

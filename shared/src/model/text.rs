@@ -1,9 +1,34 @@
-//! Text fields: trimmed, length-checked, free of control characters.
+//! Text fields: trimmed, length-checked, free of control characters, of bidi
+//! controls and of text that is only invisible.
 
 use crate::error::FieldError;
 
-/// Trims `raw` and checks it has `min..=max` characters and no control characters
-/// (newlines and tabs are allowed where `multiline`).
+/// Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the
+/// directional marks (U+200E, U+200F, U+061C): removed, since they can make a message
+/// display as something other than what was typed ("Trojan Source").
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Characters that draw nothing: zero-width space and joiners, word joiner and the
+/// invisible operators, BOM, soft hyphen, Hangul fillers, variation selectors. Kept
+/// inside text (emoji sequences need the joiner), but text of only these is empty.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(c,
+            '\u{200B}'..='\u{200D}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}'
+            | '\u{180E}'
+            | '\u{FE00}'..='\u{FE0F}')
+}
+
+/// Removes bidi controls, trims, and checks the text has `min..=max` characters, no
+/// control characters (newlines and tabs are allowed where `multiline`), and, when
+/// `min > 0`, something visible.
 pub fn parse_text(
     field: &str,
     raw: &str,
@@ -11,7 +36,8 @@ pub fn parse_text(
     max: usize,
     multiline: bool,
 ) -> Result<String, FieldError> {
-    let text = raw.trim();
+    let cleaned: String = raw.chars().filter(|c| !is_bidi_control(*c)).collect();
+    let text = cleaned.trim_matches(is_invisible);
     let len = text.chars().count();
     if len < min {
         return Err(FieldError::new(
@@ -60,6 +86,39 @@ mod tests {
         assert!(parse_text("title", "a\u{0007}b", 1, 200, false).is_err());
         assert!(parse_text("title", "a\nb", 1, 200, false).is_err());
         assert!(parse_text("description", "a\nb", 0, 5000, true).is_ok());
+    }
+
+    #[test]
+    fn invisible_only_text_is_empty() {
+        for raw in [
+            "\u{200B}\u{200B}",
+            "\u{FEFF} \u{2060}",
+            "\u{200D}",
+            "\u{3164}",
+        ] {
+            let err = parse_text("message", raw, 1, 500, false).unwrap_err();
+            assert_eq!(err.message, "must not be empty", "{raw:?}");
+        }
+        // Joiners inside text are kept: they build emoji sequences.
+        let family = "\u{1F468}\u{200D}\u{1F469}";
+        assert_eq!(
+            parse_text("message", family, 1, 500, false).unwrap(),
+            family
+        );
+        assert_eq!(
+            parse_text("message", "\u{200B}hi\u{200B}", 1, 500, false).unwrap(),
+            "hi"
+        );
+    }
+
+    #[test]
+    fn bidi_controls_are_removed() {
+        let raw = "abc\u{202E}fed\u{202C} \u{2066}x\u{2069}\u{200F}";
+        assert_eq!(
+            parse_text("message", raw, 1, 500, false).unwrap(),
+            "abcfed x"
+        );
+        assert!(parse_text("message", "\u{202E}\u{202C}", 1, 500, false).is_err());
     }
 
     #[test]

@@ -1,27 +1,20 @@
 //! Chat: sending (HTTP and WebSocket), reading with exact catch-up, moderation.
 
-use std::time::Duration;
-
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::chat::{SendMessageInput, contains_blocked_word};
 use crate::model::{ChatMessage, MessageType, StreamStatus, new_id, now};
-use crate::store::chat::{CHAT_PARTICIPANT_ACTION, CHAT_STREAM_ACTION, SenderGuard};
+use crate::store::chat::SenderGuard;
 use crate::store::{Store, StoreError};
 
 use super::{PageRequest, roles, streams};
 
-/// Attempts before a chat storm on one stream is reported as busy.
-const MAX_ATTEMPTS: u32 = 20;
+/// Numbers taken for one message. A second is needed only when a reader gave the
+/// first up because this writer stalled for seconds (see `store::chat`).
+const NUMBER_ATTEMPTS: u32 = 3;
 
-fn not_live(status: StreamStatus) -> ApiError {
-    ApiError::conflict(
-        "stream_not_live",
-        format!(
-            "chat is open only while the stream is live; it is {}",
-            status.as_str()
-        ),
-    )
+fn require_live(status: StreamStatus) -> Result<(), ApiError> {
+    streams::require_live(status, "chat is open")
 }
 
 /// `POST /api/livestream/{id}/chat` and the WebSocket `chat` action.
@@ -38,9 +31,7 @@ pub async fn send(
 ) -> Result<ChatMessage, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let (text, message_type) = input.validate()?;
-    if stream.status != StreamStatus::Live {
-        return Err(not_live(stream.status));
-    }
+    require_live(stream.status)?;
     let moderator = roles::can_moderate(who, &stream);
     if message_type == MessageType::Announcement && !moderator {
         return Err(ApiError::forbidden(
@@ -55,66 +46,57 @@ pub async fn send(
                 format!("contains the blocked word {word:?}"),
             ));
         }
-        let participant = roles::require_joined(store, who, &stream).await?;
-        if !participant.can_chat {
-            return Err(ApiError::forbidden(
-                "chat_disabled",
-                "the instructor has turned off your chat",
-            ));
-        }
-    }
-    let mut stream = stream;
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            let jitter: u64 = rand::random::<u64>() % 10;
-            tokio::time::sleep(Duration::from_millis(
-                u64::from(attempt.min(10)) * 2 + jitter,
-            ))
-            .await;
-            stream = store
-                .stream(&stream.id)
-                .await?
-                .ok_or(ApiError::NotFound("stream"))?;
-            if stream.status != StreamStatus::Live {
-                return Err(not_live(stream.status));
-            }
-        }
-        let at = now();
         let slow_mode = i64::from(stream.chat_slow_mode_seconds);
-        let sender = (!moderator).then(|| SenderGuard {
+        let at = now();
+        let guard = SenderGuard {
             user_id: &who.user_id,
             not_after: (slow_mode > 0).then(|| at - chrono::Duration::seconds(slow_mode)),
             now: at,
-        });
+        };
+        match store.claim_chat_turn(&stream.id, &guard).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                return Err(sender_refusal(store, who, &stream.id, slow_mode).await);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for _ in 0..NUMBER_ATTEMPTS {
+        let seq = match store.take_chat_seq(&stream.id).await {
+            Ok(seq) => seq,
+            Err(StoreError::ConditionFailed) => {
+                let latest = streams::load(store, &stream.id).await?;
+                require_live(latest.status)?;
+                return Err(ApiError::Internal("chat number refused while live".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let message = ChatMessage {
             id: new_id(),
-            seq: stream.chat_seq + 1,
+            seq,
             stream_id: stream.id.clone(),
             user_id: who.user_id.clone(),
             display_name: who.display_name.clone(),
             role: who.role,
             message: text.clone(),
             message_type,
-            created_at: at,
+            created_at: now(),
             hidden: false,
             hidden_by: None,
             hidden_at: None,
         };
-        match store.append_chat(&message, sender).await {
+        match store.put_chat(&message).await {
             Ok(()) => return Ok(message),
-            Err(e) if e.failed_condition_at(CHAT_PARTICIPANT_ACTION) => {
-                return Err(sender_refusal(store, who, &stream.id, slow_mode).await);
-            }
-            // Another message took the sequence number (or the stream stopped): re-read.
-            Err(e) if e.failed_condition_at(CHAT_STREAM_ACTION) => continue,
-            Err(StoreError::Busy(_)) => continue,
+            Err(StoreError::ConditionFailed) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Internal("chat append kept conflicting".into()))
+    Err(ApiError::Internal(
+        "chat numbers kept being given up before the message was written".into(),
+    ))
 }
 
-/// Why the sender's part of the chat transaction failed.
+/// Why the sender's turn was refused.
 async fn sender_refusal(
     store: &Store,
     who: &Identity,
@@ -152,7 +134,8 @@ pub struct ChatPage {
     pub last_seq: i64,
 }
 
-/// `GET /api/livestream/{id}/chat` and the WebSocket `catch_up` action.
+/// `GET /api/livestream/{id}/chat` and the WebSocket `catch_up` action. A cursor, when
+/// given, continues where the page that returned it ended.
 pub async fn list(
     store: &Store,
     who: &Identity,
@@ -168,17 +151,21 @@ pub async fn list(
     }
     let stream = streams::load_visible(store, who, stream_id).await?;
     let moderator = roles::can_moderate(who, &stream);
-    let (messages, next) = store
-        .chat_page(&stream.id, since, page.cursor.as_ref(), page.limit)
-        .await?;
-    let last_seq = messages.last().map_or(since, |m| m.seq);
+    let since = match &page.cursor {
+        Some(cursor) => since.max(store.chat_cursor_seq(&stream.id, cursor)?),
+        None => since,
+    };
+    let read = store.chat_after(&stream.id, since, page.limit).await?;
     Ok(ChatPage {
-        items: messages
+        items: read
+            .messages
             .into_iter()
             .filter_map(|m| m.view(moderator))
             .collect(),
-        next_cursor: next.map(|c| c.encode()),
-        last_seq,
+        next_cursor: read
+            .has_more
+            .then(|| Store::chat_cursor(&stream.id, read.last_seq).encode()),
+        last_seq: read.last_seq,
     })
 }
 
@@ -202,6 +189,7 @@ pub async fn hide(
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
     let seq = parse_seq(seq)?;
+    streams::require_open(&stream)?;
     let message = match store.hide_chat(&stream.id, seq, &who.user_id, now()).await {
         Ok(m) => m,
         Err(StoreError::ConditionFailed) => return Err(ApiError::NotFound("message")),
@@ -220,6 +208,7 @@ pub async fn pin(
 ) -> Result<crate::model::Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
+    streams::require_open(&stream)?;
     let seq = parse_seq(seq)?;
     match store.pin_chat(&stream.id, seq, now()).await {
         Ok(()) => {}
@@ -244,6 +233,7 @@ pub async fn unpin(
 ) -> Result<crate::model::Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
+    streams::require_open(&stream)?;
     store.unpin_chat(&stream.id, None, now()).await?;
     streams::load(store, &stream.id).await
 }

@@ -33,6 +33,7 @@ pub async fn connect(
             format!("the stream is {}", stream.status.as_str()),
         ));
     }
+    let private_ok = streams::may_view_private(store, &who, &stream).await?;
     let connected_at = now();
     let connection = Connection {
         connection_id: connection_id.to_string(),
@@ -42,6 +43,7 @@ pub async fn connect(
         display_name: who.display_name.clone(),
         is_staff: streams::is_owner(&who, &stream) || who.is_admin(),
         connected_at,
+        private_ok,
         ttl: connected_at.timestamp() + CONNECTION_TTL_SECS,
     };
     store
@@ -64,17 +66,107 @@ pub async fn connect(
     Ok(connection)
 }
 
-/// `$disconnect` (or a 410 Gone): deletes the connection and ends its presence.
-/// Returns the connection if this call was the one that removed it.
+/// `$disconnect` (or a 410 Gone, or the sweeper): ends the connection's presence,
+/// then deletes it. In that order, so a crash in between leaves the record for the
+/// sweeper or TTL to finish, never a viewer counted without a connection. Returns the
+/// connection if this call was the one that removed it.
 pub async fn disconnect(
     store: &Store,
     connection_id: &str,
 ) -> Result<Option<Connection>, ApiError> {
-    let Some(connection) = store.delete_connection(connection_id).await? else {
+    let Some(connection) = store.connection(connection_id).await? else {
         return Ok(None);
     };
     end_presence(store, &connection).await?;
-    Ok(Some(connection))
+    Ok(store.delete_connection(connection_id).await?)
+}
+
+/// Closes a connection from the server side (`@connections` DELETE) and finishes
+/// what its `$disconnect` would do, so the effect does not wait for that event.
+pub async fn close(
+    store: &Store,
+    sockets: &crate::realtime::Connections,
+    connection_id: &str,
+) -> Result<(), ApiError> {
+    match sockets.close(connection_id).await {
+        Ok(()) | Err(crate::realtime::PostError::Gone) => {}
+        Err(err) => {
+            tracing::warn!(connection = connection_id, error = %err, "closing a socket failed")
+        }
+    }
+    disconnect(store, connection_id).await?;
+    Ok(())
+}
+
+/// A connection is checked again when it was last known alive this long ago.
+pub const CONNECTION_CHECK_AFTER_SECS: i64 = 5 * 60;
+
+/// Finds connections that died without a `$disconnect` (last known alive before
+/// `cutoff`, and `GetConnection` answers 410) and disconnects them; the others are
+/// marked alive. Returns how many were gone.
+pub async fn sweep(
+    store: &Store,
+    sockets: &crate::realtime::Connections,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, ApiError> {
+    let mut gone = 0;
+    for shard in 0..crate::store::keys::SWEEP_SHARDS {
+        for connection in store.connections_checked_before(shard, cutoff).await? {
+            match sockets.check(&connection.connection_id).await {
+                Ok(()) => {
+                    store
+                        .mark_connection_alive(&connection.connection_id, now())
+                        .await?;
+                }
+                Err(crate::realtime::PostError::Gone) => {
+                    disconnect(store, &connection.connection_id).await?;
+                    gone += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(connection = %connection.connection_id, error = %err, "connection check failed");
+                }
+            }
+        }
+    }
+    Ok(gone)
+}
+
+/// The stream turned private: its connections whose users may not watch a private
+/// stream are closed, and the HTTP presence of such users ends. Returns how many
+/// users lost access.
+pub async fn revoke_outsiders(
+    store: &Store,
+    sockets: &crate::realtime::Connections,
+    stream_id: &str,
+) -> Result<usize, ApiError> {
+    let Some(stream) = store.stream(stream_id).await? else {
+        return Ok(0);
+    };
+    if stream.is_public {
+        return Ok(0);
+    }
+    let mut revoked = std::collections::HashSet::new();
+    for connection in store.stream_connections(stream_id).await? {
+        if !connection.private_ok {
+            close(store, sockets, &connection.connection_id).await?;
+            revoked.insert(connection.user_id);
+        }
+    }
+    for participant in store.all_participants(stream_id).await? {
+        if !participant.is_watching || !participant.sessions.contains(&Session::Http.id()) {
+            continue;
+        }
+        let who = Identity {
+            user_id: participant.user_id.clone(),
+            role: participant.role,
+            display_name: participant.display_name.clone(),
+        };
+        if !streams::may_view_private(store, &who, &stream).await? {
+            presence::exit(store, stream_id, &participant.user_id, &Session::Http).await?;
+            revoked.insert(participant.user_id);
+        }
+    }
+    Ok(revoked.len())
 }
 
 /// Ends the presence a connection held (also used when TTL removed the record).

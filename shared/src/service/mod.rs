@@ -12,6 +12,7 @@ pub mod questions;
 pub mod roles;
 pub mod stats;
 pub mod streams;
+pub mod sweep;
 
 use crate::error::ApiError;
 use crate::store::Cursor;

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Identity;
-use crate::error::{ApiError, Validator};
+use crate::error::{ApiError, FieldError, Validator};
 use crate::model::{Participant, Session, Stream, now, parse_user_id};
 use crate::store::{Page, Store, StoreError, Update, keys};
 
@@ -65,6 +65,16 @@ pub async fn update_permissions(
         ));
     }
     let user_id = parse_user_id(user_id).map_err(|_| ApiError::NotFound("participant"))?;
+    streams::require_open(&stream)?;
+    if input.is_moderator.is_none() && input.can_chat.is_none() && input.can_ask_questions.is_none()
+    {
+        return Err(ApiError::Validation(
+            ["is_moderator", "can_chat", "can_ask_questions"]
+                .into_iter()
+                .map(|f| FieldError::new(f, "give at least one of the three as true or false"))
+                .collect(),
+        ));
+    }
     match store
         .set_participant_permissions(
             &stream.id,
@@ -169,8 +179,16 @@ pub async fn update_settings(
         );
     }
     v.finish()?;
-    store
-        .update(keys::stream_pk(&stream.id), keys::STREAM_SK.into(), update)
-        .await?;
+    streams::require_open(&stream)?;
+    if let Err(err) = store
+        .update(
+            keys::stream_pk(&stream.id),
+            keys::STREAM_SK.into(),
+            update.while_open(),
+        )
+        .await
+    {
+        return Err(store.finished_or(&stream.id, err).await.into());
+    }
     streams::load(store, &stream.id).await
 }

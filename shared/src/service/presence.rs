@@ -5,9 +5,11 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use crate::auth::Identity;
 use crate::error::ApiError;
-use crate::model::{Participant, Session, Stream, StreamStatus, now};
+use crate::model::{Participant, Session, Stream, now};
 use crate::store::participants::{PARTICIPANT_ACTION, STREAM_ACTION};
 use crate::store::{Store, StoreError};
 
@@ -25,14 +27,8 @@ fn busy() -> ApiError {
     ApiError::Internal("presence update kept conflicting".into())
 }
 
-fn not_live(stream: &Stream) -> ApiError {
-    ApiError::conflict(
-        "stream_not_live",
-        format!(
-            "only a live stream can be joined; this one is {}",
-            stream.status.as_str()
-        ),
-    )
+fn require_live(stream: &Stream) -> Result<(), ApiError> {
+    super::streams::require_live(stream.status, "a stream can be joined")
 }
 
 /// Starts (or adds) a session of `who` in a stream they may view. Returns the
@@ -46,18 +42,28 @@ pub async fn enter(
     if is_owner(who, stream) {
         return Ok(None);
     }
-    if stream.status != StreamStatus::Live {
-        return Err(not_live(stream));
-    }
+    require_live(stream)?;
     let session_id = session.id();
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;
         }
         let result = match store.participant(&stream.id, &who.user_id).await? {
-            Some(p) if p.is_watching && p.sessions.contains(&session_id) => return Ok(Some(p)),
+            // Joining again over HTTP is the heartbeat that keeps HTTP presence.
+            Some(p) if p.is_watching && p.sessions.contains(&session_id) => {
+                if *session != Session::Http {
+                    return Ok(Some(p));
+                }
+                match store.http_heartbeat(&stream.id, &who.user_id, now()).await {
+                    Ok(p) => return Ok(Some(p)),
+                    Err(e) => Err(e),
+                }
+            }
             Some(p) if p.is_watching => {
-                match store.add_session(&stream.id, &who.user_id, session).await {
+                match store
+                    .add_session(&stream.id, &who.user_id, session, now())
+                    .await
+                {
                     Ok(p) => return Ok(Some(p)),
                     Err(e) => Err(e),
                 }
@@ -83,6 +89,7 @@ pub async fn enter(
                     can_chat: true,
                     can_ask_questions: true,
                     last_chat_at: None,
+                    http_seen_at: (*session == Session::Http).then_some(at),
                     sessions: vec![session_id.clone()],
                 };
                 store.enter_first(&participant, session).await
@@ -105,7 +112,8 @@ pub async fn enter(
                     .stream(&stream.id)
                     .await?
                     .ok_or(ApiError::NotFound("stream"))?;
-                return Err(not_live(&latest));
+                require_live(&latest)?;
+                continue;
             }
             // The participant changed under us (another tab, a concurrent leave): re-read.
             Err(StoreError::ConditionFailed | StoreError::Busy(_)) => continue,
@@ -162,8 +170,25 @@ pub async fn exit(
             Err(e @ StoreError::TransactionCancelled(_))
                 if e.failed_condition_at(STREAM_ACTION) =>
             {
-                // The current count is a peak not yet recorded; record it, then leave.
-                store.record_peak(stream_id).await?;
+                let stream = store
+                    .stream(stream_id)
+                    .await?
+                    .ok_or(ApiError::NotFound("stream"))?;
+                match (stream.status, stream.ended_at) {
+                    // The stop set the count to 0: close the period at the end instead.
+                    (status, Some(ended_at)) if status.is_finished() => {
+                        let since = p.watching_since.unwrap_or(p.joined_at);
+                        match store
+                            .close_at_end(stream_id, user_id, since, ended_at)
+                            .await
+                        {
+                            Ok(()) | Err(StoreError::TransactionCancelled(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    // The current count is a peak not yet recorded; record it, then leave.
+                    _ => store.record_peak(stream_id).await?,
+                }
             }
             Err(
                 StoreError::ConditionFailed
@@ -174,4 +199,60 @@ pub async fn exit(
         }
     }
     Err(busy())
+}
+
+/// Ends every watching period of a stream that just ended, at its `ended_at`. Part of
+/// the stop: run before the final statistics are written, so they include all of it.
+pub async fn end_all(store: &Store, stream: &Stream) -> Result<(), ApiError> {
+    let Some(ended_at) = stream.ended_at else {
+        return Ok(());
+    };
+    let watching: Vec<Participant> = store
+        .all_participants(&stream.id)
+        .await?
+        .into_iter()
+        .filter(|p| p.is_watching)
+        .collect();
+    let results: Vec<Result<(), StoreError>> = futures::stream::iter(watching)
+        .map(|p| async move {
+            let since = p.watching_since.unwrap_or(p.joined_at);
+            match store
+                .close_at_end(&stream.id, &p.user_id, since, ended_at)
+                .await
+            {
+                // A disconnect closed it first.
+                Err(StoreError::TransactionCancelled(_)) => Ok(()),
+                other => other,
+            }
+        })
+        .buffer_unordered(END_ALL_CONCURRENCY)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<(), _>>()?;
+    Ok(())
+}
+
+/// Periods closed at once when a stream stops.
+const END_ALL_CONCURRENCY: usize = 16;
+
+/// HTTP presence lapses when its last join (heartbeat) is older than this. Clients
+/// without a WebSocket join again every [`HTTP_HEARTBEAT_SECS`].
+pub const HTTP_PRESENCE_TIMEOUT_SECS: i64 = 60;
+/// How often an HTTP-only client should join again.
+pub const HTTP_HEARTBEAT_SECS: i64 = 20;
+
+/// Ends the HTTP presence of everyone whose heartbeat is older than `cutoff`; returns
+/// how many were ended.
+pub async fn end_lapsed_http(
+    store: &Store,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, ApiError> {
+    let mut ended = 0;
+    for shard in 0..crate::store::keys::SWEEP_SHARDS {
+        for lapsed in store.lapsed_http_presences(shard, cutoff).await? {
+            exit(store, &lapsed.stream_id, &lapsed.user_id, &Session::Http).await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }

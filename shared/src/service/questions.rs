@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::question::{AnswerInput, AskInput};
-use crate::model::{Question, QuestionStatus, Stream, StreamStatus, new_id, now, parse_id};
+use crate::model::{Question, QuestionStatus, Stream, new_id, now, parse_id};
 use crate::store::questions::{QUESTION_ACTION, VOTE_ACTION};
 use crate::store::{Store, StoreError};
 
@@ -40,15 +40,7 @@ pub async fn ask(
 ) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
     let text = input.validate()?;
-    if stream.status != StreamStatus::Live {
-        return Err(ApiError::conflict(
-            "stream_not_live",
-            format!(
-                "questions are open only while the stream is live; it is {}",
-                stream.status.as_str()
-            ),
-        ));
-    }
+    streams::require_live(stream.status, "questions are open")?;
     let moderator = roles::can_moderate(who, &stream);
     if !moderator {
         let participant = roles::require_joined(store, who, &stream).await?;
@@ -78,9 +70,11 @@ pub async fn ask(
     };
     match store.ask(&question).await {
         Ok(()) => Ok(question.view(Some(who), moderator, false)),
-        Err(e @ StoreError::TransactionCancelled(_)) if e.failed_condition_at(0) => Err(
-            ApiError::conflict("stream_not_live", "the stream is no longer live"),
-        ),
+        Err(StoreError::ConditionFailed) => {
+            let latest = streams::load(store, &stream.id).await?;
+            streams::require_live(latest.status, "questions are open")?;
+            Err(ApiError::Internal("question refused while live".into()))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -148,7 +142,8 @@ impl ListQuery {
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|s| s.strip_prefix("q:").and_then(|n| n.parse().ok()))
+                .and_then(|s| s.strip_prefix("q:").and_then(|n| n.parse::<usize>().ok()))
+                .filter(|offset| *offset <= MAX_QUESTIONS_LISTED)
                 .ok_or_else(|| {
                     ApiError::bad_request("invalid_cursor", "cursor is not valid for this listing")
                 })?,
@@ -224,7 +219,7 @@ pub async fn list(
     }
     let voted = store.votes_of_user(&stream.id, &who.user_id).await?;
     let total = questions.len();
-    let end = (query.offset + query.limit).min(total);
+    let end = query.offset.saturating_add(query.limit).min(total);
     let items = questions
         .into_iter()
         .skip(query.offset)
@@ -250,6 +245,7 @@ pub async fn upvote(
     raw_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
+    streams::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(who, &stream);
     if question.user_id == who.user_id {
@@ -284,6 +280,7 @@ pub async fn remove_upvote(
     raw_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
     let stream = streams::load_visible(store, who, stream_id).await?;
+    streams::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(who, &stream);
     match store
@@ -306,6 +303,7 @@ async fn moderated(
 ) -> Result<(Stream, Question), ApiError> {
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
+    streams::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     Ok((stream, question))
 }
@@ -497,6 +495,7 @@ pub async fn clear_highlight(
 ) -> Result<Stream, ApiError> {
     let stream = streams::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
+    streams::require_open(&stream)?;
     store.clear_highlight(&stream.id, None, now()).await?;
     streams::load(store, &stream.id).await
 }

@@ -31,7 +31,44 @@ pub fn is_owner(who: &Identity, stream: &Stream) -> bool {
 /// May `who` see this stream? Public streams: everyone signed in. Private streams:
 /// the instructor, admins and students enrolled in the stream's course.
 pub async fn can_view(store: &Store, who: &Identity, stream: &Stream) -> Result<bool, ApiError> {
-    if stream.is_public || is_owner(who, stream) || who.is_admin() {
+    if stream.is_public {
+        return Ok(true);
+    }
+    may_view_private(store, who, stream).await
+}
+
+/// The lifecycle rule for reads that precede a write: an ended or cancelled stream's
+/// class no longer changes. (The write itself carries the same condition, so a stop
+/// racing the request is caught there.)
+pub fn require_open(stream: &Stream) -> Result<(), ApiError> {
+    if stream.status.is_finished() {
+        Err(ApiError::stream_finished())
+    } else {
+        Ok(())
+    }
+}
+
+/// Participation that needs a live stream: `stream_finished` after the end,
+/// `stream_not_live` before the start.
+pub fn require_live(status: StreamStatus, what: &str) -> Result<(), ApiError> {
+    match status {
+        StreamStatus::Live => Ok(()),
+        s if s.is_finished() => Err(ApiError::stream_finished()),
+        s => Err(ApiError::conflict(
+            "stream_not_live",
+            format!("{what} only while the stream is live; it is {}", s.as_str()),
+        )),
+    }
+}
+
+/// May `who` watch this stream if it is (or turns) private: the instructor, admins and
+/// students enrolled in its course.
+pub async fn may_view_private(
+    store: &Store,
+    who: &Identity,
+    stream: &Stream,
+) -> Result<bool, ApiError> {
+    if is_owner(who, stream) || who.is_admin() {
         return Ok(true);
     }
     Ok(store
@@ -204,7 +241,13 @@ pub async fn start(store: &Store, who: &Identity, stream_id: &str) -> Result<Str
     }
 }
 
-/// `POST /api/livestream/{id}/stop`: live -> ended, with the duration.
+/// Attempts of the stop while joins keep moving the peak between its two steps.
+const STOP_ATTEMPTS: u32 = 20;
+
+/// `POST /api/livestream/{id}/stop`: live -> ended, with the duration. Everyone stops
+/// watching at `ended_at` (the count goes to 0; peak and unique viewers stay), then
+/// the final statistics are written. The broadcaster then sends `stream.status` and
+/// closes the stream's sockets. The answer is what a GET returns next.
 pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
     let stream = load_owned(store, who, stream_id).await?;
     let Some(started_at) = stream
@@ -213,17 +256,32 @@ pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stre
     else {
         return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
     };
-    let ended = match store.stop_stream(&stream.id, started_at, now()).await {
-        Err(StoreError::ConditionFailed) => {
-            return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
+    let mut ended = None;
+    for _ in 0..STOP_ATTEMPTS {
+        store.record_peak(&stream.id).await?;
+        match store.stop_stream(&stream.id, started_at, now()).await {
+            Ok(s) => {
+                ended = Some(s);
+                break;
+            }
+            Err(StoreError::ConditionFailed) => {
+                if load(store, &stream.id).await?.status != StreamStatus::Live {
+                    return Err(
+                        wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await,
+                    );
+                }
+                // A join raised the count after the peak was recorded: record again.
+            }
+            Err(e) => return Err(e.into()),
         }
-        other => other?,
-    };
+    }
+    let ended = ended.ok_or_else(|| ApiError::Internal("stop kept racing joins".into()))?;
+    super::presence::end_all(store, &ended).await?;
     // The stop stands even if the snapshot fails; the stats endpoint writes it later.
     if let Err(err) = super::stats::write_snapshot(store, &ended).await {
         tracing::error!(stream = %ended.id, error = %err, "final stats snapshot not written");
     }
-    Ok(ended)
+    load(store, &stream.id).await
 }
 
 /// `POST /api/livestream/{id}/cancel`: scheduled -> cancelled.

@@ -1,10 +1,26 @@
 //! WebSocket connections: recorded on `$connect`, listed per stream by the
 //! broadcaster, deleted on `$disconnect`, on a 410 Gone, or by TTL.
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+
 use super::keys::{self, CONNECTION_SK};
-use super::{QuerySpec, Store, StoreError, from_item, n, s, to_item};
-use crate::model::Connection;
-use crate::table::{GSI1, GSI1PK, GSI1SK, KIND, TTL};
+use super::{QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use crate::model::{Connection, sort_time};
+use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, KIND, TTL};
+
+/// Chat actions over one connection: a sustained rate of one per this many ms...
+pub const CHAT_TOKEN_INTERVAL_MS: i64 = 200;
+/// ...with bursts of this many.
+pub const CHAT_TOKEN_BURST: i64 = 10;
+
+/// The answer of the connection's chat token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatToken {
+    Granted,
+    /// Try again in this many milliseconds.
+    Wait(i64),
+}
 
 impl Store {
     pub async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -24,7 +40,117 @@ impl Store {
             s(keys::connection_ref(&connection.connection_id)),
         );
         item.insert(TTL.into(), n(connection.ttl));
+        item.insert(
+            GSI2PK.into(),
+            s(keys::connections_pk(keys::sweep_shard(
+                &connection.connection_id,
+            ))),
+        );
+        item.insert(
+            GSI2SK.into(),
+            s(keys::connection_check_sk(
+                &sort_time(connection.connected_at),
+                &connection.connection_id,
+            )),
+        );
         self.put_new(item).await
+    }
+
+    /// Connections of one sweep shard last known alive before `cutoff`.
+    pub async fn connections_checked_before(
+        &self,
+        shard: u32,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<Connection>, StoreError> {
+        let spec = QuerySpec {
+            index: Some(GSI2),
+            partition_attr: GSI2PK,
+            partition_value: keys::connections_pk(shard),
+            sort_attr: GSI2SK,
+            sort_prefix: None,
+            sort_after: Some(sort_time(cutoff)),
+            forward: false,
+            limit: 500,
+        };
+        self.query_all(spec, 5000)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    /// Records that a connection was found open at `now`.
+    pub async fn mark_connection_alive(
+        &self,
+        connection_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let update = Update::new().exists().set(
+            GSI2SK,
+            s(keys::connection_check_sk(&sort_time(now), connection_id)),
+        );
+        match self
+            .update(
+                keys::connection_pk(connection_id),
+                CONNECTION_SK.into(),
+                update,
+            )
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One chat action's token from the connection's bucket (GCRA: the item keeps the
+    /// theoretical arrival time `chat_tat`, in ms). Two single-item conditional
+    /// updates and no read, so concurrent frames of one connection cannot both take
+    /// the last token.
+    pub async fn take_chat_token(
+        &self,
+        connection_id: &str,
+        now_ms: i64,
+    ) -> Result<ChatToken, StoreError> {
+        let (pk, sk) = (
+            keys::connection_pk(connection_id),
+            CONNECTION_SK.to_string(),
+        );
+        let tolerance = (CHAT_TOKEN_BURST - 1) * CHAT_TOKEN_INTERVAL_MS;
+        // An idle bucket: the arrival time restarts from now.
+        let idle = Update::new()
+            .exists()
+            .require(
+                "(attribute_not_exists({a0}) OR {a0} <= {0})",
+                &["chat_tat"],
+                vec![n(now_ms)],
+            )
+            .set("chat_tat", n(now_ms + CHAT_TOKEN_INTERVAL_MS));
+        match self.update(pk.clone(), sk.clone(), idle).await {
+            Ok(_) => return Ok(ChatToken::Granted),
+            Err(StoreError::ConditionFailed) => {}
+            Err(e) => return Err(e),
+        }
+        // A busy bucket: grant while the arrival time is within the burst tolerance.
+        let busy = Update::new()
+            .exists()
+            .require("{a0} <= {0}", &["chat_tat"], vec![n(now_ms + tolerance)])
+            .add("chat_tat", CHAT_TOKEN_INTERVAL_MS);
+        match self.update(pk.clone(), sk.clone(), busy).await {
+            Ok(_) => Ok(ChatToken::Granted),
+            Err(StoreError::ConditionFailed) => {
+                let tat = self
+                    .get(pk, sk)
+                    .await?
+                    .and_then(|item| item.get("chat_tat").cloned())
+                    .and_then(|v| match v {
+                        AttributeValue::N(n) => n.parse::<i64>().ok(),
+                        _ => None,
+                    })
+                    .unwrap_or(now_ms + tolerance + CHAT_TOKEN_INTERVAL_MS);
+                Ok(ChatToken::Wait((tat - tolerance - now_ms).max(1)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn connection(&self, connection_id: &str) -> Result<Option<Connection>, StoreError> {

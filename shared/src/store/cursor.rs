@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{Item, StoreError};
+use super::{Item, QuerySpec, StoreError};
 
 /// The position after the last item of a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,13 +59,34 @@ impl Cursor {
         Ok(Self(map))
     }
 
-    /// The ExclusiveStartKey for a query of `partition_attr = partition_value`.
-    pub(crate) fn start_key(
-        &self,
-        partition_attr: &str,
-        partition_value: &str,
-    ) -> Result<Item, StoreError> {
-        if self.0.get(partition_attr).map(String::as_str) != Some(partition_value) {
+    /// The ExclusiveStartKey for a query of `spec`: the cursor must name exactly the
+    /// key attributes of that query (the index's and the table's), in its partition,
+    /// with a sort key inside the listed range. Anything else was not issued for this
+    /// listing, and DynamoDB would either refuse it or start somewhere unintended.
+    pub(crate) fn start_key(&self, spec: &QuerySpec<'_>) -> Result<Item, StoreError> {
+        let mut expected = vec![
+            crate::table::PK,
+            crate::table::SK,
+            spec.partition_attr,
+            spec.sort_attr,
+        ];
+        expected.sort_unstable();
+        expected.dedup();
+        let named: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        if named != expected {
+            return Err(StoreError::InvalidCursor);
+        }
+        if self.0.get(spec.partition_attr) != Some(&spec.partition_value) {
+            return Err(StoreError::InvalidCursor);
+        }
+        let sort = &self.0[spec.sort_attr];
+        let in_range = match (&spec.sort_prefix, &spec.sort_after) {
+            (Some(prefix), _) => sort.starts_with(prefix),
+            (None, Some(after)) if spec.forward => sort > after,
+            (None, Some(after)) => sort < after,
+            (None, None) => true,
+        };
+        if !in_range || self.0.values().any(String::is_empty) {
             return Err(StoreError::InvalidCursor);
         }
         Ok(self
@@ -80,6 +101,23 @@ impl Cursor {
 mod tests {
     use super::*;
 
+    fn chat_spec(after: &str) -> QuerySpec<'static> {
+        QuerySpec {
+            index: None,
+            partition_attr: "PK",
+            partition_value: "STREAM#1".into(),
+            sort_attr: "SK",
+            sort_prefix: None,
+            sort_after: Some(after.into()),
+            forward: true,
+            limit: 10,
+        }
+    }
+
+    fn crafted(json: &str) -> Cursor {
+        Cursor::decode(&URL_SAFE_NO_PAD.encode(json)).unwrap()
+    }
+
     #[test]
     fn round_trips() {
         let key: Item = [
@@ -90,7 +128,7 @@ mod tests {
         let cursor = Cursor::from_key(&key);
         let decoded = Cursor::decode(&cursor.encode()).unwrap();
         assert_eq!(decoded, cursor);
-        assert_eq!(decoded.start_key("PK", "STREAM#1").unwrap(), key);
+        assert_eq!(decoded.start_key(&chat_spec("CHAT#00")).unwrap(), key);
     }
 
     #[test]
@@ -98,11 +136,60 @@ mod tests {
         assert!(Cursor::decode("not base64 !").is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode(b"[1,2]")).is_err());
         assert!(Cursor::decode(&URL_SAFE_NO_PAD.encode(br#"{"secret":"x"}"#)).is_err());
-        let other =
-            Cursor::decode(&URL_SAFE_NO_PAD.encode(br#"{"PK":"STREAM#2","SK":"CHAT#1"}"#)).unwrap();
+        let other = crafted(r#"{"PK":"STREAM#2","SK":"CHAT#1"}"#);
         assert!(matches!(
-            other.start_key("PK", "STREAM#1"),
+            other.start_key(&chat_spec("CHAT#0")),
             Err(StoreError::InvalidCursor)
         ));
+    }
+
+    #[test]
+    fn cursors_outside_the_listed_range_or_missing_keys_are_refused() {
+        let spec = chat_spec("CHAT#000000000005");
+        for json in [
+            r#"{"PK":"STREAM#1"}"#,
+            r#"{"PK":"STREAM#1","SK":"CHAT#000000000001"}"#,
+            r#"{"PK":"STREAM#1","SK":"CHAT#000000000009","GSI1PK":"x"}"#,
+            r#"{"PK":"STREAM#1","SK":""}"#,
+        ] {
+            assert!(
+                matches!(
+                    crafted(json).start_key(&spec),
+                    Err(StoreError::InvalidCursor)
+                ),
+                "{json}"
+            );
+        }
+        let mut prefixed = chat_spec("");
+        prefixed.sort_after = None;
+        prefixed.sort_prefix = Some("PARTICIPANT#");
+        assert!(
+            crafted(r#"{"PK":"STREAM#1","SK":"STREAM"}"#)
+                .start_key(&prefixed)
+                .is_err()
+        );
+        assert!(
+            crafted(r#"{"PK":"STREAM#1","SK":"PARTICIPANT#u"}"#)
+                .start_key(&prefixed)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn index_cursors_need_the_index_and_table_keys() {
+        let spec = QuerySpec {
+            index: Some("GSI1"),
+            partition_attr: "GSI1PK",
+            partition_value: "STATUS#live".into(),
+            sort_attr: "GSI1SK",
+            sort_prefix: None,
+            sort_after: None,
+            forward: false,
+            limit: 10,
+        };
+        let full = r#"{"GSI1PK":"STATUS#live","GSI1SK":"2030#s","PK":"STREAM#s","SK":"STREAM"}"#;
+        assert!(crafted(full).start_key(&spec).is_ok());
+        let partial = r#"{"GSI1PK":"STATUS#live","GSI1SK":"2030#s"}"#;
+        assert!(crafted(partial).start_key(&spec).is_err());
     }
 }

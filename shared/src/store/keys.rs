@@ -5,14 +5,18 @@
 //! | course      | COURSE#c    | COURSE          |                                    | USER#teacher / COURSE#c    |
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
-//! | participant | STREAM#s    | PARTICIPANT#u   |                                    | USER#u / PARTICIPATION#s   |
+//! | participant | STREAM#s    | PARTICIPANT#u   | HTTP_PRESENCE#n / {seen_at}#s#u (while joined over HTTP) | USER#u / PARTICIPATION#s |
 //! | chat message| STREAM#s    | CHAT#{seq:012}  |                                    |                            |
 //! | question    | STREAM#s    | QUESTION#q      |                                    |                            |
 //! | upvote      | STREAM#s    | VOTE#q#u        |                                    | USER#u / VOTE#s#q          |
 //! | stats       | STREAM#s    | STATS           |                                    |                            |
-//! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           |                            |
+//! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           | CONNS#n / {checked_at}#id  |
 //!
 //! Connection items carry `ttl` (API Gateway's 2-hour limit plus a margin).
+//!
+//! The sweeper's two indexes (`HTTP_PRESENCE#n`, `CONNS#n`) are spread over
+//! [`SWEEP_SHARDS`] partitions by a hash of the item, so a class joining at once does
+//! not write one hot index partition; the sweeper queries each shard.
 //!
 //! Ids are ULIDs, so `COURSE#c` and `STREAM#s` sort by creation time.
 
@@ -131,6 +135,38 @@ pub fn connection_ref(connection_id: &str) -> String {
     format!("CONN#{connection_id}")
 }
 
+/// Partitions each sweep index is spread over.
+pub const SWEEP_SHARDS: u32 = 8;
+
+/// The shard of an item in a sweep index: a stable hash of `id` (FNV-1a; written
+/// out because std's hasher is not stable across releases).
+pub fn sweep_shard(id: &str) -> u32 {
+    let hash = id.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    hash % SWEEP_SHARDS
+}
+
+/// GSI1 partition of users present over HTTP (their heartbeat's age is the sort key).
+pub fn http_presence_pk(shard: u32) -> String {
+    format!("HTTP_PRESENCE#{shard}")
+}
+
+/// GSI1 sort key of an HTTP presence: the last heartbeat, then the participant.
+pub fn http_presence_sk(seen_at: &str, stream_id: &str, user_id: &str) -> String {
+    format!("{seen_at}#{stream_id}#{user_id}")
+}
+
+/// GSI2 partition of open connections (the time they were last checked sorts them).
+pub fn connections_pk(shard: u32) -> String {
+    format!("CONNS#{shard}")
+}
+
+/// GSI2 sort key of a connection: when it was last known alive, then its id.
+pub fn connection_check_sk(checked_at: &str, connection_id: &str) -> String {
+    format!("{checked_at}#{connection_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +182,15 @@ mod tests {
             status_sk("2026-01-01T00:00:00.000Z", "s1"),
             "2026-01-01T00:00:00.000Z#s1"
         );
+    }
+
+    #[test]
+    fn sweep_shards_are_stable_and_in_range() {
+        assert_eq!(sweep_shard("abc"), sweep_shard("abc"));
+        let shards: std::collections::HashSet<u32> = (0..200)
+            .map(|i| sweep_shard(&format!("user-{i}")))
+            .collect();
+        assert_eq!(shards.len(), SWEEP_SHARDS as usize);
+        assert!(shards.iter().all(|s| *s < SWEEP_SHARDS));
     }
 }

@@ -12,6 +12,7 @@ pub mod connections;
 pub mod courses;
 pub mod cursor;
 pub mod keys;
+pub mod lifecycle;
 pub mod participants;
 pub mod questions;
 pub mod streams;
@@ -48,6 +49,9 @@ pub enum StoreError {
     /// Any other failure of the call.
     #[error("dynamodb: {0}")]
     Dynamo(String),
+    /// The stream is ended or cancelled: nothing about its class changes any more.
+    #[error("the stream is finished")]
+    StreamFinished,
     /// A client's page cursor belongs to another listing.
     #[error("invalid cursor")]
     InvalidCursor,
@@ -269,9 +273,7 @@ impl Store {
                 .expression_attribute_values(":after", AttributeValue::S(after.clone()));
         }
         if let Some(cursor) = cursor {
-            request = request.set_exclusive_start_key(Some(
-                cursor.start_key(spec.partition_attr, &spec.partition_value)?,
-            ));
+            request = request.set_exclusive_start_key(Some(cursor.start_key(&spec)?));
         }
         let out = request
             .key_condition_expression(condition)

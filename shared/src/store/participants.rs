@@ -17,8 +17,38 @@ use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
 use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s, time};
-use crate::model::{Participant, Session, StreamStatus};
-use crate::table::{GSI2PK, GSI2SK};
+use crate::model::{Participant, Session, StreamStatus, sort_time};
+use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2PK, GSI2SK};
+
+/// The HTTP session's heartbeat and its sweep-index entry.
+fn with_http_presence(
+    update: Update,
+    stream_id: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Update {
+    update
+        .set("http_seen_at", time(now))
+        .set(
+            GSI1PK,
+            s(keys::http_presence_pk(keys::sweep_shard(user_id))),
+        )
+        .set(
+            GSI1SK,
+            s(keys::http_presence_sk(&sort_time(now), stream_id, user_id)),
+        )
+}
+
+fn without_http_presence(update: Update) -> Update {
+    update.remove("http_seen_at").remove(GSI1PK).remove(GSI1SK)
+}
+
+/// A participant whose HTTP heartbeat lapsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LapsedPresence {
+    pub stream_id: String,
+    pub user_id: String,
+}
 
 /// Index of the participant's action in presence transactions.
 pub const PARTICIPANT_ACTION: usize = 0;
@@ -105,6 +135,24 @@ impl Store {
             s(keys::participation_ref(&participant.stream_id)),
         );
         item.insert("sessions".into(), AttributeValue::Ss(vec![session.id()]));
+        if *session == Session::Http {
+            let now = participant.joined_at;
+            item.insert("http_seen_at".into(), time(now));
+            item.insert(
+                GSI1PK.into(),
+                s(keys::http_presence_pk(keys::sweep_shard(
+                    &participant.user_id,
+                ))),
+            );
+            item.insert(
+                GSI1SK.into(),
+                s(keys::http_presence_sk(
+                    &sort_time(now),
+                    &participant.stream_id,
+                    &participant.user_id,
+                )),
+            );
+        }
         let put = self.put_new_action(item)?;
         let stream = Update::new()
             .require_eq("status", s(StreamStatus::Live.as_str()))
@@ -126,17 +174,20 @@ impl Store {
         session: &Session,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let participant = Update::new()
+        let mut participant = Update::new()
             .exists()
             .require_eq("is_watching", AttributeValue::Bool(false))
             .set("is_watching", AttributeValue::Bool(true))
             .set("watching_since", time(now))
-            .add_to_set("sessions", vec![session.id()])
-            .into_transact(
-                self.table(),
-                keys::stream_pk(stream_id),
-                keys::participant_sk(user_id),
-            );
+            .add_to_set("sessions", vec![session.id()]);
+        if *session == Session::Http {
+            participant = with_http_presence(participant, stream_id, user_id, now);
+        }
+        let participant = participant.into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            keys::participant_sk(user_id),
+        );
         let stream = Update::new()
             .require_eq("status", s(StreamStatus::Live.as_str()))
             .add("viewer_count", 1);
@@ -153,11 +204,15 @@ impl Store {
         stream_id: &str,
         user_id: &str,
         session: &Session,
+        now: DateTime<Utc>,
     ) -> Result<Participant, StoreError> {
-        let update = Update::new()
+        let mut update = Update::new()
             .exists()
             .require_eq("is_watching", AttributeValue::Bool(true))
             .add_to_set("sessions", vec![session.id()]);
+        if *session == Session::Http {
+            update = with_http_presence(update, stream_id, user_id, now);
+        }
         from_item(
             self.update(
                 keys::stream_pk(stream_id),
@@ -187,19 +242,23 @@ impl Store {
             condition.push_str(&format!(" AND contains({{a0}}, {{{}}})", i + 2));
             values.push(s(session));
         }
-        let participant = Update::new()
-            .require(&condition, &["sessions", "watching_since"], values)
-            .remove("sessions")
-            .set("is_watching", AttributeValue::Bool(false))
-            .set("left_at", time(now))
-            .remove("watching_since")
-            .add("duration_watched", watched)
-            .into_transact(
-                self.table(),
-                keys::stream_pk(stream_id),
-                keys::participant_sk(user_id),
-            );
+        let participant = without_http_presence(
+            Update::new()
+                .require(&condition, &["sessions", "watching_since"], values)
+                .remove("sessions")
+                .set("is_watching", AttributeValue::Bool(false))
+                .set("left_at", time(now))
+                .remove("watching_since")
+                .add("duration_watched", watched),
+        )
+        .into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            keys::participant_sk(user_id),
+        );
+        // Live only: after the stop the count is 0 and the stop closes what is open.
         let stream = Update::new()
+            .require_eq("status", s(StreamStatus::Live.as_str()))
             .require("{a0} <= {a1}", &["viewer_count", "max_viewers"], vec![])
             .add("viewer_count", -1)
             .add("total_watch_seconds", watched);
@@ -217,13 +276,16 @@ impl Store {
         user_id: &str,
         session: &Session,
     ) -> Result<Participant, StoreError> {
-        let update = Update::new()
+        let mut update = Update::new()
             .require(
                 "contains({a0}, {0}) AND size({a0}) > {1}",
                 &["sessions"],
                 vec![s(session.id()), n(1)],
             )
             .delete_from_set("sessions", vec![session.id()]);
+        if *session == Session::Http {
+            update = without_http_presence(update);
+        }
         from_item(
             self.update(
                 keys::stream_pk(stream_id),
@@ -232,6 +294,99 @@ impl Store {
             )
             .await?,
         )
+    }
+
+    /// An HTTP viewer's heartbeat (a repeated join): their HTTP session stays open.
+    /// Fails when they are no longer watching over HTTP.
+    pub async fn http_heartbeat(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Participant, StoreError> {
+        let update = with_http_presence(
+            Update::new()
+                .require_eq("is_watching", AttributeValue::Bool(true))
+                .require(
+                    "contains({a0}, {0})",
+                    &["sessions"],
+                    vec![s(Session::Http.id())],
+                ),
+            stream_id,
+            user_id,
+            now,
+        );
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+                update,
+            )
+            .await?,
+        )
+    }
+
+    /// Closes a watching period that the stream's end cut short: at `ended_at`, every
+    /// session gone, the watch time added to the stream's total. Conditioned on the
+    /// period still being the one read, so of a stop and a late disconnect exactly one
+    /// closes it. Viewer counts do not change: the stop already set them.
+    pub async fn close_at_end(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        watching_since: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let watched = (ended_at - watching_since).num_seconds().max(0);
+        let participant = without_http_presence(
+            Update::new()
+                .require_eq("is_watching", AttributeValue::Bool(true))
+                .require_eq("watching_since", time(watching_since))
+                .remove("sessions")
+                .remove("watching_since")
+                .set("is_watching", AttributeValue::Bool(false))
+                .set("left_at", time(ended_at))
+                .add("duration_watched", watched),
+        )
+        .into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            keys::participant_sk(user_id),
+        );
+        let stream = Update::new().exists().add("total_watch_seconds", watched);
+        self.transact(vec![
+            participant,
+            self.stream_counter_update(stream_id, stream),
+        ])
+        .await
+    }
+
+    /// Participants of one sweep shard whose last HTTP heartbeat is older than `cutoff`.
+    pub async fn lapsed_http_presences(
+        &self,
+        shard: u32,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<LapsedPresence>, StoreError> {
+        let spec = QuerySpec {
+            index: Some(GSI1),
+            partition_attr: GSI1PK,
+            partition_value: keys::http_presence_pk(shard),
+            sort_attr: GSI1SK,
+            sort_prefix: None,
+            sort_after: Some(sort_time(cutoff)),
+            forward: false,
+            limit: 500,
+        };
+        let items = self.query_all(spec, 5000).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                Some(LapsedPresence {
+                    stream_id: item.get("stream_id")?.as_s().ok()?.clone(),
+                    user_id: item.get("user_id")?.as_s().ok()?.clone(),
+                })
+            })
+            .collect())
     }
 
     /// `max_viewers := viewer_count` when the count is above the recorded peak.
@@ -275,14 +430,18 @@ impl Store {
         }
         let (pk, sk) = (keys::stream_pk(stream_id), keys::participant_sk(user_id));
         let Some(moderator) = is_moderator else {
-            return from_item(self.update(pk, sk, update).await?);
+            return from_item(self.update_in_open_stream(stream_id, sk, update).await?);
         };
         let members = vec![user_id.to_string()];
         let stream = if moderator {
-            Update::new().exists().add_to_set("moderator_ids", members)
+            Update::new()
+                .exists()
+                .while_open()
+                .add_to_set("moderator_ids", members)
         } else {
             Update::new()
                 .exists()
+                .while_open()
                 .delete_from_set("moderator_ids", members)
         };
         match self
@@ -292,6 +451,7 @@ impl Store {
             ])
             .await
         {
+            Err(e) if e.failed_condition_at(STREAM_ACTION) => Err(StoreError::StreamFinished),
             Err(e) if e.failed_condition_at(PARTICIPANT_ACTION) => Err(StoreError::ConditionFailed),
             Err(e) => Err(e),
             Ok(()) => self

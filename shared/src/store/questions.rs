@@ -14,6 +14,8 @@ use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
 pub const VOTE_ACTION: usize = 0;
 /// Index of the question's action in vote and answer transactions.
 pub const QUESTION_ACTION: usize = 1;
+/// Index of the stream's action in vote transactions.
+const STREAM_ACTION: usize = 2;
 
 fn status(value: QuestionStatus) -> AttributeValue {
     s(value.as_str())
@@ -38,6 +40,10 @@ impl Store {
         )?;
         self.transact(vec![stream, self.put_new_action(item)?])
             .await
+            .map_err(|e| match e {
+                e if e.failed_condition_at(0) => StoreError::ConditionFailed,
+                other => other,
+            })
     }
 
     pub async fn question(
@@ -145,6 +151,7 @@ impl Store {
             .map_err(|e| StoreError::Dynamo(e.to_string()))?;
         let stream = Update::new()
             .exists()
+            .while_open()
             .add("upvotes_count", 1)
             .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
         self.transact(vec![
@@ -153,6 +160,7 @@ impl Store {
             stream,
         ])
         .await
+        .map_err(|e| Self::stream_action_failed(e, STREAM_ACTION))
     }
 
     /// Withdraws a user's upvote: fails on [`VOTE_ACTION`] when there was none.
@@ -176,6 +184,7 @@ impl Store {
         );
         let stream = Update::new()
             .exists()
+            .while_open()
             .add("upvotes_count", -1)
             .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
         self.transact(vec![
@@ -184,6 +193,7 @@ impl Store {
             stream,
         ])
         .await
+        .map_err(|e| Self::stream_action_failed(e, STREAM_ACTION))
     }
 
     /// Sets the answer. The first answer moves the question to answered and counts it
@@ -209,7 +219,10 @@ impl Store {
         );
         if question.status == QuestionStatus::Answered {
             let update = set(Update::new().require_eq("status", status(QuestionStatus::Answered)));
-            return self.update(pk, sk, update).await.map(|_| ());
+            return self
+                .update_in_open_stream(&question.stream_id, sk, update)
+                .await
+                .map(|_| ());
         }
         let update = set(Update::new()
             .require_in(
@@ -223,13 +236,16 @@ impl Store {
         .into_transact(self.table(), pk, sk);
         let stream = Update::new()
             .exists()
+            .while_open()
             .add("questions_answered_count", 1)
             .into_transact(
                 self.table(),
                 keys::stream_pk(&question.stream_id),
                 STREAM_SK.into(),
             );
-        self.transact(vec![stream, update]).await
+        self.transact(vec![stream, update])
+            .await
+            .map_err(|e| Self::stream_action_failed(e, 0))
     }
 
     /// Moves a question from one of `from` to `to`.
@@ -247,12 +263,8 @@ impl Store {
             .set("status", status(to))
             .set("updated_at", time(now));
         from_item(
-            self.update(
-                keys::stream_pk(stream_id),
-                keys::question_sk(question_id),
-                update,
-            )
-            .await?,
+            self.update_in_open_stream(stream_id, keys::question_sk(question_id), update)
+                .await?,
         )
     }
 
@@ -268,12 +280,8 @@ impl Store {
             .set("hidden", AttributeValue::Bool(true))
             .set("updated_at", time(now));
         from_item(
-            self.update(
-                keys::stream_pk(stream_id),
-                keys::question_sk(question_id),
-                update,
-            )
-            .await?,
+            self.update_in_open_stream(stream_id, keys::question_sk(question_id), update)
+                .await?,
         )
     }
 
@@ -286,6 +294,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let stream = Update::new()
             .exists()
+            .while_open()
             .set("highlighted_question_id", s(question_id))
             .set("updated_at", time(now))
             .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
@@ -309,6 +318,7 @@ impl Store {
             TransactWriteItem::builder().condition_check(check).build(),
         ])
         .await
+        .map_err(|e| Self::stream_action_failed(e, 0))
     }
 
     /// Clears the highlight; with `only`, only if that question is the highlighted one.

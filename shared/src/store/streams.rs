@@ -128,7 +128,10 @@ impl Store {
         )
     }
 
-    /// live -> ended, recording the end time and the duration in seconds.
+    /// live -> ended, recording the end time and the duration in seconds; nobody is
+    /// watching any more, so `viewer_count` becomes 0. Like a leave, it holds only
+    /// once the current count is recorded as the peak ([`Store::record_peak`]), so
+    /// the peak survives.
     pub async fn stop_stream(
         &self,
         stream_id: &str,
@@ -138,6 +141,12 @@ impl Store {
         let duration = (now - started_at).num_seconds().max(0);
         let update = Update::new()
             .require_eq("status", status(StreamStatus::Live))
+            .require(
+                "(attribute_not_exists({a0}) OR {a0} <= {a1})",
+                &["viewer_count", "max_viewers"],
+                vec![],
+            )
+            .set("viewer_count", n(0))
             .set("status", status(StreamStatus::Ended))
             .set("ended_at", time(now))
             .set("duration", n(duration))
@@ -150,8 +159,9 @@ impl Store {
         )
     }
 
-    /// Removes one attribute of a stream (a pin, a highlight); with `only`, only while
-    /// it still has that value, so a newer pin or highlight is never cleared by mistake.
+    /// Removes one attribute of a stream (a pin, a highlight) while the stream is
+    /// open; with `only`, only while it still has that value, so a newer pin or
+    /// highlight is never cleared by mistake (that case is not an error).
     pub(crate) async fn clear_stream_field(
         &self,
         stream_id: &str,
@@ -161,6 +171,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut update = Update::new()
             .exists()
+            .while_open()
             .remove(attr)
             .set("updated_at", time(now));
         if let Some(value) = only {
@@ -170,8 +181,11 @@ impl Store {
             .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
             .await
         {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
+            Ok(_) => Ok(()),
+            Err(e) => match self.finished_or(stream_id, e).await {
+                StoreError::ConditionFailed => Ok(()),
+                other => Err(other),
+            },
         }
     }
 

@@ -15,8 +15,8 @@ pub struct Update {
     removes: Vec<String>,
     deletes: Vec<String>,
     conditions: Vec<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+    pub(crate) names: HashMap<String, String>,
+    pub(crate) values: HashMap<String, AttributeValue>,
 }
 
 impl Update {
@@ -134,7 +134,7 @@ impl Update {
         self
     }
 
-    fn expression(&self) -> String {
+    pub(crate) fn expression(&self) -> String {
         let mut parts = Vec::new();
         if !self.sets.is_empty() {
             parts.push(format!("SET {}", self.sets.join(", ")));
@@ -151,7 +151,7 @@ impl Update {
         parts.join(" ")
     }
 
-    fn condition(&self) -> Option<String> {
+    pub(crate) fn condition(&self) -> Option<String> {
         (!self.conditions.is_empty()).then(|| self.conditions.join(" AND "))
     }
 

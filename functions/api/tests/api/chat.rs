@@ -77,8 +77,8 @@ async fn participants_chat_and_refusals_change_nothing() {
         (
             student("s1"),
             json!({"text": "hi"}),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
         ),
     ];
     for (who, body, status, code) in cases {
@@ -113,7 +113,7 @@ async fn participants_chat_and_refusals_change_nothing() {
         .await;
     assert_eq!(
         (reply.status, reply.code()),
-        (StatusCode::CONFLICT, "stream_not_live")
+        (StatusCode::CONFLICT, "stream_finished")
     );
     assert_eq!(seqs(&app.get(&chat, &student("s2")).await.body), [1, 2]);
 }

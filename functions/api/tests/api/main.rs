@@ -3,6 +3,7 @@ mod courses;
 mod helpers;
 mod participation;
 mod questions;
+mod real_class;
 mod samples;
 mod stats;
 mod streams;

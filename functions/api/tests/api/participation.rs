@@ -142,7 +142,8 @@ async fn the_instructor_sets_permissions_and_moderators_list_participants() {
     let reply = app
         .call("PUT", &path, Some(&t), Some(json!({"is_moderator": "yes"})))
         .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["error"]["details"][0]["field"], "is_moderator");
 
     let list = format!("/api/livestream/{id}/participants");
     let reply = app.get(&list, &student("s1")).await;

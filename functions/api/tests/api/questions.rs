@@ -80,8 +80,8 @@ async fn participants_ask_and_refusals_change_nothing() {
         (
             "s1",
             json!({"question": "hi"}),
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
         ),
     ] {
         let reply = ask(&app, &id, who, body.clone()).await;
@@ -107,7 +107,7 @@ async fn participants_ask_and_refusals_change_nothing() {
     let reply = ask(&app, &id, "s1", json!({"text": "after the end?"})).await;
     assert_eq!(
         (reply.status, reply.code()),
-        (StatusCode::CONFLICT, "stream_not_live")
+        (StatusCode::CONFLICT, "stream_finished")
     );
 }
 

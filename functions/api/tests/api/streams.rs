@@ -158,8 +158,9 @@ async fn invalid_input_is_refused_with_every_field_named() {
         .await;
     assert_eq!(
         (reply.status, reply.code()),
-        (StatusCode::BAD_REQUEST, "invalid_body")
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
     );
+    assert_eq!(reply.body["error"]["details"][0]["field"], "frame_rate");
 
     let reply = app
         .post(
@@ -168,13 +169,8 @@ async fn invalid_input_is_refused_with_every_field_named() {
             json!({"title": "x", "course_id": course, "is_public": "yes"}),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert!(
-        reply.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("is_public")
-    );
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["error"]["details"][0]["field"], "is_public");
 
     let mine = app.get("/api/livestream/mine", &t).await;
     assert_eq!(mine.body["items"].as_array().unwrap().len(), 0);

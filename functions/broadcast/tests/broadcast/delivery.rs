@@ -67,10 +67,24 @@ async fn status_changes_are_broadcast_and_waiting_viewers_start_counting() {
         .await
         .unwrap();
     h.broadcast().await;
-    let last = h.management.events("c1").pop().unwrap();
-    assert_eq!(last["type"], "stream.status");
+    let events = h.management.events("c1");
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "stream.status")
+        .unwrap();
     assert_eq!(last["data"]["status"], "ended");
     assert!(last["data"]["duration"].is_number());
+    assert_eq!(
+        events.last().unwrap()["data"]["viewer_count"],
+        0,
+        "nobody watches an ended stream"
+    );
+    // After the last events, the server closes the stream's sockets.
+    for id in ["c1", "t1"] {
+        assert!(h.management.was_closed(id), "{id}");
+        assert!(h.store().connection(id).await.unwrap().is_none(), "{id}");
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,50 @@
+//! The presence sweeper (an EventBridge schedule on AWS, a timer locally): ends
+//! presence that nobody ended. HTTP-only viewers whose heartbeat lapsed stop
+//! watching; connections that died without a `$disconnect` (a killed process, a lost
+//! event) are found by asking `@connections` and disconnected. Both are Queries on
+//! sharded index partitions, never a Scan.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::realtime::Connections;
+use crate::store::Store;
+
+use super::connections::{self, CONNECTION_CHECK_AFTER_SECS};
+use super::presence::{self, HTTP_PRESENCE_TIMEOUT_SECS};
+
+/// What one sweep ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub http_presences_ended: usize,
+    pub connections_gone: usize,
+}
+
+/// One sweep at `now`.
+pub async fn run(
+    store: &Store,
+    sockets: &Connections,
+    now: DateTime<Utc>,
+) -> Result<SweepReport, ApiError> {
+    let http_cutoff = now - chrono::Duration::seconds(HTTP_PRESENCE_TIMEOUT_SECS);
+    let check_cutoff = now - chrono::Duration::seconds(CONNECTION_CHECK_AFTER_SECS);
+    Ok(SweepReport {
+        http_presences_ended: presence::end_lapsed_http(store, http_cutoff).await?,
+        connections_gone: connections::sweep(store, sockets, check_cutoff).await?,
+    })
+}
+
+/// After a restart of a gateway that holds no connection from before (the local
+/// stack): every recorded connection is checked now, so what a crashed run left
+/// behind is ended at once.
+pub async fn after_restart(
+    store: &Store,
+    sockets: &Connections,
+    now: DateTime<Utc>,
+) -> Result<SweepReport, ApiError> {
+    Ok(SweepReport {
+        http_presences_ended: 0,
+        connections_gone: connections::sweep(store, sockets, now).await?,
+    })
+}
