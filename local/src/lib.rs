@@ -155,6 +155,16 @@ impl LocalStack {
             },
         });
 
+        // Nothing from a previous run is connected to this gateway: end what a crashed
+        // run left counted before serving anyone.
+        match livestream::service::sweep::after_restart(&store).await {
+            Ok(report) if report.connections_gone > 0 => tracing::info!(
+                connections = report.connections_gone,
+                "ended connections left open by the previous run"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cleaning up the previous run failed"),
+        }
         let (stop, stopped) = watch::channel(false);
         let ws = Arc::new(websocket::WebSocketApi::new(
             invoker.clone(),
@@ -181,22 +191,6 @@ impl LocalStack {
             )),
             tokio::spawn(poller::run(reader, invoker.clone(), stopped.clone())),
         ];
-        // Nothing from a previous run is connected to this gateway: end what a crashed
-        // run left counted before serving anyone.
-        match livestream::service::sweep::after_restart(
-            &store,
-            &Connections::local(&connections_url),
-            livestream::model::now(),
-        )
-        .await
-        {
-            Ok(report) if report.connections_gone > 0 => tracing::info!(
-                connections = report.connections_gone,
-                "ended connections left open by the previous run"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cleaning up the previous run failed"),
-        }
         let sweeper = invoker.clone();
         let mut sweeper_stop = stopped.clone();
         tasks.push(tokio::spawn(async move {

@@ -1,3 +1,4 @@
+mod access;
 mod delivery;
 mod helpers;
 mod samples;

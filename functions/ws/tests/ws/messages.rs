@@ -120,3 +120,52 @@ async fn chat_over_the_socket_follows_the_http_rules_and_catch_up_is_exact() {
         (Some(2), Some(true))
     );
 }
+
+#[tokio::test]
+async fn chat_over_one_connection_is_limited_by_a_token_bucket() {
+    let app = WsApp::spawn().await;
+    let stream = app.stream(true, true).await;
+    app.connect("c1", &query(&token("s1", Role::Student), &stream.id))
+        .await;
+    app.connect("c2", &query(&token("s2", Role::Student), &stream.id))
+        .await;
+    // Sent concurrently, as API Gateway invokes `$default` for a flooding client.
+    let sends = (0..25).map(|i| {
+        let body = format!(r#"{{"action":"chat","message":"flood {i}"}}"#);
+        let app = &app;
+        async move { app.send("c1", &body).await }
+    });
+    futures::future::join_all(sends).await;
+    let events = app.management.events("c1");
+    let accepted = events
+        .iter()
+        .filter(|e| e["type"] == "chat.accepted")
+        .count();
+    let limited: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "error" && e["data"]["code"] == "rate_limited")
+        .collect();
+    // A burst of 10; the 25 arrive within far less than the 3 s that would refill 15.
+    assert!((10..=12).contains(&accepted), "accepted {accepted}");
+    assert_eq!(accepted + limited.len(), 25);
+    assert!(limited[0]["data"]["retry_after_seconds"].as_u64().unwrap() >= 1);
+    assert_eq!(limited[0]["data"]["action"], "chat");
+
+    // The bucket is per connection: another student is not held back.
+    app.send("c2", r#"{"action":"chat","message":"hello"}"#)
+        .await;
+    let theirs = app.management.events("c2");
+    assert_eq!(
+        theirs.last().unwrap()["type"],
+        "chat.accepted",
+        "{theirs:?}"
+    );
+    let stored = app
+        .store()
+        .chat_after(&stream.id, 0, 100)
+        .await
+        .unwrap()
+        .messages
+        .len();
+    assert_eq!(stored, accepted + 1);
+}
