@@ -173,6 +173,145 @@ async fn broadcast_fan_out(env: &TestEnv, n: usize) -> Row {
     }
 }
 
+/// Chat sends through the whole local stack over HTTP (as a class's browsers send
+/// them), `concurrency` students at once, each sending in a loop until `total` are
+/// sent. Counts errors (anything but 201) and checks that the stored numbers are
+/// exactly 1..=accepted.
+async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize) -> (Row, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let base = stack.http_url.clone();
+    let teacher = local::dev_token(local::LOCAL_JWT_SECRET, "teacher-1", Role::Teacher, "T", 1);
+    let call = |method: &str, path: String, token: &str, body: serde_json::Value| {
+        client
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    let course: serde_json::Value = call(
+        "POST",
+        "/api/courses".into(),
+        &teacher,
+        serde_json::json!({"title": "Bench"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let stream: serde_json::Value = call(
+        "POST",
+        "/api/livestream/".into(),
+        &teacher,
+        serde_json::json!({"title": "Burst", "course_id": course["id"]}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = stream["id"].as_str().unwrap().to_string();
+    call(
+        "POST",
+        format!("/api/livestream/{id}/start"),
+        &teacher,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let students: Vec<String> = (0..concurrency)
+        .map(|i| {
+            local::dev_token(
+                local::LOCAL_JWT_SECRET,
+                &format!("b{i}"),
+                Role::Student,
+                "B",
+                1,
+            )
+        })
+        .collect();
+    join_all(students.iter().map(|t| {
+        call(
+            "POST",
+            format!("/api/livestream/{id}/join"),
+            t,
+            serde_json::json!({}),
+        )
+    }))
+    .await;
+    let per_sender = total.div_ceil(concurrency);
+    let started = Instant::now();
+    let results = join_all(students.iter().map(|t| {
+        let call = &call;
+        let id = &id;
+        async move {
+            let mut out = Vec::with_capacity(per_sender);
+            for i in 0..per_sender {
+                let start = Instant::now();
+                let status = call(
+                    "POST",
+                    format!("/api/livestream/{id}/chat"),
+                    t,
+                    serde_json::json!({"message": format!("message {i}")}),
+                )
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+                out.push((start.elapsed(), status));
+            }
+            out
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let all: Vec<(Duration, u16)> = results.into_iter().flatten().collect();
+    let errors = all.iter().filter(|(_, status)| *status != 201).count();
+    let accepted = all.len() - errors;
+    // Every acknowledged message is stored once, numbered 1..=accepted without gaps.
+    let mut since = 0;
+    loop {
+        let page: serde_json::Value = client
+            .get(format!(
+                "{base}/api/livestream/{id}/chat?since={since}&limit=100"
+            ))
+            .bearer_auth(&teacher)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap();
+        for (i, m) in items.iter().enumerate() {
+            assert_eq!(
+                m["seq"].as_i64().unwrap(),
+                since + 1 + i as i64,
+                "a gap in the chat"
+            );
+        }
+        if items.is_empty() {
+            break;
+        }
+        since = page["last_seq"].as_i64().unwrap();
+    }
+    assert_eq!(
+        since as usize, accepted,
+        "stored messages differ from acknowledged ones"
+    );
+    (
+        Row {
+            name: format!("chat over HTTP, {concurrency} senders at once"),
+            ops: all.len(),
+            elapsed,
+            latencies: all.into_iter().map(|(d, _)| d).collect(),
+        },
+        errors,
+    )
+}
+
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -188,6 +327,26 @@ async fn main() {
     rows.extend(presence_concurrency(&env, 200).await);
     rows.push(broadcast_fan_out(&env, 500).await);
 
+    // The local stack as `cargo run -p local` runs it: data on disk, functions in-process.
+    let data = tempfile::tempdir().unwrap();
+    let stack = local::LocalStack::start(local::Config {
+        http_port: 0,
+        ws_port: 0,
+        dynamo_port: 0,
+        data_dir: Some(data.path().to_path_buf()),
+        ..local::Config::default()
+    })
+    .await
+    .unwrap();
+    let mut chat_errors = Vec::new();
+    for concurrency in [1, 16, 64, 500] {
+        let total = if concurrency == 1 { 1000 } else { 3000 };
+        let (row, errors) = chat_burst(&stack, concurrency, total).await;
+        chat_errors.push((concurrency, errors));
+        rows.push(row);
+    }
+    stack.shutdown().await;
+
     println!(
         "| {:<50} | {:>7} | {:>9} | {:>8} | {:>8} |",
         "benchmark", "ops", "ops/s", "p50 ms", "p99 ms"
@@ -198,6 +357,9 @@ async fn main() {
     );
     for row in &rows {
         row.print();
+    }
+    for (concurrency, errors) in chat_errors {
+        println!("chat, {concurrency} senders at once: {errors} errors (anything but 201)");
     }
     if let Some(rss) = peak_rss_mib() {
         println!("\npeak RSS of the benchmark process (store included): {rss:.1} MiB");
