@@ -254,10 +254,7 @@ pub async fn upvote(
             "you cannot upvote your own question",
         ));
     }
-    match store
-        .upvote(&stream.id, &question.id, &who.user_id, now())
-        .await
-    {
+    match busy_retried(|| store.upvote(&stream.id, &question.id, &who.user_id, now())).await {
         Ok(()) => {}
         Err(e) if e.failed_condition_at(VOTE_ACTION) => {} // already voted: nothing changes
         Err(e) if e.failed_condition_at(QUESTION_ACTION) => {
@@ -272,6 +269,30 @@ pub async fn upvote(
     Ok(current.view(Some(who), moderator, true))
 }
 
+/// Attempts of a vote whose transaction met another on the same question.
+const VOTE_ATTEMPTS: u32 = 5;
+
+/// On DynamoDB, a transaction meeting another on the same item is cancelled with
+/// `TransactionConflict` (nothing was written); a popular question meets that under a
+/// burst of votes, so the vote is tried again after a short random pause.
+async fn busy_retried<F, Fut>(mut vote: F) -> Result<(), StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match vote().await {
+            Err(StoreError::Busy(_)) if attempt < VOTE_ATTEMPTS => {
+                let pause = 5 + rand::random::<u64>() % (10 * u64::from(attempt));
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// `DELETE .../questions/{question_id}/upvote`: idempotent.
 pub async fn remove_upvote(
     store: &Store,
@@ -283,10 +304,7 @@ pub async fn remove_upvote(
     streams::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(who, &stream);
-    match store
-        .remove_upvote(&stream.id, &question.id, &who.user_id)
-        .await
-    {
+    match busy_retried(|| store.remove_upvote(&stream.id, &question.id, &who.user_id)).await {
         Ok(()) => {}
         Err(e) if e.failed_condition_at(VOTE_ACTION) => {}
         Err(e) => return Err(e.into()),
