@@ -360,8 +360,8 @@ async fn a_whole_class_runs_through_http_and_websockets() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(stats["total_unique_viewers"], 2);
-    assert_eq!(stats["peak_viewers"], 2);
+    assert_eq!(stats["unique_viewers"], 2);
+    assert_eq!(stats["max_viewers"], 2);
     assert_eq!(stats["chat_messages_count"], 2);
     assert_eq!(
         (

@@ -1,16 +1,17 @@
 //! Chat messages.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::parse_text;
+use super::text::{parse_text, pattern};
 use crate::auth::Role;
 use crate::error::FieldError;
 
 pub const MESSAGE_MAX: usize = 500;
 
 /// A plain message, or an announcement (instructor and moderators only).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
     #[default]
@@ -32,10 +33,13 @@ impl MessageType {
 }
 
 /// A chat message as stored. `seq` orders a stream's messages without gaps in
-/// commit order, so `since=<seq>` catches a client up exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// commit order, so `since=<seq>` catches a client up exactly. Students never see a
+/// hidden message; moderators see it with `hidden: true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ChatMessage {
     pub id: String,
+    /// 1, 2, 3, ... per stream: the `{seq}` of the hide and pin routes.
+    #[schemars(range(min = 1))]
     pub seq: i64,
     pub stream_id: String,
     pub user_id: String,
@@ -64,11 +68,15 @@ impl ChatMessage {
 }
 
 /// The body of `POST /api/livestream/{id}/chat` and of the WebSocket `chat` action.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "message": "Is the recording shared afterwards?" }))]
 pub struct SendMessageInput {
+    #[schemars(length(min = 1, max = 500), pattern(pattern::LINE_REQUIRED))]
     pub message: String,
+    /// `announcement` only for the instructor and moderators.
     #[serde(default)]
+    #[schemars(with = "Option<MessageType>")]
     pub message_type: Option<String>,
 }
 
