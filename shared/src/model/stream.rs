@@ -506,6 +506,22 @@ mod tests {
     }
 
     #[test]
+    fn the_frontends_bitrate_is_accepted_for_bitrate_kbps() {
+        let input: CreateStreamInput = serde_json::from_value(serde_json::json!({
+            "title": "t",
+            "course_id": ulid::Ulid::generate().to_string(),
+            "quality_settings": { "bitrate": 6000 }
+        }))
+        .unwrap();
+        let stream = input.validate(Utc::now()).unwrap();
+        assert_eq!(stream.quality_settings.bitrate_kbps, 6000);
+        let both = serde_json::from_value::<QualitySettingsInput>(
+            serde_json::json!({ "bitrate": 6000, "bitrate_kbps": 6000 }),
+        );
+        assert!(both.is_err(), "one quantity, one value");
+    }
+
+    #[test]
     fn resolutions_serialize_as_the_frontend_spells_them() {
         let json = serde_json::to_value(QualitySettings {
             resolution: Resolution::K4,

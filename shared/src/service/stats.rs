@@ -56,6 +56,10 @@ pub struct StreamStats {
     pub current_viewers: i64,
 }
 
+/// The old names of the viewer figures: answered for one release, never stored (a stored
+/// old name would collide with its alias when the snapshot is read).
+const OLD_NAMES: [&str; 3] = ["peak_viewers", "total_unique_viewers", "current_viewers"];
+
 impl StreamStats {
     /// Fills the old names from the current ones.
     fn with_old_names(mut self) -> Self {
@@ -142,6 +146,9 @@ pub async fn write_snapshot(store: &Store, stream: &Stream) -> Result<StreamStat
     let stats = compute(store, stream, true).await?;
     let mut item: crate::store::Item =
         serde_dynamo::to_item(&stats).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for name in OLD_NAMES {
+        item.remove(name);
+    }
     item.insert(
         crate::table::PK.into(),
         crate::store::s(keys::stream_pk(&stream.id)),
