@@ -70,11 +70,12 @@ pub fn document() -> Value {
     let mut generator = generator();
     let mut messages = Map::new();
     let mut live = Vec::new();
-    let mut replies = Vec::new();
     for event in SERVER_EVENTS {
         let data = (event.data)(&mut generator);
         let sequence = match event.origin {
-            Origin::Live => json!({ "type": "string", "pattern": "^[0-9]+$", "description": SEQUENCE }),
+            Origin::Live => {
+                json!({ "type": "string", "pattern": "^[0-9]+$", "description": SEQUENCE })
+            }
             Origin::Reply => json!({ "type": "null", "description": SEQUENCE }),
         };
         let sequence = if event.name == "chat.message" {
@@ -103,14 +104,10 @@ pub fn document() -> Value {
                 }
             }),
         );
-        let reference = json!({ "$ref": format!("#/channels/stream/messages/{name}") });
-        match event.origin {
-            Origin::Live => live.push(reference),
-            Origin::Reply => replies.push(reference),
+        if event.origin == Origin::Live {
+            live.push(json!({ "$ref": format!("#/channels/stream/messages/{name}") }));
         }
     }
-    let chat_message = json!({ "$ref": "#/channels/stream/messages/chat_message" });
-    let error = json!({ "$ref": "#/channels/stream/messages/error" });
     let reply_of = |names: &[&str]| -> Vec<Value> {
         names
             .iter()
@@ -146,13 +143,12 @@ pub fn document() -> Value {
         );
     }
     for (action, _) in &actions {
+        // Every action may be answered with an error instead.
         let reply = match action.as_str() {
-            "ping" => reply_of(&["pong"]),
-            "chat" => reply_of(&["chat.accepted"]),
-            _ => vec![chat_message.clone(), reply_of(&["chat.history"]).remove(0), json!({ "$ref": "#/channels/stream/messages/batch" })],
+            "ping" => reply_of(&["pong", "error"]),
+            "chat" => reply_of(&["chat.accepted", "error"]),
+            _ => reply_of(&["chat.message", "chat.history", "batch", "error"]),
         };
-        let mut reply = reply;
-        reply.push(error.clone());
         operations.insert(
             format!("send_{action}"),
             json!({
@@ -174,7 +170,6 @@ pub fn document() -> Value {
             "messages": live,
         }),
     );
-    let _ = replies;
     let mut components_messages: Map<String, Value> = actions.into_iter().collect();
     components_messages.extend(messages);
     let schemas: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
@@ -247,7 +242,10 @@ mod tests {
         let messages = doc["components"]["messages"].as_object().unwrap();
         for event in SERVER_EVENTS {
             let message = &messages[&message_name(event.name)];
-            assert_eq!(message["payload"]["properties"]["type"]["const"], event.name);
+            assert_eq!(
+                message["payload"]["properties"]["type"]["const"],
+                event.name
+            );
         }
         for action in ["ping", "chat", "catch_up"] {
             assert!(messages.contains_key(action), "{action}");

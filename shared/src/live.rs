@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorDetail;
 use crate::model::text::pattern;
-use crate::model::{ChatMessage, MessageType, QualitySettings, Question, QuestionStatus, StreamStatus};
+use crate::model::{
+    ChatMessage, MessageType, QualitySettings, Question, QuestionStatus, StreamStatus,
+};
 
 /// Messages one `catch_up` returns by default and at most.
 pub const CATCH_UP_DEFAULT: i32 = 100;

@@ -13,16 +13,16 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
 use crate::error::ErrorBody;
+use crate::model::chat::SendMessageInput;
 use crate::model::course::{CreateCourseInput, EnrollInput};
 use crate::model::question::{AnswerInput, AskInput};
 use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
 use crate::model::text::pattern;
 use crate::model::{ChatMessage, Course, Enrollment, Participant, Question, Stream};
-use crate::model::chat::SendMessageInput;
 use crate::routes::{ROUTES, Route};
 use crate::service::chat::ChatPage;
 use crate::service::participation::{PermissionsInput, Presence, SettingsInput};
-use crate::service::questions::QuestionPage;
+use crate::service::questions::{self, QuestionPage};
 use crate::service::stats::StreamStats;
 use crate::service::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::store::Page;
@@ -48,14 +48,15 @@ struct Operation {
 #[derive(Clone, Copy)]
 enum Query {
     Cursor,
-    Limit,
+    /// With its default.
+    Limit(i64),
     Since,
     Sort,
     Filter,
     Status,
 }
 
-const PAGED: &[Query] = &[Query::Cursor, Query::Limit];
+const PAGED: &[Query] = &[Query::Cursor, Query::Limit(DEFAULT_PAGE_SIZE as i64)];
 /// A stream action without a body.
 const STREAM_ACTION: &[u16] = &[403, 404, 409];
 /// A body-carrying change of a stream, a participant or a question.
@@ -191,7 +192,11 @@ fn operation(function: &str) -> Operation {
             &[200],
             schema::<ChatPage>,
             &[400, 403, 404, 422],
-            &[Query::Since, Query::Cursor, Query::Limit],
+            &[
+                Query::Since,
+                Query::Cursor,
+                Query::Limit(DEFAULT_PAGE_SIZE as i64),
+            ],
         ),
         "hide-chat-message" => op(
             "Hide a message from students (instructor and moderators)",
@@ -268,7 +273,7 @@ fn operation(function: &str) -> Operation {
                 Query::Filter,
                 Query::Status,
                 Query::Cursor,
-                Query::Limit,
+                Query::Limit(questions::DEFAULT_PAGE_SIZE as i64),
             ],
         ),
         "upvote-question" => op(
@@ -343,7 +348,9 @@ fn operation(function: &str) -> Operation {
             STREAM_ACTION,
             &[],
         ),
-        other => panic!("no OpenAPI description for function {other}: add it to openapi::operation"),
+        other => {
+            panic!("no OpenAPI description for function {other}: add it to openapi::operation")
+        }
     }
 }
 
@@ -354,10 +361,10 @@ fn query_parameter(query: Query) -> Value {
             "Opaque cursor of the next page (`next_cursor` of the previous one)",
             json!({ "type": "string" }),
         ),
-        Query::Limit => (
+        Query::Limit(default) => (
             "limit",
             "Page size",
-            json!({ "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE }),
+            json!({ "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": default }),
         ),
         Query::Since => (
             "since",
@@ -408,12 +415,18 @@ fn path_parameter(name: &str) -> Value {
 
 fn error_response(status: u16) -> Value {
     let description = match status {
-        400 => "Malformed: not JSON, trailing data, a bad cursor (`invalid_body`, `missing_body`, `invalid_cursor`)",
+        400 => {
+            "Malformed: not JSON, trailing data, a bad cursor (`invalid_body`, `missing_body`, `invalid_cursor`)"
+        }
         401 => "Missing, expired or invalid token (`unauthorized`)",
         403 => "Not allowed for this caller",
         404 => "Not found, or not visible to this caller",
-        409 => "The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...)",
-        422 => "Validation failed (`validation_failed`), one `details` entry per field (its JSON path)",
+        409 => {
+            "The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...)"
+        }
+        422 => {
+            "Validation failed (`validation_failed`), one `details` entry per field (its JSON path)"
+        }
         429 => "Slow mode (`rate_limited`): retry after `Retry-After` seconds",
         500 => "Our failure (`internal_error`); the detail is logged, never returned",
         _ => "Error",
@@ -463,7 +476,10 @@ fn generator(contract_serialize: bool) -> SchemaGenerator {
 fn merge_definitions(schemas: &mut Map<String, Value>, generator: &mut SchemaGenerator) {
     for (name, schema) in generator.take_definitions(true) {
         if let Some(existing) = schemas.get(&name) {
-            assert_eq!(existing, &schema, "schema {name} differs between requests and responses");
+            assert_eq!(
+                existing, &schema,
+                "schema {name} differs between requests and responses"
+            );
         }
         schemas.insert(name, schema);
     }
@@ -585,7 +601,11 @@ mod tests {
         let mut ids = Vec::new();
         for route in ROUTES {
             let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
-            assert!(!op["summary"].as_str().unwrap().is_empty(), "{}", route.function);
+            assert!(
+                !op["summary"].as_str().unwrap().is_empty(),
+                "{}",
+                route.function
+            );
             ids.push(op["operationId"].as_str().unwrap().to_string());
         }
         let count = ids.len();

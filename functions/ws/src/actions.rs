@@ -7,10 +7,10 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use livestream::ApiError;
-use livestream::model::Connection;
 use livestream::live::{
     CATCH_UP_DEFAULT, CATCH_UP_MAX, ChatAccepted, ChatHistory, ClientAction as Action, Pong, data,
 };
+use livestream::model::Connection;
 use livestream::model::chat::SendMessageInput;
 use livestream::realtime::{client_event, pack_frames};
 use livestream::service::{PageRequest, chat};

@@ -61,10 +61,7 @@ pub struct Question {
 /// The schema of [`Question::view`]: the asker may be null, and two flags for the viewer.
 fn view_schema(schema: &mut schemars::Schema) {
     let nullable = serde_json::json!({ "type": ["string", "null"], "description": "null for an anonymous question, except for moderators and the asker" });
-    if let Some(props) = schema
-        .get_mut("properties")
-        .and_then(|p| p.as_object_mut())
-    {
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
         props.insert("user_id".into(), nullable.clone());
         props.insert("display_name".into(), nullable);
         props.insert(
@@ -76,10 +73,7 @@ fn view_schema(schema: &mut schemars::Schema) {
             serde_json::json!({ "type": "boolean", "description": "the caller upvoted it" }),
         );
     }
-    if let Some(required) = schema
-        .get_mut("required")
-        .and_then(|r| r.as_array_mut())
-    {
+    if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
         required.extend(["is_mine".into(), "has_upvoted".into()]);
     }
 }

@@ -103,9 +103,7 @@ pub struct QualitySettingsInput {
 
 /// Serde aliases are invisible to schemars: the accepted alias is added by hand.
 fn document_bitrate_alias(schema: &mut schemars::Schema) {
-    if let Some(props) = schema
-        .get_mut("properties")
-        .and_then(|p| p.as_object_mut())
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut())
         && let Some(mut kbps) = props.get("bitrate_kbps").cloned()
     {
         kbps["description"] = "The same as `bitrate_kbps` (the platform frontend's name).".into();
@@ -217,10 +215,7 @@ pub struct Stream {
 const OWNER_ONLY: [&str; 2] = ["stream_key", "blocked_words"];
 
 fn owner_only_fields_optional(schema: &mut schemars::Schema) {
-    if let Some(required) = schema
-        .get_mut("required")
-        .and_then(|r| r.as_array_mut())
-    {
+    if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
         required.retain(|f| !OWNER_ONLY.iter().any(|o| f == o));
     }
 }

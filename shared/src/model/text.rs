@@ -9,8 +9,7 @@ use crate::error::FieldError;
 /// it also accepts surrounding whitespace these patterns exclude.
 pub mod pattern {
     pub const LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
-    pub const LINE_REQUIRED: &str =
-        "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    pub const LINE_REQUIRED: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
     pub const MULTILINE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
     pub const MULTILINE_REQUIRED: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
     /// A ULID, as ids are (Crockford base 32; lowercase is accepted too).

@@ -125,7 +125,13 @@ pub struct SettingsInput {
     #[schemars(range(min = 0, max = 300))]
     pub chat_slow_mode_seconds: Option<i64>,
     /// Replaces the list; compared case-insensitively, whole words.
-    #[schemars(length(max = 100), inner(length(min = 1, max = 50), pattern(crate::model::text::pattern::LINE_REQUIRED)))]
+    #[schemars(
+        length(max = 100),
+        inner(
+            length(min = 1, max = 50),
+            pattern(crate::model::text::pattern::LINE_REQUIRED)
+        )
+    )]
     pub blocked_words: Option<Vec<String>>,
     pub questions_require_approval: Option<bool>,
 }

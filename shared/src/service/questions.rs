@@ -98,6 +98,9 @@ pub enum Filter {
     Pending,
 }
 
+/// Questions per page unless `limit` says otherwise (a board shows more than other lists).
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
 /// A listing's parameters, parsed from the query string.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -149,7 +152,7 @@ impl ListQuery {
                 })?,
         };
         let limit = match limit.filter(|l| !l.is_empty()) {
-            None => 50,
+            None => DEFAULT_PAGE_SIZE,
             Some(raw) => raw
                 .parse::<usize>()
                 .ok()

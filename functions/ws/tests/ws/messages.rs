@@ -188,7 +188,13 @@ async fn every_reply_has_the_documented_envelope_with_a_null_sequence() {
     let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["pong", "chat.accepted", "chat.message", "chat.history", "error"]
+        [
+            "pong",
+            "chat.accepted",
+            "chat.message",
+            "chat.history",
+            "error"
+        ]
     );
     for event in &events {
         let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
