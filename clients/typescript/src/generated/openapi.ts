@@ -927,6 +927,12 @@ export interface components {
              */
             last_chat_at?: string | null;
             /**
+             * Format: date-time
+             * @description The last HTTP join or heartbeat, while the HTTP session is open; presence over
+             *     HTTP lapses when it is older than the sweeper's cutoff.
+             */
+            http_seen_at?: string | null;
+            /**
              * @description Active sessions (see [`Session::id`]); a string set, absent when empty.
              * @default []
              */
