@@ -60,7 +60,10 @@ async fn the_stats_of_a_scripted_class_match_the_script() {
     assert_eq!(body["status"], "ended");
     assert_eq!(body["max_viewers"], 5);
     assert_eq!(body["unique_viewers"], 6);
-    assert_eq!(body["viewer_count"], 0, "the stop ended everyone's presence");
+    assert_eq!(
+        body["viewer_count"], 0,
+        "the stop ended everyone's presence"
+    );
     assert_eq!(body["peak_viewers"], 5);
     assert_eq!(body["total_unique_viewers"], 6);
     assert_eq!(body["chat_messages_count"], 5);
