@@ -23,6 +23,7 @@ fi
 
 echo "== OpenAPI document: openapi-spec-validator"
 "$venv/bin/openapi-spec-validator" docs/openapi.json
+"$venv/bin/python" .ci/check_examples.py docs/openapi.json
 checks=$((checks + 1))
 
 echo "== AsyncAPI document: @asyncapi/parser"

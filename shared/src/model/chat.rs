@@ -36,6 +36,7 @@ impl MessageType {
 /// commit order, so `since=<seq>` catches a client up exactly. Students never see a
 /// hidden message; moderators see it with `hidden: true`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(example = example())]
 pub struct ChatMessage {
     pub id: String,
     /// 1, 2, 3, ... per stream: the `{seq}` of the hide and pin routes.
@@ -54,6 +55,25 @@ pub struct ChatMessage {
     pub hidden_by: Option<String>,
     #[serde(default)]
     pub hidden_at: Option<DateTime<Utc>>,
+}
+
+fn example() -> ChatMessage {
+    ChatMessage {
+        id: "01JD7QB4C5D6E7F8G9H0J1K2M3".into(),
+        seq: 12,
+        stream_id: "01JD7QA2B3C4D5E6F7G8H9J0KM".into(),
+        user_id: "student-1".into(),
+        display_name: "Student One".into(),
+        role: Role::Student,
+        message: "Is the recording shared afterwards?".into(),
+        message_type: MessageType::Text,
+        created_at: DateTime::parse_from_rfc3339("2030-01-31T09:14:03.120Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default(),
+        hidden: false,
+        hidden_by: None,
+        hidden_at: None,
+    }
 }
 
 impl ChatMessage {

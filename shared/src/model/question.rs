@@ -35,7 +35,7 @@ impl QuestionStatus {
 /// A question as stored. The asker is stored even when anonymous; [`Question::view`]
 /// decides who sees it, and the schema is the one of the view.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(transform = view_schema)]
+#[schemars(transform = view_schema, example = example())]
 pub struct Question {
     pub id: String,
     pub stream_id: String,
@@ -56,6 +56,26 @@ pub struct Question {
     pub hidden: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An anonymous question as another student sees it.
+fn example() -> serde_json::Value {
+    let at = DateTime::parse_from_rfc3339("2030-01-31T09:16:45.500Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    Question {
+        id: "01JD7QC9X8W7V6T5S4R3Q2P1N0".into(),
+        stream_id: "01JD7QA2B3C4D5E6F7G8H9J0KM".into(),
+        user_id: "student-2".into(),
+        display_name: "Student Two".into(),
+        anonymous: true,
+        text: "What is a borrow?".into(),
+        upvotes: 7,
+        created_at: at,
+        updated_at: at,
+        ..Question::default()
+    }
+    .view(None, false, false)
 }
 
 /// The schema of [`Question::view`]: the asker may be null, and two flags for the viewer.

@@ -145,7 +145,7 @@ impl QualitySettingsInput {
 /// A stream as stored. Counters are only changed by atomic updates. Its schema is the
 /// one of [`Stream::view`]: `stream_key` and `blocked_words` only for the instructor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(transform = owner_only_fields_optional)]
+#[schemars(transform = owner_only_fields_optional, example = example())]
 pub struct Stream {
     pub id: String,
     pub title: String,
@@ -209,6 +209,48 @@ pub struct Stream {
     pub questions_answered_count: i64,
     #[serde(default)]
     pub upvotes_count: i64,
+}
+
+/// A live stream as its instructor sees it, for the API documents.
+fn example() -> Stream {
+    let at = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    };
+    Stream {
+        id: "01JD7QA2B3C4D5E6F7G8H9J0KM".into(),
+        title: "Ownership and borrowing".into(),
+        description: "Live coding, questions at the end.".into(),
+        course_id: "01JD7Q8Z3M5X2V9C4B6N1K0P7R".into(),
+        instructor_id: "teacher-1".into(),
+        status: StreamStatus::Live,
+        stream_key: "sk_3f9a0c5e2b7d4e1a".into(),
+        viewer_count: 42,
+        max_viewers: 57,
+        unique_viewers: 63,
+        total_watch_seconds: 51_840,
+        scheduled_at: Some(at("2030-01-31T09:00:00Z")),
+        started_at: Some(at("2030-01-31T09:01:12Z")),
+        quality_settings: QualitySettings {
+            resolution: Resolution::P1080,
+            frame_rate: 30,
+            bitrate_kbps: 4500,
+        },
+        is_public: true,
+        created_at: at("2030-01-20T16:40:00Z"),
+        updated_at: at("2030-01-31T09:20:31Z"),
+        chat_slow_mode_seconds: 5,
+        blocked_words: vec!["spam".into()],
+        pinned_message_seq: Some(12),
+        highlighted_question_id: Some("01JD7QC9X8W7V6T5S4R3Q2P1N0".into()),
+        chat_seq: 120,
+        chat_messages_count: 118,
+        questions_count: 9,
+        questions_answered_count: 4,
+        upvotes_count: 31,
+        ..Stream::default()
+    }
 }
 
 /// Fields [`Stream::view`] removes for everyone but the instructor.

@@ -110,6 +110,20 @@ export interface components {
          * @description A chat message as stored. `seq` orders a stream's messages without gaps in
          *     commit order, so `since=<seq>` catches a client up exactly. Students never see a
          *     hidden message; moderators see it with `hidden: true`.
+         * @example {
+         *       "id": "01JD7QB4C5D6E7F8G9H0J1K2M3",
+         *       "seq": 12,
+         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "user_id": "student-1",
+         *       "display_name": "Student One",
+         *       "role": "student",
+         *       "message": "Is the recording shared afterwards?",
+         *       "message_type": "text",
+         *       "created_at": "2030-01-31T09:14:03.120Z",
+         *       "hidden": false,
+         *       "hidden_by": null,
+         *       "hidden_at": null
+         *     }
          */
         ChatMessage: {
             id: string;
@@ -159,6 +173,24 @@ export interface components {
         /**
          * @description A question as stored. The asker is stored even when anonymous; [`Question::view`]
          *     decides who sees it, and the schema is the one of the view.
+         * @example {
+         *       "id": "01JD7QC9X8W7V6T5S4R3Q2P1N0",
+         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "user_id": null,
+         *       "display_name": null,
+         *       "anonymous": true,
+         *       "text": "What is a borrow?",
+         *       "status": "open",
+         *       "upvotes": 7,
+         *       "answer": null,
+         *       "answered_by": null,
+         *       "answered_at": null,
+         *       "hidden": false,
+         *       "created_at": "2030-01-31T09:16:45.500Z",
+         *       "updated_at": "2030-01-31T09:16:45.500Z",
+         *       "is_mine": false,
+         *       "has_upvoted": false
+         *     }
          */
         Question: {
             id: string;

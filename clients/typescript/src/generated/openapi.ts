@@ -742,6 +742,44 @@ export interface components {
         /**
          * @description A stream as stored. Counters are only changed by atomic updates. Its schema is the
          *     one of [`Stream::view`]: `stream_key` and `blocked_words` only for the instructor.
+         * @example {
+         *       "id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "title": "Ownership and borrowing",
+         *       "description": "Live coding, questions at the end.",
+         *       "course_id": "01JD7Q8Z3M5X2V9C4B6N1K0P7R",
+         *       "instructor_id": "teacher-1",
+         *       "status": "live",
+         *       "stream_key": "sk_3f9a0c5e2b7d4e1a",
+         *       "viewer_count": 42,
+         *       "max_viewers": 57,
+         *       "unique_viewers": 63,
+         *       "total_watch_seconds": 51840,
+         *       "scheduled_at": "2030-01-31T09:00:00Z",
+         *       "started_at": "2030-01-31T09:01:12Z",
+         *       "ended_at": null,
+         *       "duration": null,
+         *       "quality_settings": {
+         *         "resolution": "1080p",
+         *         "frame_rate": 30,
+         *         "bitrate_kbps": 4500
+         *       },
+         *       "is_public": true,
+         *       "is_recording": false,
+         *       "created_at": "2030-01-20T16:40:00Z",
+         *       "updated_at": "2030-01-31T09:20:31Z",
+         *       "chat_slow_mode_seconds": 5,
+         *       "blocked_words": [
+         *         "spam"
+         *       ],
+         *       "pinned_message_seq": 12,
+         *       "questions_require_approval": false,
+         *       "highlighted_question_id": "01JD7QC9X8W7V6T5S4R3Q2P1N0",
+         *       "chat_seq": 120,
+         *       "chat_messages_count": 118,
+         *       "questions_count": 9,
+         *       "questions_answered_count": 4,
+         *       "upvotes_count": 31
+         *     }
          */
         Stream: {
             id: string;
@@ -953,6 +991,20 @@ export interface components {
          * @description A chat message as stored. `seq` orders a stream's messages without gaps in
          *     commit order, so `since=<seq>` catches a client up exactly. Students never see a
          *     hidden message; moderators see it with `hidden: true`.
+         * @example {
+         *       "id": "01JD7QB4C5D6E7F8G9H0J1K2M3",
+         *       "seq": 12,
+         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "user_id": "student-1",
+         *       "display_name": "Student One",
+         *       "role": "student",
+         *       "message": "Is the recording shared afterwards?",
+         *       "message_type": "text",
+         *       "created_at": "2030-01-31T09:14:03.120Z",
+         *       "hidden": false,
+         *       "hidden_by": null,
+         *       "hidden_at": null
+         *     }
          */
         ChatMessage: {
             id: string;
@@ -1098,6 +1150,24 @@ export interface components {
         /**
          * @description A question as stored. The asker is stored even when anonymous; [`Question::view`]
          *     decides who sees it, and the schema is the one of the view.
+         * @example {
+         *       "id": "01JD7QC9X8W7V6T5S4R3Q2P1N0",
+         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "user_id": null,
+         *       "display_name": null,
+         *       "anonymous": true,
+         *       "text": "What is a borrow?",
+         *       "status": "open",
+         *       "upvotes": 7,
+         *       "answer": null,
+         *       "answered_by": null,
+         *       "answered_at": null,
+         *       "hidden": false,
+         *       "created_at": "2030-01-31T09:16:45.500Z",
+         *       "updated_at": "2030-01-31T09:16:45.500Z",
+         *       "is_mine": false,
+         *       "has_upvoted": false
+         *     }
          */
         Question: {
             id: string;
