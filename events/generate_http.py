@@ -12,7 +12,7 @@ SECRET = b"local-development-secret-not-for-production-use"
 STREAM = "01JD5Z8Q6T3V0K2M4N6P8R0S2T"
 COURSE = "01JD5Z7A1B2C3D4E5F6G7H8J9K"
 QUESTION = "01JD5ZB9C8D7E6F5G4H3J2K1M0"
-PARAMS = {"id": STREAM, "user_id": "student-1", "message_id": "1", "question_id": QUESTION}
+PARAMS = {"id": STREAM, "user_id": "student-1", "seq": "1", "question_id": QUESTION}
 BODIES = {
     "create-stream": {"title": "Ownership and borrowing", "description": "Live coding", "course_id": COURSE,
                       "scheduled_at": "2030-01-15T09:00:00Z",

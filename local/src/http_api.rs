@@ -51,11 +51,13 @@ fn with_cors(mut response: Response, origin: Option<HeaderValue>) -> Response {
     response
 }
 
-fn gateway_error(status: StatusCode, message: &str) -> Response {
+/// An answer of the emulated gateway itself, in the API's error shape (the deployed
+/// HTTP API answers these with its own `{"message"}` body).
+fn gateway_error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         [("content-type", "application/json")],
-        serde_json::json!({ "message": message }).to_string(),
+        serde_json::json!({ "error": { "code": code, "message": message } }).to_string(),
     )
         .into_response()
 }
@@ -92,9 +94,25 @@ pub async fn handle(
     }
     let Some((route, params)) = match_route(method.as_str(), &path) else {
         let response = if path_exists(&path) {
-            gateway_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+            let allowed: Vec<&str> = ["GET", "POST", "PUT", "DELETE"]
+                .into_iter()
+                .filter(|m| match_route(m, &path).is_some())
+                .collect();
+            let mut response = gateway_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                &format!("{method} is not allowed here; use {}", allowed.join(", ")),
+            );
+            if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+                response.headers_mut().insert("allow", allow);
+            }
+            response
         } else {
-            gateway_error(StatusCode::NOT_FOUND, "Not Found")
+            gateway_error(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                &format!("no route {method} {path}"),
+            )
         };
         tracing::info!(method = %method, path = %path, status = response.status().as_u16(), "no route");
         return with_cors(response, origin);
@@ -129,7 +147,13 @@ pub async fn handle(
     }
     let response = response
         .body(axum::body::Body::from(reply.body))
-        .unwrap_or_else(|_| gateway_error(StatusCode::BAD_GATEWAY, "Internal Server Error"));
+        .unwrap_or_else(|_| {
+            gateway_error(
+                StatusCode::BAD_GATEWAY,
+                "internal_error",
+                "the function's response was malformed",
+            )
+        });
     with_cors(response, origin)
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 use crate::error::ApiError;
 
 /// What a user may do, from the token's `role` claim (or Cognito groups).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Teacher,

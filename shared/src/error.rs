@@ -5,15 +5,47 @@
 //! frontends can switch on `error.code` without parsing messages.
 
 use http::StatusCode;
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::store::StoreError;
 
 /// One problem with one field of a request body or query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct FieldError {
+    /// The field's path in the body (`quality_settings.frame_rate`, `blocked_words[2]`)
+    /// or the query parameter's name.
     pub field: String,
     pub message: String,
+}
+
+/// The body of every error response (and the `data` of a WebSocket `error` event,
+/// with the `action` it answers), as [`ApiError::body`] writes it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "error": { "code": "validation_failed", "message": "title: must not be empty", "details": [{ "field": "title", "message": "must not be empty" }] } }))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// See [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDetail {
+    /// Stable machine code to switch on, e.g. `stream_not_live`, `validation_failed`.
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// One entry per invalid field (`validation_failed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldError>>,
+    /// `rate_limited` only: the same as the `Retry-After` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// WebSocket `error` events only: the action that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
 }
 
 impl FieldError {
@@ -234,6 +266,27 @@ mod tests {
         let body = err.body();
         assert_eq!(body["error"]["code"], "validation_failed");
         assert_eq!(body["error"]["details"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn every_error_body_has_the_documented_shape() {
+        let errors = [
+            ApiError::bad_request("invalid_body", "x"),
+            ApiError::Unauthorized("x".into()),
+            ApiError::forbidden("not_stream_owner", "x"),
+            ApiError::NotFound("stream"),
+            ApiError::conflict("stream_not_live", "x"),
+            ApiError::invalid("title", "must not be empty"),
+            ApiError::RateLimited {
+                message: "x".into(),
+                retry_after_secs: 2,
+            },
+            ApiError::Internal("x".into()),
+        ];
+        for err in errors {
+            let parsed: ErrorBody = serde_json::from_value(err.body()).unwrap();
+            assert_eq!(parsed.error.code, err.code());
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! event, call a rule here and map the result.
 
 pub mod apigw;
+pub mod asyncapi;
 pub mod auth;
 #[cfg(feature = "change-stream")]
 pub mod change_stream;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod embedded;
 pub mod error;
 pub mod http;
+pub mod live;
 pub mod model;
 pub mod openapi;
 pub mod realtime;

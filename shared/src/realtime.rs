@@ -116,9 +116,11 @@ impl Connections {
 /// API Gateway refuses WebSocket frames over 32 KB; frames are kept under this.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 
-/// A message to a client: `{ "type", "stream_id", "data" }`.
+/// A message to a client: `{ "type", "stream_id", "data", "sequence" }`. `sequence` is
+/// null here, as in replies to a client's own action; the broadcaster sets it to the
+/// change record's sequence number for live events.
 pub fn client_event(kind: &str, stream_id: &str, data: serde_json::Value) -> serde_json::Value {
-    serde_json::json!({ "type": kind, "stream_id": stream_id, "data": data })
+    serde_json::json!({ "type": kind, "stream_id": stream_id, "data": data, "sequence": null })
 }
 
 /// Packs events into as few frames as fit under [`MAX_FRAME_BYTES`]: a frame is one

@@ -51,12 +51,12 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/api/livestream/{id}/chat", "list-chat-messages"),
     route(
         "POST",
-        "/api/livestream/{id}/chat/{message_id}/hide",
+        "/api/livestream/{id}/chat/{seq}/hide",
         "hide-chat-message",
     ),
     route(
         "POST",
-        "/api/livestream/{id}/chat/{message_id}/pin",
+        "/api/livestream/{id}/chat/{seq}/pin",
         "pin-chat-message",
     ),
     route(

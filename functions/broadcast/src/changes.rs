@@ -2,10 +2,13 @@
 //! zero or more client events for one stream, with the audience that may see them.
 
 use aws_lambda_events::dynamodb::EventRecord;
+use livestream::live::{
+    ChatHidden, QuestionRemoved, StreamStatusChanged, StreamUpdated, ViewersUpdated, data,
+};
 use livestream::model::{ChatMessage, Connection, Question, QuestionStatus, Stream, StreamStatus};
 use livestream::realtime::client_event;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Who receives an event among a stream's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,11 +164,11 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
         out.events.push(Outgoing::everyone(
             &id,
             "stream.status",
-            json!({
-                "status": new.status,
-                "started_at": new.started_at,
-                "ended_at": new.ended_at,
-                "duration": new.duration,
+            data(&StreamStatusChanged {
+                status: new.status,
+                started_at: new.started_at,
+                ended_at: new.ended_at,
+                duration: new.duration,
             }),
         ));
         if new.status == StreamStatus::Live {
@@ -186,10 +189,10 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
             ..Outgoing::everyone(
                 &id,
                 "viewers.updated",
-                json!({
-                    "viewer_count": new.viewer_count,
-                    "max_viewers": new.max_viewers,
-                    "unique_viewers": new.unique_viewers,
+                data(&ViewersUpdated {
+                    viewer_count: new.viewer_count,
+                    max_viewers: new.max_viewers,
+                    unique_viewers: new.unique_viewers,
                 }),
             )
         })
@@ -210,15 +213,15 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
         out.events.push(Outgoing::everyone(
             &id,
             "stream.updated",
-            json!({
-                "title": new.title,
-                "description": new.description,
-                "pinned_message_seq": new.pinned_message_seq,
-                "highlighted_question_id": new.highlighted_question_id,
-                "chat_slow_mode_seconds": new.chat_slow_mode_seconds,
-                "questions_require_approval": new.questions_require_approval,
-                "is_public": new.is_public,
-                "quality_settings": new.quality_settings,
+            data(&StreamUpdated {
+                title: new.title.clone(),
+                description: new.description.clone(),
+                pinned_message_seq: new.pinned_message_seq,
+                highlighted_question_id: new.highlighted_question_id.clone(),
+                chat_slow_mode_seconds: new.chat_slow_mode_seconds,
+                questions_require_approval: new.questions_require_approval,
+                is_public: new.is_public,
+                quality_settings: new.quality_settings,
             }),
         ));
     }
@@ -243,7 +246,11 @@ fn chat_changed(record: &EventRecord, out: &mut Interpretation) {
             out.events.push(Outgoing::everyone(
                 &stream_id,
                 "chat.hidden",
-                json!({ "id": new.id, "seq": new.seq, "hidden_at": new.hidden_at }),
+                data(&ChatHidden {
+                    id: new.id.clone(),
+                    seq: new.seq,
+                    hidden_at: new.hidden_at,
+                }),
             ));
         }
         Some(_) => {}
@@ -299,7 +306,11 @@ fn question_changed(record: &EventRecord, out: &mut Interpretation) {
         ));
         if !created {
             // Students drop it from their board; they never get its text again.
-            let gone = json!({ "id": new.id, "status": new.status, "hidden": new.hidden });
+            let gone = data(&QuestionRemoved {
+                id: new.id.clone(),
+                status: new.status,
+                hidden: new.hidden,
+            });
             out.events.push(Outgoing::to(
                 &stream_id,
                 kind,

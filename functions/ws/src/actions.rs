@@ -1,47 +1,24 @@
-//! `$default`: the actions a connected client sends as `{ "action": ... }`.
+//! `$default`: the actions a connected client sends as `{ "action": ... }`
+//! ([`ClientAction`]).
 //!
-//! Replies go back to the sender through `@connections`; errors are replied as
-//! `{ "type": "error", "data": { "code", "message", "action" } }` and never close the
-//! connection.
+//! Replies go back to the sender through `@connections` with `sequence: null`; errors
+//! are replied as `{ "type": "error", "data": { "code", "message", "action" } }` and
+//! never close the connection.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use livestream::ApiError;
+use livestream::live::{
+    CATCH_UP_DEFAULT, CATCH_UP_MAX, ChatAccepted, ChatHistory, ClientAction as Action, Pong, data,
+};
 use livestream::model::Connection;
 use livestream::model::chat::SendMessageInput;
 use livestream::realtime::{client_event, pack_frames};
 use livestream::service::{PageRequest, chat};
 use livestream::store::connections::{CHAT_TOKEN_BURST, CHAT_TOKEN_INTERVAL_MS, ChatToken};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{WsState, connection_id, error_response, response};
-
-/// A client's message, by its `action`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Keeps the connection from idling out; answered with `pong`.
-    Ping,
-    /// Sends a chat message (same rules as `POST /api/livestream/{id}/chat`); answered
-    /// with `chat.accepted`, and the message itself arrives as `chat.message`.
-    Chat {
-        message: String,
-        #[serde(default)]
-        message_type: Option<String>,
-    },
-    /// Messages after `since` (a `seq`), answered with `chat.history` frames; repeat
-    /// with `last_seq` while `has_more`.
-    CatchUp {
-        #[serde(default)]
-        since: i64,
-        #[serde(default)]
-        limit: Option<i32>,
-    },
-}
-
-/// Messages returned by one `catch_up`.
-const CATCH_UP_DEFAULT: i32 = 100;
-const CATCH_UP_MAX: i32 = 500;
 
 #[derive(Debug, Deserialize)]
 struct ActionName {
@@ -115,7 +92,7 @@ async fn run(
     let store = &state.app.store;
     let stream_id = connection.stream_id.as_str();
     match action {
-        Action::Ping => Ok(vec![client_event("pong", stream_id, json!({}))]),
+        Action::Ping => Ok(vec![client_event("pong", stream_id, data(&Pong {}))]),
         Action::Chat {
             message,
             message_type,
@@ -142,7 +119,10 @@ async fn run(
             Ok(vec![client_event(
                 "chat.accepted",
                 stream_id,
-                json!({ "id": sent.id, "seq": sent.seq }),
+                data(&ChatAccepted {
+                    id: sent.id,
+                    seq: sent.seq,
+                }),
             )])
         }
         Action::CatchUp { since, limit } => {
@@ -168,7 +148,11 @@ async fn run(
             events.push(client_event(
                 "chat.history",
                 stream_id,
-                json!({ "since": since, "last_seq": history.last_seq, "has_more": has_more }),
+                data(&ChatHistory {
+                    since,
+                    last_seq: history.last_seq,
+                    has_more,
+                }),
             ));
             Ok(events)
         }

@@ -1,4 +1,4 @@
-//! Writes `infra/template.yaml` and `docs/openapi.json` from the code.
+//! Writes `infra/template.yaml`, `docs/openapi.json` and `docs/asyncapi.json` from the code.
 
 fn main() -> std::io::Result<()> {
     let infra = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -9,5 +9,9 @@ fn main() -> std::io::Result<()> {
     let document = serde_json::to_string_pretty(&livestream::openapi::document())?;
     std::fs::write(&openapi, document + "\n")?;
     println!("wrote {}", openapi.display());
+    let asyncapi = infra.join("../docs/asyncapi.json");
+    let document = serde_json::to_string_pretty(&livestream::asyncapi::document())?;
+    std::fs::write(&asyncapi, document + "\n")?;
+    println!("wrote {}", asyncapi.display());
     Ok(())
 }

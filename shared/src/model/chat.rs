@@ -1,16 +1,17 @@
 //! Chat messages.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::parse_text;
+use super::text::{parse_text, pattern};
 use crate::auth::Role;
 use crate::error::FieldError;
 
 pub const MESSAGE_MAX: usize = 500;
 
 /// A plain message, or an announcement (instructor and moderators only).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
     #[default]
@@ -32,10 +33,14 @@ impl MessageType {
 }
 
 /// A chat message as stored. `seq` orders a stream's messages without gaps in
-/// commit order, so `since=<seq>` catches a client up exactly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// commit order, so `since=<seq>` catches a client up exactly. Students never see a
+/// hidden message; moderators see it with `hidden: true`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(example = example())]
 pub struct ChatMessage {
     pub id: String,
+    /// 1, 2, 3, ... per stream: the `{seq}` of the hide and pin routes.
+    #[schemars(range(min = 1))]
     pub seq: i64,
     pub stream_id: String,
     pub user_id: String,
@@ -52,6 +57,25 @@ pub struct ChatMessage {
     pub hidden_at: Option<DateTime<Utc>>,
 }
 
+fn example() -> ChatMessage {
+    ChatMessage {
+        id: "01JD7QB4C5D6E7F8G9H0J1K2M3".into(),
+        seq: 12,
+        stream_id: "01JD7QA2B3C4D5E6F7G8H9J0KM".into(),
+        user_id: "student-1".into(),
+        display_name: "Student One".into(),
+        role: Role::Student,
+        message: "Is the recording shared afterwards?".into(),
+        message_type: MessageType::Text,
+        created_at: DateTime::parse_from_rfc3339("2030-01-31T09:14:03.120Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default(),
+        hidden: false,
+        hidden_by: None,
+        hidden_at: None,
+    }
+}
+
 impl ChatMessage {
     /// What a client may see: moderators see hidden messages flagged; for anyone else a
     /// hidden message is `None` (its text never leaves the server).
@@ -64,11 +88,15 @@ impl ChatMessage {
 }
 
 /// The body of `POST /api/livestream/{id}/chat` and of the WebSocket `chat` action.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "message": "Is the recording shared afterwards?" }))]
 pub struct SendMessageInput {
+    #[schemars(length(min = 1, max = 500), pattern(pattern::LINE_REQUIRED))]
     pub message: String,
+    /// `announcement` only for the instructor and moderators.
     #[serde(default)]
+    #[schemars(with = "Option<MessageType>")]
     pub message_type: Option<String>,
 }
 

@@ -1,13 +1,14 @@
 //! Courses and enrollments: just enough to decide who may stream and who may watch.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::parse_text;
+use super::text::{parse_text, pattern};
 use crate::error::Validator;
 
 /// A course taught by one teacher.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Course {
     pub id: String,
     pub title: String,
@@ -17,7 +18,7 @@ pub struct Course {
 }
 
 /// A student's membership of a course.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Enrollment {
     pub course_id: String,
     pub user_id: String,
@@ -26,18 +27,24 @@ pub struct Enrollment {
 }
 
 /// The body of `POST /api/courses`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "title": "Rust 101", "description": "Ten weeks, from ownership to async." }))]
 pub struct CreateCourseInput {
+    #[schemars(length(min = 1, max = 200), pattern(pattern::LINE_REQUIRED))]
     pub title: String,
     #[serde(default)]
+    #[schemars(length(max = 5000), pattern(pattern::MULTILINE))]
     pub description: Option<String>,
 }
 
 /// The body of `POST /api/courses/{id}/enrollments`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "user_id": "student-1" }))]
 pub struct EnrollInput {
+    /// The student's `sub`.
+    #[schemars(pattern(pattern::USER_ID))]
     pub user_id: String,
 }
 

@@ -1,6 +1,7 @@
 //! A user's participation in one stream.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
@@ -24,7 +25,7 @@ impl Session {
 }
 
 /// A participant as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Participant {
     pub stream_id: String,
     pub user_id: String,

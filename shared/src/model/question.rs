@@ -1,16 +1,17 @@
 //! Questions of the Q&A.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::parse_text;
+use super::text::{parse_text, pattern};
 use crate::auth::Identity;
 
 pub const QUESTION_MAX: usize = 1000;
 pub const ANSWER_MAX: usize = 5000;
 
 /// pending (waits for approval) -> open -> answered; dismissed from any, reopened to open.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum QuestionStatus {
     Pending,
@@ -32,8 +33,9 @@ impl QuestionStatus {
 }
 
 /// A question as stored. The asker is stored even when anonymous; [`Question::view`]
-/// decides who sees it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// decides who sees it, and the schema is the one of the view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = view_schema, example = example())]
 pub struct Question {
     pub id: String,
     pub stream_id: String,
@@ -54,6 +56,46 @@ pub struct Question {
     pub hidden: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An anonymous question as another student sees it.
+fn example() -> serde_json::Value {
+    let at = DateTime::parse_from_rfc3339("2030-01-31T09:16:45.500Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default();
+    Question {
+        id: "01JD7QC9X8W7V6T5S4R3Q2P1N0".into(),
+        stream_id: "01JD7QA2B3C4D5E6F7G8H9J0KM".into(),
+        user_id: "student-2".into(),
+        display_name: "Student Two".into(),
+        anonymous: true,
+        text: "What is a borrow?".into(),
+        upvotes: 7,
+        created_at: at,
+        updated_at: at,
+        ..Question::default()
+    }
+    .view(None, false, false)
+}
+
+/// The schema of [`Question::view`]: the asker may be null, and two flags for the viewer.
+fn view_schema(schema: &mut schemars::Schema) {
+    let nullable = serde_json::json!({ "type": ["string", "null"], "description": "null for an anonymous question, except for moderators and the asker" });
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        props.insert("user_id".into(), nullable.clone());
+        props.insert("display_name".into(), nullable);
+        props.insert(
+            "is_mine".into(),
+            serde_json::json!({ "type": "boolean", "description": "the caller asked it" }),
+        );
+        props.insert(
+            "has_upvoted".into(),
+            serde_json::json!({ "type": "boolean", "description": "the caller upvoted it" }),
+        );
+    }
+    if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+        required.extend(["is_mine".into(), "has_upvoted".into()]);
+    }
 }
 
 impl Question {
@@ -86,10 +128,13 @@ impl Question {
 }
 
 /// The body of `POST /api/livestream/{id}/questions`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "text": "What is a borrow?", "anonymous": true }))]
 pub struct AskInput {
+    #[schemars(length(min = 1, max = 1000), pattern(pattern::MULTILINE_REQUIRED))]
     pub text: String,
+    /// Other students see the asker as null.
     #[serde(default)]
     pub anonymous: Option<bool>,
 }
@@ -102,9 +147,11 @@ impl AskInput {
 }
 
 /// The body of `PUT .../questions/{question_id}/answer`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "answer": "A reference that does not own." }))]
 pub struct AnswerInput {
+    #[schemars(length(min = 1, max = 5000), pattern(pattern::MULTILINE_REQUIRED))]
     pub answer: String,
 }
 

@@ -1,13 +1,14 @@
 //! Live streams: the stored record, what clients see, and the validated inputs.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::text::parse_text;
+use super::text::{parse_text, pattern};
 use crate::error::{FieldError, Validator};
 
 /// The life of a stream: scheduled -> live -> ended, or scheduled -> cancelled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamStatus {
     #[default]
@@ -34,7 +35,7 @@ impl StreamStatus {
 }
 
 /// Output resolution.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Resolution {
     #[serde(rename = "480p")]
     P480,
@@ -63,10 +64,12 @@ impl Resolution {
 }
 
 /// Encoder settings of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct QualitySettings {
     pub resolution: Resolution,
+    #[schemars(extend("enum" = FRAME_RATES))]
     pub frame_rate: u16,
+    #[schemars(range(min = 500, max = 15000))]
     pub bitrate_kbps: u32,
 }
 
@@ -83,13 +86,29 @@ impl Default for QualitySettings {
 pub const FRAME_RATES: [u16; 3] = [24, 30, 60];
 pub const BITRATE_KBPS: std::ops::RangeInclusive<u32> = 500..=15000;
 
-/// Quality settings as a client sends them: every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Quality settings as a client sends them: every field optional. `bitrate` is the
+/// platform frontend's name for `bitrate_kbps`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = document_bitrate_alias)]
 pub struct QualitySettingsInput {
+    #[schemars(with = "Option<Resolution>")]
     pub resolution: Option<String>,
+    #[schemars(extend("enum" = [24, 30, 60, null]))]
     pub frame_rate: Option<i64>,
+    #[serde(alias = "bitrate")]
+    #[schemars(range(min = 500, max = 15000))]
     pub bitrate_kbps: Option<i64>,
+}
+
+/// Serde aliases are invisible to schemars: the accepted alias is added by hand.
+fn document_bitrate_alias(schema: &mut schemars::Schema) {
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut())
+        && let Some(mut kbps) = props.get("bitrate_kbps").cloned()
+    {
+        kbps["description"] = "The same as `bitrate_kbps` (the platform frontend's name).".into();
+        props.insert("bitrate".into(), kbps);
+    }
 }
 
 impl QualitySettingsInput {
@@ -123,8 +142,10 @@ impl QualitySettingsInput {
     }
 }
 
-/// A stream as stored. Counters are only changed by atomic updates.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// A stream as stored. Counters are only changed by atomic updates. Its schema is the
+/// one of [`Stream::view`]: `stream_key` and `blocked_words` only for the instructor.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = owner_only_fields_optional, example = example())]
 pub struct Stream {
     pub id: String,
     pub title: String,
@@ -190,6 +211,57 @@ pub struct Stream {
     pub upvotes_count: i64,
 }
 
+/// A live stream as its instructor sees it, for the API documents.
+fn example() -> Stream {
+    let at = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    };
+    Stream {
+        id: "01JD7QA2B3C4D5E6F7G8H9J0KM".into(),
+        title: "Ownership and borrowing".into(),
+        description: "Live coding, questions at the end.".into(),
+        course_id: "01JD7Q8Z3M5X2V9C4B6N1K0P7R".into(),
+        instructor_id: "teacher-1".into(),
+        status: StreamStatus::Live,
+        stream_key: "sk_3f9a0c5e2b7d4e1a".into(),
+        viewer_count: 42,
+        max_viewers: 57,
+        unique_viewers: 63,
+        total_watch_seconds: 51_840,
+        scheduled_at: Some(at("2030-01-31T09:00:00Z")),
+        started_at: Some(at("2030-01-31T09:01:12Z")),
+        quality_settings: QualitySettings {
+            resolution: Resolution::P1080,
+            frame_rate: 30,
+            bitrate_kbps: 4500,
+        },
+        is_public: true,
+        created_at: at("2030-01-20T16:40:00Z"),
+        updated_at: at("2030-01-31T09:20:31Z"),
+        chat_slow_mode_seconds: 5,
+        blocked_words: vec!["spam".into()],
+        pinned_message_seq: Some(12),
+        highlighted_question_id: Some("01JD7QC9X8W7V6T5S4R3Q2P1N0".into()),
+        chat_seq: 120,
+        chat_messages_count: 118,
+        questions_count: 9,
+        questions_answered_count: 4,
+        upvotes_count: 31,
+        ..Stream::default()
+    }
+}
+
+/// Fields [`Stream::view`] removes for everyone but the instructor.
+const OWNER_ONLY: [&str; 2] = ["stream_key", "blocked_words"];
+
+fn owner_only_fields_optional(schema: &mut schemars::Schema) {
+    if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+        required.retain(|f| !OWNER_ONLY.iter().any(|o| f == o));
+    }
+}
+
 impl Stream {
     /// The stored `max_viewers` is only brought up to date before the count falls,
     /// so the peak is the larger of it and the current count.
@@ -204,22 +276,30 @@ impl Stream {
     pub fn view(self, owner: bool) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();
         if !owner && let Some(map) = value.as_object_mut() {
-            map.remove("stream_key");
-            map.remove("blocked_words");
+            for field in OWNER_ONLY {
+                map.remove(field);
+            }
         }
         value
     }
 }
 
 /// The body of `POST /api/livestream/`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = create_stream_example())]
 pub struct CreateStreamInput {
+    #[schemars(length(min = 1, max = 200), pattern(pattern::LINE_REQUIRED))]
     pub title: String,
     #[serde(default)]
+    #[schemars(length(max = 5000), pattern(pattern::MULTILINE))]
     pub description: Option<String>,
+    /// A course the caller teaches.
+    #[schemars(pattern(pattern::ULID))]
     pub course_id: String,
+    /// RFC 3339, not in the past, at most a year ahead.
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     pub scheduled_at: Option<String>,
     #[serde(default)]
     pub quality_settings: Option<QualitySettingsInput>,
@@ -227,6 +307,18 @@ pub struct CreateStreamInput {
     pub is_public: Option<bool>,
     #[serde(default)]
     pub is_recording: Option<bool>,
+}
+
+fn create_stream_example() -> serde_json::Value {
+    serde_json::json!({
+        "title": "Ownership and borrowing",
+        "description": "Live coding, questions at the end.",
+        "course_id": "01JD7Q8Z3M5X2V9C4B6N1K0P7R",
+        "scheduled_at": "2030-01-31T09:00:00Z",
+        "quality_settings": { "resolution": "1080p", "frame_rate": 30, "bitrate_kbps": 4500 },
+        "is_public": false,
+        "is_recording": true
+    })
 }
 
 /// A validated new stream, before ids and keys are assigned.
@@ -242,11 +334,16 @@ pub struct NewStream {
 }
 
 /// The body of `PUT /api/livestream/{id}`: every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "title": "Ownership, part 2", "quality_settings": { "bitrate": 6000 } }))]
 pub struct UpdateStreamInput {
+    #[schemars(length(min = 1, max = 200), pattern(pattern::LINE_REQUIRED))]
     pub title: Option<String>,
+    #[schemars(length(max = 5000), pattern(pattern::MULTILINE))]
     pub description: Option<String>,
+    /// Only while the stream is scheduled.
+    #[schemars(extend("format" = "date-time"))]
     pub scheduled_at: Option<String>,
     pub quality_settings: Option<QualitySettingsInput>,
     pub is_public: Option<bool>,
@@ -443,6 +540,22 @@ mod tests {
             });
             assert_eq!(i.validate(Utc::now()).is_ok(), ok, "{kbps}");
         }
+    }
+
+    #[test]
+    fn the_frontends_bitrate_is_accepted_for_bitrate_kbps() {
+        let input: CreateStreamInput = serde_json::from_value(serde_json::json!({
+            "title": "t",
+            "course_id": ulid::Ulid::generate().to_string(),
+            "quality_settings": { "bitrate": 6000 }
+        }))
+        .unwrap();
+        let stream = input.validate(Utc::now()).unwrap();
+        assert_eq!(stream.quality_settings.bitrate_kbps, 6000);
+        let both = serde_json::from_value::<QualitySettingsInput>(
+            serde_json::json!({ "bitrate": 6000, "bitrate_kbps": 6000 }),
+        );
+        assert!(both.is_err(), "one quantity, one value");
     }
 
     #[test]

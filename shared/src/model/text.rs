@@ -3,6 +3,21 @@
 
 use crate::error::FieldError;
 
+/// The rules of [`parse_text`] as JSON Schema patterns, for the API documents: no
+/// control characters (newlines and tabs allowed where multiline) and, where text is
+/// required, at least one character that is not whitespace. The server trims first, so
+/// it also accepts surrounding whitespace these patterns exclude.
+pub mod pattern {
+    pub const LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    pub const LINE_REQUIRED: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$";
+    pub const MULTILINE: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+    pub const MULTILINE_REQUIRED: &str = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$";
+    /// A ULID, as ids are (Crockford base 32; lowercase is accepted too).
+    pub const ULID: &str = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$";
+    /// A user id, as [`crate::model::parse_user_id`] accepts it.
+    pub const USER_ID: &str = "^[A-Za-z0-9_.@:|-]{1,128}$";
+}
+
 /// Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) and the
 /// directional marks (U+200E, U+200F, U+061C): removed, since they can make a message
 /// display as something other than what was typed ("Trojan Source").

@@ -126,8 +126,9 @@ async fn sender_refusal(
 
 /// The messages after `since` that the caller may see, oldest first, with the
 /// `seq` to pass as `since` next (`last_seq`).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ChatPage {
+    #[schemars(with = "Vec<crate::model::ChatMessage>")]
     pub items: Vec<serde_json::Value>,
     pub next_cursor: Option<String>,
     /// The highest `seq` read, hidden messages included: resume from here.

@@ -10,7 +10,7 @@ use crate::store::{Page, Store, StoreError, Update, keys};
 use super::{PageRequest, presence, roles, streams};
 
 /// The answer to join and leave: the caller's participation and the live count.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Presence {
     /// `None` for the instructor, who is never counted as a viewer.
     pub participant: Option<Participant>,
@@ -41,8 +41,9 @@ pub async fn leave(store: &Store, who: &Identity, stream_id: &str) -> Result<Pre
 }
 
 /// The body of `PUT /api/livestream/{id}/participants/{user_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "is_moderator": true }))]
 pub struct PermissionsInput {
     pub is_moderator: Option<bool>,
     pub can_chat: Option<bool>,
@@ -116,10 +117,21 @@ pub async fn list(
 }
 
 /// The body of `PUT /api/livestream/{id}/settings`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(example = serde_json::json!({ "chat_slow_mode_seconds": 10, "blocked_words": ["spam"], "questions_require_approval": true }))]
 pub struct SettingsInput {
+    /// Seconds between two messages of one user; 0 turns slow mode off.
+    #[schemars(range(min = 0, max = 300))]
     pub chat_slow_mode_seconds: Option<i64>,
+    /// Replaces the list; compared case-insensitively, whole words.
+    #[schemars(
+        length(max = 100),
+        inner(
+            length(min = 1, max = 50),
+            pattern(crate::model::text::pattern::LINE_REQUIRED)
+        )
+    )]
     pub blocked_words: Option<Vec<String>>,
     pub questions_require_approval: Option<bool>,
 }

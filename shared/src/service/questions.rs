@@ -98,6 +98,9 @@ pub enum Filter {
     Pending,
 }
 
+/// Questions per page unless `limit` says otherwise (a board shows more than other lists).
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
 /// A listing's parameters, parsed from the query string.
 #[derive(Debug, Clone)]
 pub struct ListQuery {
@@ -149,13 +152,16 @@ impl ListQuery {
                 })?,
         };
         let limit = match limit.filter(|l| !l.is_empty()) {
-            None => 50,
+            None => DEFAULT_PAGE_SIZE,
             Some(raw) => raw
                 .parse::<usize>()
                 .ok()
-                .filter(|l| (1..=200).contains(l))
+                .filter(|l| (1..=super::MAX_PAGE_SIZE as usize).contains(l))
                 .ok_or_else(|| {
-                    ApiError::invalid("limit", "must be a whole number from 1 to 200")
+                    ApiError::invalid(
+                        "limit",
+                        format!("must be a whole number from 1 to {}", super::MAX_PAGE_SIZE),
+                    )
                 })?,
         };
         Ok(Self {
@@ -168,8 +174,9 @@ impl ListQuery {
 }
 
 /// A page of questions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct QuestionPage {
+    #[schemars(with = "Vec<Question>")]
     pub items: Vec<serde_json::Value>,
     pub next_cursor: Option<String>,
     /// The "now answering" question, if any.

@@ -10,14 +10,22 @@ use crate::store::{Store, StoreError, keys};
 
 use super::streams;
 
-/// The analytics of one stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The analytics of one stream. Viewer figures have the stream's names
+/// (`viewer_count`, `max_viewers`, `unique_viewers`); snapshots written before the
+/// rename are read through the aliases.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StreamStats {
     pub stream_id: String,
     pub status: StreamStatus,
-    pub peak_viewers: i64,
-    pub total_unique_viewers: i64,
-    pub current_viewers: i64,
+    /// The most viewers watching at once.
+    #[serde(alias = "peak_viewers")]
+    pub max_viewers: i64,
+    /// Distinct users who ever watched.
+    #[serde(alias = "total_unique_viewers")]
+    pub unique_viewers: i64,
+    /// Watching now.
+    #[serde(alias = "current_viewers")]
+    pub viewer_count: i64,
     /// Seconds watched by everyone, counting only time while the stream was live.
     pub total_watch_time: i64,
     /// `total_watch_time / total_unique_viewers`, in seconds.
@@ -34,6 +42,32 @@ pub struct StreamStats {
     pub computed_at: DateTime<Utc>,
     /// True for the snapshot written when the stream stopped.
     pub is_final: bool,
+    /// The old name of `max_viewers`, kept for one release.
+    #[serde(default, skip_deserializing)]
+    #[schemars(extend("deprecated" = true))]
+    pub peak_viewers: i64,
+    /// The old name of `unique_viewers`, kept for one release.
+    #[serde(default, skip_deserializing)]
+    #[schemars(extend("deprecated" = true))]
+    pub total_unique_viewers: i64,
+    /// The old name of `viewer_count`, kept for one release.
+    #[serde(default, skip_deserializing)]
+    #[schemars(extend("deprecated" = true))]
+    pub current_viewers: i64,
+}
+
+/// The old names of the viewer figures: answered for one release, never stored (a stored
+/// old name would collide with its alias when the snapshot is read).
+const OLD_NAMES: [&str; 3] = ["peak_viewers", "total_unique_viewers", "current_viewers"];
+
+impl StreamStats {
+    /// Fills the old names from the current ones.
+    fn with_old_names(mut self) -> Self {
+        self.peak_viewers = self.max_viewers;
+        self.total_unique_viewers = self.unique_viewers;
+        self.current_viewers = self.viewer_count;
+        self
+    }
 }
 
 /// Interactions per viewer that count as fully engaged.
@@ -87,9 +121,9 @@ pub async fn compute(
     Ok(StreamStats {
         stream_id: stream.id.clone(),
         status: stream.status,
-        peak_viewers: stream.max_viewers.max(stream.viewer_count),
-        total_unique_viewers: unique,
-        current_viewers: stream.viewer_count,
+        max_viewers: stream.max_viewers.max(stream.viewer_count),
+        unique_viewers: unique,
+        viewer_count: stream.viewer_count,
         total_watch_time,
         average_watch_time,
         chat_messages_count: stream.chat_messages_count,
@@ -100,7 +134,11 @@ pub async fn compute(
         duration,
         computed_at: at,
         is_final,
-    })
+        peak_viewers: 0,
+        total_unique_viewers: 0,
+        current_viewers: 0,
+    }
+    .with_old_names())
 }
 
 /// Writes the final figures of a stream that just ended.
@@ -108,6 +146,9 @@ pub async fn write_snapshot(store: &Store, stream: &Stream) -> Result<StreamStat
     let stats = compute(store, stream, true).await?;
     let mut item: crate::store::Item =
         serde_dynamo::to_item(&stats).map_err(|e| ApiError::Internal(e.to_string()))?;
+    for name in OLD_NAMES {
+        item.remove(name);
+    }
     item.insert(
         crate::table::PK.into(),
         crate::store::s(keys::stream_pk(&stream.id)),
@@ -140,8 +181,12 @@ async fn snapshot(store: &Store, stream_id: &str) -> Result<Option<StreamStats>,
         .await
         .map_err(|e| StoreError::Dynamo(e.to_string()))?
         .item;
-    item.map(|i| serde_dynamo::from_item(i).map_err(|e| StoreError::Malformed(e.to_string())))
-        .transpose()
+    item.map(|i| {
+        serde_dynamo::from_item(i)
+            .map(StreamStats::with_old_names)
+            .map_err(|e| StoreError::Malformed(e.to_string()))
+    })
+    .transpose()
 }
 
 /// `GET /api/livestream/{id}/stats`: the instructor and admins.

@@ -90,9 +90,11 @@ impl StoreError {
 }
 
 /// One page of a listing and the opaque cursor of the next page, if any.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -1,4 +1,4 @@
-//! Chat handlers. `{message_id}` is the message's `seq`.
+//! Chat handlers. `{seq}` is the message's `seq`.
 
 use lambda_http::{Body, Request, Response};
 use livestream::http::{created, json_body, ok, path_param, query_param, respond};
@@ -49,24 +49,24 @@ pub async fn list(state: &AppState, req: Request) -> Response<Body> {
     )
 }
 
-/// `POST /api/livestream/{id}/chat/{message_id}/hide`
+/// `POST /api/livestream/{id}/chat/{seq}/hide`
 pub async fn hide(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            let (id, seq) = (path_param(&req, "id")?, path_param(&req, "message_id")?);
+            let (id, seq) = (path_param(&req, "id")?, path_param(&req, "seq")?);
             ok(&rules::hide(&state.store, &who, &id, &seq).await?)
         }
         .await,
     )
 }
 
-/// `POST /api/livestream/{id}/chat/{message_id}/pin`
+/// `POST /api/livestream/{id}/chat/{seq}/pin`
 pub async fn pin(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            let (id, seq) = (path_param(&req, "id")?, path_param(&req, "message_id")?);
+            let (id, seq) = (path_param(&req, "id")?, path_param(&req, "seq")?);
             let stream = rules::pin(&state.store, &who, &id, &seq).await?;
             let owner = stream.instructor_id == who.user_id;
             ok(&stream.view(owner))

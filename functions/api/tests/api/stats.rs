@@ -37,6 +37,10 @@ async fn the_stats_of_a_scripted_class_match_the_script() {
     let live = app.get(&format!("/api/livestream/{id}/stats"), &t).await;
     assert_eq!(live.status, StatusCode::OK, "{:?}", live.body);
     assert_eq!(live.body["is_final"], false);
+    assert_eq!(live.body["max_viewers"], 5);
+    assert_eq!(live.body["viewer_count"], 5);
+    assert_eq!(live.body["unique_viewers"], 6);
+    // The old names stay readable for one release.
     assert_eq!(live.body["peak_viewers"], 5);
     assert_eq!(live.body["current_viewers"], 5);
     assert_eq!(live.body["total_unique_viewers"], 6);
@@ -54,12 +58,14 @@ async fn the_stats_of_a_scripted_class_match_the_script() {
     let body = &stats.body;
     assert_eq!(body["is_final"], true);
     assert_eq!(body["status"], "ended");
-    assert_eq!(body["peak_viewers"], 5);
-    assert_eq!(body["total_unique_viewers"], 6);
+    assert_eq!(body["max_viewers"], 5);
+    assert_eq!(body["unique_viewers"], 6);
     assert_eq!(
-        body["current_viewers"], 0,
+        body["viewer_count"], 0,
         "the stop ended everyone's presence"
     );
+    assert_eq!(body["peak_viewers"], 5);
+    assert_eq!(body["total_unique_viewers"], 6);
     assert_eq!(body["chat_messages_count"], 5);
     assert_eq!(body["questions_count"], 0);
     assert_eq!(body["duration"], duration);

@@ -169,3 +169,37 @@ async fn chat_over_one_connection_is_limited_by_a_token_bucket() {
         .len();
     assert_eq!(stored, accepted + 1);
 }
+
+#[tokio::test]
+async fn every_reply_has_the_documented_envelope_with_a_null_sequence() {
+    let app = WsApp::spawn().await;
+    let stream = app.stream(true, true).await;
+    app.connect("c1", &query(&token("s1", Role::Student), &stream.id))
+        .await;
+    for message in [
+        r#"{"action":"ping"}"#,
+        r#"{"action":"chat","message":"hello"}"#,
+        r#"{"action":"catch_up","since":0}"#,
+        r#"{"action":"dance"}"#,
+    ] {
+        app.send("c1", message).await;
+    }
+    let events = app.management.events("c1");
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "pong",
+            "chat.accepted",
+            "chat.message",
+            "chat.history",
+            "error"
+        ]
+    );
+    for event in &events {
+        let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 4, "{event}");
+        assert!(event["sequence"].is_null(), "{event}");
+        assert_eq!(event["stream_id"], stream.id.as_str());
+    }
+}
