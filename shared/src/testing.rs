@@ -99,18 +99,21 @@ impl RecordingManagementApi {
         use axum::response::IntoResponse;
 
         type Shared = (PostLog, GoneSet);
+        fn gone_reply() -> axum::response::Response {
+            (
+                StatusCode::GONE,
+                [("x-amzn-ErrorType", "GoneException")],
+                r#"{"message":"Gone"}"#,
+            )
+                .into_response()
+        }
         async fn post(
             State((posts, gone)): State<Shared>,
             Path(id): Path<String>,
             body: axum::body::Bytes,
         ) -> axum::response::Response {
             if gone.lock().unwrap().contains(&id) {
-                return (
-                    StatusCode::GONE,
-                    [("x-amzn-ErrorType", "GoneException")],
-                    r#"{"message":"Gone"}"#,
-                )
-                    .into_response();
+                return gone_reply();
             }
             posts.lock().unwrap().push((id, body.to_vec()));
             StatusCode::OK.into_response()
@@ -120,12 +123,7 @@ impl RecordingManagementApi {
             Path(id): Path<String>,
         ) -> axum::response::Response {
             if gone.lock().unwrap().contains(&id) {
-                return (
-                    StatusCode::GONE,
-                    [("x-amzn-ErrorType", "GoneException")],
-                    r#"{"message":"Gone"}"#,
-                )
-                    .into_response();
+                return gone_reply();
             }
             axum::Json(serde_json::json!({"ConnectedAt": "2026-01-01T00:00:00.000Z"}))
                 .into_response()
@@ -135,12 +133,7 @@ impl RecordingManagementApi {
             Path(id): Path<String>,
         ) -> axum::response::Response {
             if !gone.lock().unwrap().insert(id.clone()) {
-                return (
-                    StatusCode::GONE,
-                    [("x-amzn-ErrorType", "GoneException")],
-                    r#"{"message":"Gone"}"#,
-                )
-                    .into_response();
+                return gone_reply();
             }
             posts.lock().unwrap().push((id, CLOSED.to_vec()));
             StatusCode::NO_CONTENT.into_response()

@@ -43,6 +43,18 @@ fn without_http_presence(update: Update) -> Update {
     update.remove("http_seen_at").remove(GSI1PK).remove(GSI1SK)
 }
 
+/// The end of a watching period at `at`: every session gone, `watched` seconds added.
+fn stop_watching(update: Update, at: DateTime<Utc>, watched: i64) -> Update {
+    without_http_presence(
+        update
+            .remove("sessions")
+            .remove("watching_since")
+            .set("is_watching", AttributeValue::Bool(false))
+            .set("left_at", time(at))
+            .add("duration_watched", watched),
+    )
+}
+
 /// A participant whose HTTP heartbeat lapsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LapsedPresence {
@@ -110,6 +122,22 @@ impl Store {
             .into_iter()
             .map(from_item)
             .collect()
+    }
+
+    async fn update_participant(
+        &self,
+        stream_id: &str,
+        user_id: &str,
+        update: Update,
+    ) -> Result<Participant, StoreError> {
+        from_item(
+            self.update(
+                keys::stream_pk(stream_id),
+                keys::participant_sk(user_id),
+                update,
+            )
+            .await?,
+        )
     }
 
     fn stream_counter_update(&self, stream_id: &str, update: Update) -> TransactWriteItem {
@@ -213,14 +241,7 @@ impl Store {
         if *session == Session::Http {
             update = with_http_presence(update, stream_id, user_id, now);
         }
-        from_item(
-            self.update(
-                keys::stream_pk(stream_id),
-                keys::participant_sk(user_id),
-                update,
-            )
-            .await?,
-        )
+        self.update_participant(stream_id, user_id, update).await
     }
 
     /// The user's remaining `sessions` all end: they stop watching, their watch time
@@ -242,14 +263,10 @@ impl Store {
             condition.push_str(&format!(" AND contains({{a0}}, {{{}}})", i + 2));
             values.push(s(session));
         }
-        let participant = without_http_presence(
-            Update::new()
-                .require(&condition, &["sessions", "watching_since"], values)
-                .remove("sessions")
-                .set("is_watching", AttributeValue::Bool(false))
-                .set("left_at", time(now))
-                .remove("watching_since")
-                .add("duration_watched", watched),
+        let participant = stop_watching(
+            Update::new().require(&condition, &["sessions", "watching_since"], values),
+            now,
+            watched,
         )
         .into_transact(
             self.table(),
@@ -286,14 +303,7 @@ impl Store {
         if *session == Session::Http {
             update = without_http_presence(update);
         }
-        from_item(
-            self.update(
-                keys::stream_pk(stream_id),
-                keys::participant_sk(user_id),
-                update,
-            )
-            .await?,
-        )
+        self.update_participant(stream_id, user_id, update).await
     }
 
     /// An HTTP viewer's heartbeat (a repeated join): their HTTP session stays open.
@@ -316,14 +326,7 @@ impl Store {
             user_id,
             now,
         );
-        from_item(
-            self.update(
-                keys::stream_pk(stream_id),
-                keys::participant_sk(user_id),
-                update,
-            )
-            .await?,
-        )
+        self.update_participant(stream_id, user_id, update).await
     }
 
     /// Closes a watching period that the stream's end cut short: at `ended_at`, every
@@ -338,15 +341,12 @@ impl Store {
         ended_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let watched = (ended_at - watching_since).num_seconds().max(0);
-        let participant = without_http_presence(
+        let participant = stop_watching(
             Update::new()
                 .require_eq("is_watching", AttributeValue::Bool(true))
-                .require_eq("watching_since", time(watching_since))
-                .remove("sessions")
-                .remove("watching_since")
-                .set("is_watching", AttributeValue::Bool(false))
-                .set("left_at", time(ended_at))
-                .add("duration_watched", watched),
+                .require_eq("watching_since", time(watching_since)),
+            ended_at,
+            watched,
         )
         .into_transact(
             self.table(),
