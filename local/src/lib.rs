@@ -8,6 +8,7 @@
 pub mod http_api;
 pub mod invoker;
 pub mod poller;
+pub mod web;
 pub mod websocket;
 
 use std::net::SocketAddr;
@@ -181,7 +182,10 @@ impl LocalStack {
         let mut tasks = vec![
             tokio::spawn(serve(
                 http_listener,
-                http_api::router(http),
+                http_api::router(http).merge(web::router(web::WebConfig {
+                    ws_url: format!("ws://{ws_addr}"),
+                    jwt_secret: config.jwt_secret.clone(),
+                })),
                 stopped.clone(),
             )),
             tokio::spawn(serve(

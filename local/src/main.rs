@@ -96,6 +96,7 @@ fn print_banner(stack: &LocalStack, config: &Config) {
     };
     println!(
         "\nLivestream backend running locally\n\n\
+         Web console     {http}/  (teacher console and student view)\n\
          HTTP API        {http}/api/livestream/...\n\
          WebSocket API   {ws}/?token=<JWT>&stream_id=<id>\n\
          @connections    {conn}/@connections/<connection id>\n\

@@ -1,0 +1,604 @@
+//! The web console in a real browser: headless Chromium over WebDriver (Debian's
+//! `chromium` and `chromium-driver`) against the local stack on random ports. A
+//! teacher and two students, each in their own browser session, run a whole class
+//! through the pages; every assertion is on what a page shows.
+//!
+//! Without Chromium the test explains how to install it and passes, except under CI
+//! (`CI` set), where it fails. `LIVESTREAM_SCREENSHOTS=docs/screenshots` saves the
+//! README's screenshots (relative paths are from the workspace root).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use local::{Config, LocalStack};
+use serde_json::{Value, json};
+
+/// Upper bound of every wait for the page; waits end as soon as the page is ready.
+const WAIT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    path.exists().then_some(path)
+}
+
+/// One chromedriver serving every browser session of the test.
+struct Driver {
+    child: Child,
+    url: String,
+    chromium: PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver() -> Option<Driver> {
+    let (Some(chromium), Some(chromedriver)) = (
+        tool("CHROMIUM", "/usr/bin/chromium"),
+        tool("CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) else {
+        let message = "the browser test needs Chromium and its WebDriver: \
+                       apt-get install chromium chromium-driver \
+                       (or set CHROMIUM and CHROMEDRIVER to their paths)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{message}");
+        }
+        eprintln!("skipping the browser test: {message}");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        chromium,
+    };
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ready = http.get(format!("{}/status", driver.url)).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return Some(driver);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not answer"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// One person's browser window.
+struct Page {
+    name: &'static str,
+    client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Page {
+    async fn open(driver: &Driver, name: &'static str) -> Page {
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1000",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .collect::<Vec<_>>();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": driver.chromium, "args": args }),
+        );
+        let client = ClientBuilder::rustls()
+            .expect("TLS roots")
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("a browser session");
+        Page {
+            name,
+            client,
+            _profile: profile,
+        }
+    }
+
+    /// Runs `script` until it returns something other than null or false.
+    async fn until(&self, what: &str, script: &str, args: Vec<Value>) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let last = match self.client.execute(script, args.clone()).await {
+                Ok(Value::Null | Value::Bool(false)) => "not yet".to_string(),
+                Ok(value) => return value,
+                Err(err) => err.to_string(),
+            };
+            if tokio::time::Instant::now() > deadline {
+                let shown = self
+                    .client
+                    .execute("return document.querySelector('main').innerText", vec![])
+                    .await
+                    .unwrap_or_default();
+                panic!(
+                    "{}: the page never showed {what} ({last}); it shows:\n{shown}",
+                    self.name
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits for an element whose text contains `text` (empty: any) under `css`.
+    async fn see(&self, css: &str, text: &str) {
+        self.until(
+            &format!("{css} with {text:?}"),
+            "return [...document.querySelectorAll(arguments[0])]\
+               .some(e => e.offsetParent !== null && e.textContent.includes(arguments[1]))",
+            vec![json!(css), json!(text)],
+        )
+        .await;
+    }
+
+    /// Waits until no visible element under `css` contains `text`.
+    async fn no_longer_see(&self, css: &str, text: &str) {
+        self.until(
+            &format!("no {css} with {text:?}"),
+            "return ![...document.querySelectorAll(arguments[0])]\
+               .some(e => e.offsetParent !== null && e.textContent.includes(arguments[1]))",
+            vec![json!(css), json!(text)],
+        )
+        .await;
+    }
+
+    /// The texts of the elements under `css`.
+    async fn texts(&self, css: &str) -> Vec<String> {
+        let value = self
+            .until(
+                css,
+                "return [...document.querySelectorAll(arguments[0])].map(e => e.textContent)",
+                vec![json!(css)],
+            )
+            .await;
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// Clicks the element a user would: retried while the page re-renders it.
+    async fn click(&self, css: &str) {
+        self.retry(css, |c| async move {
+            c.find(Locator::Css(css)).await?.click().await
+        })
+        .await;
+    }
+
+    /// Clears a field and types into it.
+    async fn type_into(&self, css: &str, text: &str) {
+        self.retry(css, |c| async move {
+            let field = c.find(Locator::Css(css)).await?;
+            field.clear().await?;
+            field.send_keys(text).await
+        })
+        .await;
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.retry(css, |c| async move {
+            c.find(Locator::Css(css))
+                .await?
+                .select_by_value(value)
+                .await
+        })
+        .await;
+    }
+
+    async fn retry<'a, F, Fut>(&'a self, what: &str, action: F)
+    where
+        F: Fn(&'a Client) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match action(&self.client).await {
+                Ok(()) => return,
+                Err(err) if tokio::time::Instant::now() > deadline => {
+                    panic!("{}: could not use {what}: {err}", self.name)
+                }
+                Err(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    async fn sign_in(&self, base: &str, user: &str, role: &str, name: &str) {
+        self.client.goto(base).await.unwrap();
+        self.type_into("input[name=user_id]", user).await;
+        self.select("select[name=role]", role).await;
+        self.type_into("input[name=display_name]", name).await;
+        self.click("#sign-in").await;
+        self.see("#signed-in-as", name).await;
+    }
+
+    /// The `seq` of the chat message showing `text`.
+    async fn seq_of(&self, text: &str) -> String {
+        self.until(
+            &format!("a chat message {text:?}"),
+            "const li = [...document.querySelectorAll('#chat-list li')]\
+               .find(li => li.textContent.includes(arguments[0])); \
+             return li && li.dataset.seq",
+            vec![json!(text)],
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string()
+    }
+
+    async fn send_chat(&self, text: &str) {
+        self.type_into("#chat-form input[name=message]", text).await;
+        self.click("#chat-send").await;
+    }
+
+    async fn screenshot(&self, dir: Option<&Path>, file: &str) {
+        let Some(dir) = dir else { return };
+        // Let layout settle after the last update before capturing.
+        self.client
+            .execute(
+                "return new Promise(r => requestAnimationFrame(() => r(true)))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(file), png).unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+fn screenshot_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("LIVESTREAM_SCREENSHOTS")?);
+    let dir = if dir.is_absolute() {
+        dir
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir)
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    Some(dir)
+}
+
+/// The stream id of the page at `#/streams/<id>`.
+async fn stream_id(page: &Page) -> String {
+    page.until(
+        "a stream page",
+        "const m = location.hash.match(/^#\\/streams\\/(.+)$/); return m && m[1]",
+        vec![],
+    )
+    .await
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+/// The ids of `user`'s WebSocket connections to `stream`, read from the table.
+async fn connections_of(stack: &LocalStack, stream: &str, user: &str) -> Vec<String> {
+    let store = livestream::store::Store::new(
+        aws_sdk_dynamodb::Client::from_conf(livestream::embedded::dynamo_config(&stack.dynamo_url)),
+        local::TABLE_NAME,
+    );
+    store
+        .stream_connections(stream)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.user_id == user)
+        .map(|c| c.connection_id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let shots = screenshot_dir();
+    let shots = shots.as_deref();
+    let stack = LocalStack::start(Config {
+        http_port: 0,
+        ws_port: 0,
+        dynamo_port: 0,
+        data_dir: None,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("{}/", stack.http_url);
+    let (teacher, s1, s2) = tokio::join!(
+        Page::open(&driver, "teacher"),
+        Page::open(&driver, "student-1"),
+        Page::open(&driver, "student-2"),
+    );
+
+    // Sign in: each window is another person.
+    teacher
+        .sign_in(&base, "teacher-1", "teacher", "Ada Teacher")
+        .await;
+    s1.sign_in(&base, "student-1", "student", "Sam Student").await;
+    s2.sign_in(&base, "student-2", "student", "Kim Student").await;
+
+    // A course, and its students.
+    teacher
+        .type_into("#course-form [name=title]", "Rust 101")
+        .await;
+    teacher.click("#course-form button[type=submit]").await;
+    teacher.see("#course-list li.course", "Rust 101").await;
+    for student in ["student-1", "student-2"] {
+        teacher
+            .type_into("#course-list .enroll-form [name=user_id]", student)
+            .await;
+        teacher
+            .click("#course-list .enroll-form button[type=submit]")
+            .await;
+        teacher
+            .see("#course-list .status", &format!("{student} is enrolled."))
+            .await;
+    }
+
+    // The API's field errors show next to their fields.
+    teacher
+        .type_into("#stream-form [name='quality_settings.bitrate_kbps']", "20000")
+        .await;
+    teacher.click("#create-stream").await;
+    teacher
+        .see(
+            "#stream-form .field[data-field=title] .field-error",
+            "must",
+        )
+        .await;
+    teacher
+        .see(
+            "#stream-form .field[data-field='quality_settings.bitrate_kbps'] .field-error",
+            "between 500 and 15000",
+        )
+        .await;
+
+    // A private stream with every setting: only the enrolled students may watch.
+    teacher
+        .type_into("#stream-form [name=title]", "Ownership and borrowing")
+        .await;
+    teacher
+        .type_into(
+            "#stream-form [name=description]",
+            "Moves, borrows and lifetimes, live.",
+        )
+        .await;
+    teacher
+        .select("#stream-form [name='quality_settings.resolution']", "1080p")
+        .await;
+    teacher
+        .select("#stream-form [name='quality_settings.frame_rate']", "60")
+        .await;
+    teacher
+        .type_into("#stream-form [name='quality_settings.bitrate_kbps']", "4500")
+        .await;
+    teacher.click("#stream-form [name=is_public]").await;
+    teacher.click("#stream-form [name=is_recording]").await;
+    teacher.click("#create-stream").await;
+    let id = stream_id(&teacher).await;
+    teacher.see("#stream-status", "scheduled").await;
+    let key_type = teacher
+        .until(
+            "the stream key, masked",
+            "const k = document.querySelector('#stream-key'); return k && k.value && k.type",
+            vec![],
+        )
+        .await;
+    assert_eq!(key_type, "password");
+    teacher.click(".key button[aria-pressed]").await;
+    teacher
+        .until(
+            "the stream key, revealed",
+            "return document.querySelector('#stream-key').type === 'text'",
+            vec![],
+        )
+        .await;
+    let saved = teacher
+        .until(
+            "the saved settings",
+            "const f = document.querySelector('#edit-stream-form'); \
+             return f && [f.querySelector('[name=\"quality_settings.resolution\"]').value, \
+                          f.querySelector('[name=\"quality_settings.frame_rate\"]').value, \
+                          f.querySelector('[name=\"quality_settings.bitrate_kbps\"]').value, \
+                          f.querySelector('[name=is_public]').checked, \
+                          f.querySelector('[name=is_recording]').checked]",
+            vec![],
+        )
+        .await;
+    assert_eq!(saved, json!(["1080p", "60", "4500", false, true]));
+
+    teacher.click("#start-stream").await;
+    teacher.see("#stream-status", "live").await;
+    teacher.see("#connection", "Live updates on").await;
+
+    // The students find the class and join it.
+    for student in [&s1, &s2] {
+        student.click("#refresh-live").await;
+        student.click("#live-streams .card a.button").await;
+        student.see("#stream-status", "live").await;
+        student.see("#connection", "Live updates on").await;
+    }
+    teacher.see("#viewer-count", "2").await;
+    teacher.see("#unique-viewers", "2").await;
+    s1.see("#viewer-count", "2").await;
+
+    // Chat both ways.
+    s1.send_chat("Hello from Sam").await;
+    teacher.see("#chat-list li", "Hello from Sam").await;
+    teacher.send_chat("Welcome, everyone").await;
+    for page in [&teacher, &s1, &s2] {
+        page.see("#chat-list li", "Hello from Sam").await;
+        page.see("#chat-list li", "Welcome, everyone").await;
+    }
+
+    // Questions: ask, upvote, answer.
+    s1.type_into("#ask-form [name=text]", "What is a borrow?")
+        .await;
+    s1.click("#ask-send").await;
+    s2.see("#question-list li", "What is a borrow?").await;
+    s2.click("#question-list li button.upvote").await;
+    s2.see("#question-list li button.upvote[aria-pressed=true]", "Upvoted")
+        .await;
+    teacher.see("#question-list li .upvotes", "1 upvote").await;
+    teacher
+        .type_into(
+            "#question-list li [name=answer]",
+            "A reference that does not own.",
+        )
+        .await;
+    teacher
+        .click("#question-list li .answer-form button[type=submit]")
+        .await;
+    for page in [&teacher, &s1, &s2] {
+        page.see("#question-list li .answer", "A reference that does not own.")
+            .await;
+    }
+    s1.see("#question-list li .meta", "answered").await;
+
+    // Pin a message and highlight the question: the students see both.
+    let welcome = teacher.seq_of("Welcome, everyone").await;
+    teacher
+        .click(&format!("#chat-list li[data-seq='{welcome}'] button[aria-label^=Pin]"))
+        .await;
+    teacher
+        .click("#question-list li button[aria-label^=Highlight]")
+        .await;
+    for page in [&s1, &s2] {
+        page.see("#pinned", "Welcome, everyone").await;
+        page.see("#highlighted", "What is a borrow?").await;
+    }
+
+    // The teacher hides a message: it disappears for the students.
+    s2.send_chat("Buy followers at example dot com").await;
+    teacher.see("#chat-list li", "Buy followers").await;
+    s1.see("#chat-list li", "Buy followers").await;
+    let spam = teacher.seq_of("Buy followers").await;
+    teacher
+        .click(&format!("#chat-list li[data-seq='{spam}'] button[aria-label^=Hide]"))
+        .await;
+    for page in [&s1, &s2] {
+        page.no_longer_see("#chat-list li", "Buy followers").await;
+    }
+    teacher.see("#chat-list li.hidden-msg", "Buy followers").await;
+
+    // Slow mode: a second message too soon shows the Retry-After countdown.
+    teacher
+        .type_into("#settings-form [name=chat_slow_mode_seconds]", "120")
+        .await;
+    teacher.click("#settings-form button[type=submit]").await;
+    teacher.see("#settings-form .status", "Settings saved.").await;
+    s1.see("#slow-mode", "one message every 120 s").await;
+    // Sam's last message was moments ago: slow mode counts from it.
+    s1.send_chat("Too soon under slow mode").await;
+    s1.see("#slow-mode", "you can send again in").await;
+    s1.until(
+        "the send button disabled",
+        "return document.querySelector('#chat-send').disabled",
+        vec![],
+    )
+    .await;
+    s1.no_longer_see("#chat-list li", "Too soon under slow mode")
+        .await;
+
+    // The teacher sees who takes part.
+    teacher.see("#participants tr", "Sam Student").await;
+    teacher.see("#participants tr", "Kim Student").await;
+
+    teacher.screenshot(shots, "live-dashboard.png").await;
+    s1.screenshot(shots, "student-view.png").await;
+
+    // Student 2's socket drops (as API Gateway drops connections); the page reconnects
+    // and catches up what it missed, showing every message once.
+    let dropped = connections_of(&stack, &id, "student-2").await;
+    assert_eq!(dropped.len(), 1);
+    let http = reqwest::Client::new();
+    let closed = http
+        .delete(format!("{}/@connections/{}", stack.connections_url, dropped[0]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 204);
+    teacher.send_chat("While you were away").await;
+    teacher.see("#chat-list li", "While you were away").await;
+    s2.see("#chat-list li", "While you were away").await;
+    s2.see("#connection", "Live updates on").await;
+    let reconnected = connections_of(&stack, &id, "student-2").await;
+    assert_eq!(reconnected.len(), 1);
+    assert_ne!(reconnected, dropped);
+    teacher.send_chat("After the reconnect").await;
+    s2.see("#chat-list li", "After the reconnect").await;
+    let seen = s2.texts("#chat-list li .text").await;
+    assert_eq!(
+        seen,
+        [
+            "Hello from Sam",
+            "Welcome, everyone",
+            "While you were away",
+            "After the reconnect"
+        ],
+        "each message once, in order, the hidden one left out"
+    );
+
+    // The end: stats for the teacher, the news for the students.
+    teacher.click("#stop-stream").await;
+    teacher.see("#stream-status", "ended").await;
+    teacher.see("#final-stats h3", "Final stats").await;
+    teacher.see("#stat-peak", "2").await;
+    teacher.see("#stat-unique", "2").await;
+    teacher.see("#stat-messages", "5").await;
+    teacher.see("#stat-questions", "1").await;
+    teacher.see("#stat-answered", "1").await;
+    teacher.see("#stat-upvotes", "1").await;
+    teacher.see("#stats-chart title", "Chat messages: 5").await;
+    teacher.see("#timeline-chart figcaption", "over the class").await;
+    for page in [&s1, &s2] {
+        page.see("#stream-status", "ended").await;
+        page.see("#ended-note", "The class has ended").await;
+    }
+    teacher.screenshot(shots, "final-stats.png").await;
+
+    // The console lists the stream with the ended ones.
+    teacher.click("a[href='#/console']").await;
+    teacher
+        .see("#streams-ended li", "Ownership and borrowing")
+        .await;
+    teacher.see("#course-list li.course", "Rust 101").await;
+    teacher.screenshot(shots, "teacher-console.png").await;
+
+    for page in [teacher, s1, s2] {
+        page.close().await;
+    }
+    stack.shutdown().await;
+}
