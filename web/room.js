@@ -185,10 +185,8 @@ export class Room {
     if (m) {
       fill(
         pinned,
-        h('strong', {}, 'Pinned: '),
-        h('span', { class: 'author' }, m.display_name),
-        ': ',
-        h('span', { class: 'text' }, m.message),
+        h('strong', {}, 'Pinned:'),
+        h('span', {}, h('span', { class: 'author' }, m.display_name), ': ', h('span', { class: 'text' }, m.message)),
         this.moderator ? h('button', { class: 'small', onclick: () => this.act(api.chat.unpin(this.stream.id)) }, 'Unpin') : null,
       );
     }
@@ -198,7 +196,7 @@ export class Room {
     if (q) {
       fill(
         highlighted,
-        h('strong', {}, 'Now answering: '),
+        h('strong', {}, 'Now answering:'),
         h('span', { class: 'text' }, q.text),
         this.moderator ? h('button', { class: 'small', onclick: () => this.act(api.questions.clearHighlight(this.stream.id)) }, 'Clear') : null,
       );

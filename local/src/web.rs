@@ -71,9 +71,10 @@ async fn token(
     };
     let mut v = Validator::new();
     let user_id = v.check(parse_user_id(&input.user_id));
-    let role = v.check(Role::parse(&input.role).ok_or_else(|| {
-        FieldError::new("role", "must be teacher, student or admin")
-    }));
+    let role = v.check(
+        Role::parse(&input.role)
+            .ok_or_else(|| FieldError::new("role", "must be teacher, student or admin")),
+    );
     let name = input.display_name.as_deref().map(str::trim).unwrap_or("");
     if name.chars().count() > NAME_MAX {
         v.push("display_name", "must be at most 100 characters");
