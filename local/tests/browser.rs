@@ -671,3 +671,100 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     }
     stack.shutdown().await;
 }
+
+/// Without a browser: the console's files, the local-only endpoints, and the API's
+/// own answers where the console is not.
+#[tokio::test]
+async fn the_console_is_served_beside_the_api_with_its_local_only_endpoints() {
+    let stack = LocalStack::start(Config {
+        http_port: 0,
+        ws_port: 0,
+        dynamo_port: 0,
+        data_dir: None,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", stack.http_url)).send();
+
+    let index = get("/").await.unwrap();
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = index.text().await.unwrap();
+    assert!(html.contains(r#"<script type="module" src="app.js">"#));
+    // Every module the page imports is served as JavaScript.
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    for entry in std::fs::read_dir(&web).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let response = get(&format!("/{name}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        if name.ends_with(".js") {
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .contains("javascript"),
+                "{name}"
+            );
+        }
+    }
+
+    // API paths keep the API's answers: its 404 for an unknown path, 401 without a token.
+    let unknown = get("/api/livestream/x/nothing-here").await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.json::<Value>().await.unwrap(),
+        json!({ "message": "Not Found" })
+    );
+    assert_eq!(get("/nothing-here.js").await.unwrap().status(), 404);
+    assert_eq!(get("/api/courses/mine").await.unwrap().status(), 401);
+
+    let config: Value = get("/local/config").await.unwrap().json().await.unwrap();
+    assert_eq!(config["ws_url"], stack.ws_url);
+
+    let token = |body: Value| {
+        http.post(format!("{}/local/token", stack.http_url))
+            .json(&body)
+            .send()
+    };
+    let refused = token(json!({ "user_id": "not valid!", "role": "janitor" }))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body: Value = refused.json().await.unwrap();
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["user_id", "role"]);
+
+    // A minted token is one the API accepts, for that user and role.
+    let minted: Value =
+        token(json!({ "user_id": "teacher-9", "role": "teacher", "display_name": "Nine" }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let bearer = minted["token"].as_str().unwrap();
+    let course: Value = http
+        .post(format!("{}/api/courses", stack.http_url))
+        .bearer_auth(bearer)
+        .json(&json!({ "title": "Made in the console" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(course["teacher_id"], "teacher-9");
+    stack.shutdown().await;
+}
