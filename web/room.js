@@ -238,6 +238,7 @@ export class Room {
           try {
             const m = await api.chat.send(this.stream.id, text, announce && announce.checked ? 'announcement' : undefined);
             input.value = '';
+            if (announce) announce.checked = false;
             this.addMessage(m);
           } catch (err) {
             if (err.status === 429 && err.retryAfter) this.countdown(err.retryAfter);
@@ -375,7 +376,9 @@ export class Room {
   }
 
   visibleQuestions() {
-    const all = [...this.questions.values()].filter((q) => !q.hidden && (q.status === 'open' || q.status === 'answered'));
+    // Moderators have the approval queue; a student sees their own question waiting there.
+    const waiting = (q) => q.status === 'pending' && q.is_mine && !this.moderator;
+    const all = [...this.questions.values()].filter((q) => !q.hidden && (q.status === 'open' || q.status === 'answered' || waiting(q)));
     const shown = all.filter((q) => this.filter === 'all' || (this.filter === 'answered') === (q.status === 'answered'));
     const byTime = (a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : 0);
     if (this.sort === 'top') shown.sort((a, b) => (b.upvotes || 0) - (a.upvotes || 0) || byTime(a, b));
@@ -408,7 +411,8 @@ export class Room {
 
   questionItem(q) {
     const sid = this.stream.id;
-    const asker = q.anonymous && !q.display_name ? 'Anonymous' : q.display_name || 'Anonymous';
+    const asker = !q.display_name ? 'Anonymous' : q.anonymous ? `${q.display_name} (anonymous)` : q.display_name;
+    const state = q.status === 'pending' ? 'waiting for approval' : q.status;
     const actions = [];
     if (!this.moderator && !q.is_mine && q.status !== 'pending') {
       actions.push(
@@ -472,7 +476,7 @@ export class Room {
         'p',
         { class: 'meta' },
         h('span', { class: 'upvotes' }, `${q.upvotes || 0} upvote${q.upvotes === 1 ? '' : 's'}`),
-        ` · ${asker}${q.is_mine ? ' (you)' : ''} · ${q.status}`,
+        ` · ${asker}${q.is_mine ? ' (you)' : ''} · ${state}`,
       ),
       q.answer ? h('p', { class: 'answer' }, h('strong', {}, 'Answer: '), q.answer) : null,
       actions.length ? h('div', { class: 'actions' }, actions) : null,

@@ -480,6 +480,12 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
         page.see("#chat-list li", "Hello from Sam").await;
         page.see("#chat-list li", "Welcome, everyone").await;
     }
+    teacher.click("#chat-form [name=message_type]").await;
+    teacher.send_chat("Quiz after the break").await;
+    for page in [&s1, &s2] {
+        page.see("#chat-list li.announcement", "Quiz after the break")
+            .await;
+    }
 
     // Questions: ask, upvote, answer.
     s1.type_into("#ask-form [name=text]", "What is a borrow?")
@@ -547,6 +553,9 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     teacher
         .type_into("#settings-form [name=chat_slow_mode_seconds]", "120")
         .await;
+    teacher
+        .click("#settings-form [name=questions_require_approval]")
+        .await;
     teacher.click("#settings-form button[type=submit]").await;
     teacher
         .see("#settings-form .status", "Settings saved.")
@@ -564,9 +573,44 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     s1.no_longer_see("#chat-list li", "Too soon under slow mode")
         .await;
 
-    // The teacher sees who takes part.
+    // The teacher sees who takes part, and turns Kim's chat off.
     teacher.see("#participants tr", "Sam Student").await;
     teacher.see("#participants tr", "Kim Student").await;
+    teacher
+        .click("#participants input[aria-label='May chat: Kim Student']")
+        .await;
+    teacher
+        .until(
+            "Kim's chat turned off",
+            "const b = document.querySelector(\"#participants input[aria-label='May chat: Kim Student']\"); \
+             return b && !b.checked",
+            vec![],
+        )
+        .await;
+    s2.send_chat("Can I still talk?").await;
+    s2.see("#chat-error", "turned off your chat").await;
+
+    // With approval on, a question waits in the queue until the teacher approves it.
+    s2.type_into("#ask-form [name=text]", "Can you share the slides?")
+        .await;
+    s2.click("#ask-form [name=anonymous]").await;
+    s2.click("#ask-send").await;
+    s2.see("#question-list li", "waiting for approval").await;
+    teacher
+        .see("#pending-list li", "Kim Student (anonymous)")
+        .await;
+    s1.see("#question-list", "What is a borrow?").await;
+    teacher
+        .click("#pending-list li button[aria-label^=Approve]")
+        .await;
+    s1.see("#question-list li", "Can you share the slides?")
+        .await;
+    s1.see("#question-list li .meta", "Anonymous · open").await;
+    teacher
+        .click("#question-list li button[aria-label='Dismiss: Can you share the slides?']")
+        .await;
+    s1.no_longer_see("#question-list li", "Can you share the slides?")
+        .await;
 
     teacher.screenshot(shots, "live-dashboard.png").await;
     s1.screenshot(shots, "student-view.png").await;
@@ -610,6 +654,7 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
         [
             "Hello from Sam",
             "Welcome, everyone",
+            "Quiz after the break",
             "While you were away",
             "After the reconnect"
         ],
@@ -622,11 +667,11 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     teacher.see("#final-stats h3", "Final stats").await;
     teacher.see("#stat-peak", "2").await;
     teacher.see("#stat-unique", "2").await;
-    teacher.see("#stat-messages", "5").await;
-    teacher.see("#stat-questions", "1").await;
+    teacher.see("#stat-messages", "6").await;
+    teacher.see("#stat-questions", "2").await;
     teacher.see("#stat-answered", "1").await;
     teacher.see("#stat-upvotes", "1").await;
-    teacher.see("#stats-chart title", "Chat messages: 5").await;
+    teacher.see("#stats-chart title", "Chat messages: 6").await;
     teacher
         .see("#timeline-chart figcaption", "over the class")
         .await;
@@ -665,6 +710,13 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     teacher.see("#streams-scheduled li", "Lifetimes").await;
     teacher.see("#streams-scheduled li", "scheduled for").await;
     teacher.screenshot(shots, "teacher-console.png").await;
+
+    // A scheduled class can be cancelled.
+    teacher.click("#streams-scheduled li a").await;
+    teacher.click("#cancel-stream").await;
+    teacher.see("#stream-status", "cancelled").await;
+    teacher.click("a[href='#/console']").await;
+    teacher.see("#streams-cancelled li", "Lifetimes").await;
 
     for page in [teacher, s1, s2] {
         page.close().await;
