@@ -292,6 +292,16 @@ impl Page {
     }
 }
 
+fn random_ports() -> Config {
+    Config {
+        http_port: 0,
+        ws_port: 0,
+        dynamo_port: 0,
+        data_dir: None,
+        ..Config::default()
+    }
+}
+
 fn screenshot_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("LIVESTREAM_SCREENSHOTS")?);
     let dir = if dir.is_absolute() {
@@ -339,15 +349,7 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     };
     let shots = screenshot_dir();
     let shots = shots.as_deref();
-    let stack = LocalStack::start(Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        data_dir: None,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let stack = LocalStack::start(random_ports()).await.unwrap();
     let base = format!("{}/", stack.http_url);
     let (teacher, s1, s2) = tokio::join!(
         Page::open(&driver, "teacher"),
@@ -620,14 +622,12 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     let dropped = connections_of(&stack, &id, "student-2").await;
     assert_eq!(dropped.len(), 1);
     let http = reqwest::Client::new();
-    let closed = http
-        .delete(format!(
-            "{}/@connections/{}",
-            stack.connections_url, dropped[0]
-        ))
-        .send()
-        .await
-        .unwrap();
+    // Connection ids are base64: '/' and '+' must be escaped in the path.
+    let mut url = reqwest::Url::parse(&stack.connections_url).unwrap();
+    url.path_segments_mut()
+        .unwrap()
+        .extend(["@connections", &dropped[0]]);
+    let closed = http.delete(url).send().await.unwrap();
     assert_eq!(closed.status(), 204);
     teacher.send_chat("While you were away").await;
     teacher.see("#chat-list li", "While you were away").await;
@@ -728,15 +728,7 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
 /// own answers where the console is not.
 #[tokio::test]
 async fn the_console_is_served_beside_the_api_with_its_local_only_endpoints() {
-    let stack = LocalStack::start(Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        data_dir: None,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let stack = LocalStack::start(random_ports()).await.unwrap();
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{}{path}", stack.http_url)).send();
 
