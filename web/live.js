@@ -4,6 +4,8 @@
 // their `sequence`, so nothing shows twice.
 
 const RETRY_MAX_MS = 10_000;
+// API Gateway closes a connection idle for 10 minutes.
+const KEEPALIVE_MS = 5 * 60_000;
 
 export class LiveSocket {
   /**
@@ -40,6 +42,7 @@ export class LiveSocket {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.keepalive);
     if (this.socket) this.socket.close(1000, 'left');
   }
 
@@ -61,6 +64,8 @@ export class LiveSocket {
       this.opened = true;
       this.retries = 0;
       this.onState('open');
+      clearInterval(this.keepalive);
+      this.keepalive = setInterval(() => this.send({ action: 'ping' }), KEEPALIVE_MS);
       if (reconnect) {
         this.send({ action: 'catch_up', since: this.lastSeq });
         this.onReconnect();
@@ -78,6 +83,7 @@ export class LiveSocket {
     socket.onclose = (close) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      clearInterval(this.keepalive);
       if (this.stopped) {
         this.onState('closed');
         return;

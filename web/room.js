@@ -25,6 +25,10 @@ export class Room {
     this.el = {};
   }
 
+  get finished() {
+    return this.stream.status === 'ended' || this.stream.status === 'cancelled';
+  }
+
   get moderator() {
     const s = this.stream;
     return s.instructor_id === this.me || this.ctx.session.role === 'admin' || (s.moderator_ids || []).includes(this.me);
@@ -41,7 +45,7 @@ export class Room {
       onReconnect: () => this.reload(),
     });
     await this.reload();
-    this.socket.start();
+    if (!this.finished) this.socket.start();
   }
 
   close() {
@@ -76,7 +80,7 @@ export class Room {
       connecting: 'Connecting…',
       open: 'Live updates on',
       reconnecting: 'Connection lost, reconnecting…',
-      closed: 'Disconnected',
+      closed: 'Live updates off',
       refused: `Live updates refused (${detail})`,
     }[state];
     this.el.connection.textContent = text;
@@ -88,7 +92,6 @@ export class Room {
     switch (event.type) {
       case 'stream.status':
         this.mergeStream(d);
-        this.onStatus(d.status);
         break;
       case 'stream.updated':
         this.mergeStream(d);
@@ -123,7 +126,13 @@ export class Room {
 
   mergeStream(data) {
     const before = this.moderator;
+    const status = this.stream.status;
     Object.assign(this.stream, data);
+    if (this.stream.status !== status) {
+      // A finished class closes its sockets and refuses new ones: stop reconnecting.
+      if (this.finished && this.socket) this.socket.stop();
+      this.onStatus(this.stream.status);
+    }
     this.renderViewers();
     this.renderBanners();
     this.renderSlowMode();
