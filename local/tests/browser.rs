@@ -257,6 +257,15 @@ impl Page {
         .to_string()
     }
 
+    /// Signs in with a pasted JWT, as with a real identity provider's token.
+    async fn sign_in_with_token(&self, base: &str, token: &str, name: &str) {
+        self.client.goto(base).await.unwrap();
+        self.type_into("textarea[name=jwt]", token).await;
+        self.click("form[aria-labelledby=jwt-title] button[type=submit]")
+            .await;
+        self.see("#signed-in-as", name).await;
+    }
+
     async fn send_chat(&self, text: &str) {
         self.type_into("#chat-form input[name=message]", text).await;
         self.click("#chat-send").await;
@@ -357,13 +366,20 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
         Page::open(&driver, "student-2"),
     );
 
-    // Sign in: each window is another person.
+    // Sign in: each window is another person; Kim pastes a JWT instead.
     teacher
         .sign_in(&base, "teacher-1", "teacher", "Ada Teacher")
         .await;
     s1.sign_in(&base, "student-1", "student", "Sam Student")
         .await;
-    s2.sign_in(&base, "student-2", "student", "Kim Student")
+    let pasted = local::dev_token(
+        local::LOCAL_JWT_SECRET,
+        "student-2",
+        livestream::auth::Role::Student,
+        "Kim Student",
+        1,
+    );
+    s2.sign_in_with_token(&base, &pasted, "Kim Student (student)")
         .await;
 
     // A course, and its students.
