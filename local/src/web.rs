@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -59,15 +60,10 @@ fn parse_user_id(raw: &str) -> Result<String, FieldError> {
     Ok(id.to_string())
 }
 
-async fn token(
-    State(config): State<Arc<WebConfig>>,
-    body: Result<Json<TokenInput>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Ok(Json(input)) = body else {
-        return error(ApiError::BadRequest {
-            code: "invalid_json",
-            message: "expected {\"user_id\", \"role\", \"display_name\"?}".into(),
-        });
+async fn token(State(config): State<Arc<WebConfig>>, body: Bytes) -> Response {
+    let input: TokenInput = match livestream::http::parse_json(&body) {
+        Ok(input) => input,
+        Err(err) => return error(err),
     };
     let mut v = Validator::new();
     let user_id = v.check(parse_user_id(&input.user_id));

@@ -807,6 +807,13 @@ async fn the_console_is_served_beside_the_api_with_its_local_only_endpoints() {
         .map(|d| d["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["user_id", "role"]);
+    let malformed = http
+        .post(format!("{}/local/token", stack.http_url))
+        .body("{\"user_id\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
 
     // A minted token is one the API accepts, for that user and role.
     let minted: Value =
