@@ -243,32 +243,71 @@ async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize)
     }))
     .await;
     let per_sender = total.div_ceil(concurrency);
+    // Like a real HTTP-only client, each student joins again every 20 s (the heartbeat);
+    // without it the sweeper ends their presence after a minute.
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            join_all(students.iter().map(|t| {
+                call(
+                    "POST",
+                    format!("/api/livestream/{id}/join"),
+                    t,
+                    serde_json::json!({}),
+                )
+            }))
+            .await;
+        }
+    };
     let started = Instant::now();
-    let results = join_all(students.iter().map(|t| {
+    let sends = join_all(students.iter().map(|t| {
         let call = &call;
         let id = &id;
         async move {
             let mut out = Vec::with_capacity(per_sender);
             for i in 0..per_sender {
                 let start = Instant::now();
-                let status = call(
+                let status = match call(
                     "POST",
                     format!("/api/livestream/{id}/chat"),
                     t,
                     serde_json::json!({"message": format!("message {i}")}),
                 )
                 .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0);
+                {
+                    Ok(r) if r.status() == 201 => 201,
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        eprintln!(
+                            "chat refused: {status} {}",
+                            r.text().await.unwrap_or_default()
+                        );
+                        status
+                    }
+                    Err(e) => {
+                        eprintln!("chat request failed: {e}");
+                        0
+                    }
+                };
                 out.push((start.elapsed(), status));
             }
             out
         }
-    }))
-    .await;
+    }));
+    let results = tokio::select! {
+        results = sends => results,
+        () = heartbeat => unreachable!("the heartbeat loops until the sends are done"),
+    };
     let elapsed = started.elapsed();
     let all: Vec<(Duration, u16)> = results.into_iter().flatten().collect();
     let errors = all.iter().filter(|(_, status)| *status != 201).count();
+    let mut by_status = std::collections::BTreeMap::new();
+    for (_, status) in all.iter().filter(|(_, status)| *status != 201) {
+        *by_status.entry(*status).or_insert(0usize) += 1;
+    }
+    if !by_status.is_empty() {
+        eprintln!("chat, {concurrency} senders: errors by status {by_status:?}");
+    }
     let accepted = all.len() - errors;
     // Every acknowledged message is stored once, numbered 1..=accepted without gaps.
     let mut since = 0;
