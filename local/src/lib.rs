@@ -106,13 +106,14 @@ async fn serve(
 
 impl LocalStack {
     pub async fn start(config: Config) -> Result<Self, String> {
+        let mut retention = None;
         let db = match &config.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 let path = dir.join("livestream.db");
-                dynoxide::Database::new(&path.to_string_lossy())
-                    .map_err(|e| format!("opening {}: {e}", path.display()))?
+                retention = Some(livestream::embedded::StreamRetention::new(&path));
+                livestream::embedded::open_file(&path)?
             }
             None => dynoxide::Database::memory().map_err(|e| e.to_string())?,
         };
@@ -220,6 +221,16 @@ impl LocalStack {
                     Ok(Ok(n)) => tracing::info!(deleted = n, "TTL sweep"),
                     Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
                     Err(e) => tracing::warn!(error = %e, "TTL sweep panicked"),
+                }
+                if let Some(retention) = retention.clone() {
+                    match tokio::task::spawn_blocking(move || retention.trim()).await {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => {
+                            tracing::info!(deleted = n, "change records past 24 h trimmed")
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "trimming change records failed"),
+                        Err(e) => tracing::warn!(error = %e, "trimming change records panicked"),
+                    }
                 }
             }
         }));

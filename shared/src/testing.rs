@@ -21,7 +21,11 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn start() -> Self {
-        let dynamo = EmbeddedDynamo::memory().await;
+        Self::on(EmbeddedDynamo::memory().await).await
+    }
+
+    /// The table created in a store that is already served (e.g. one in a file).
+    pub async fn on(dynamo: EmbeddedDynamo) -> Self {
         let client = dynamo.client();
         crate::table::create_table(&client, TEST_TABLE)
             .await
