@@ -26,7 +26,7 @@ use livestream_ws::WsState;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::invoker::Invoker;
+use crate::invoker::{Functions, Invoker};
 
 /// The secret of local tokens. Not a secret at all: never use it in a deployment.
 pub const LOCAL_JWT_SECRET: &str = "local-development-secret-not-for-production-use";
@@ -139,8 +139,8 @@ impl LocalStack {
                 .map_err(|e| e.to_string())
         };
         let connections = Connections::local(&connections_url);
-        let invoker = Arc::new(match &config.functions {
-            FunctionMode::InProcess => Invoker::InProcess(Box::new(invoker::InProcess {
+        let invoker = Arc::new(Invoker::new(match &config.functions {
+            FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
                 api: AppState::new(store.clone(), auth()?),
                 ws: WsState {
                     app: AppState::new(store.clone(), auth()?),
@@ -151,11 +151,11 @@ impl LocalStack {
                     connections,
                 },
             })),
-            FunctionMode::CargoLambda(base_url) => Invoker::CargoLambda {
+            FunctionMode::CargoLambda(base_url) => Functions::CargoLambda {
                 base_url: base_url.trim_end_matches('/').to_string(),
                 client: reqwest::Client::new(),
             },
-        });
+        }));
 
         // Nothing from a previous run is connected to this gateway: end what a crashed
         // run left counted before serving anyone.
