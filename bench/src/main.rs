@@ -156,10 +156,7 @@ async fn broadcast_fan_out(env: &TestEnv, n: usize) -> Row {
             .unwrap();
     }
     let event = reader.drain().await.unwrap();
-    let state = BroadcastState {
-        store: env.store().clone(),
-        connections: management.connections(),
-    };
+    let state = BroadcastState::new(env.store().clone(), management.connections());
     let started = Instant::now();
     let (_, report) = livestream_broadcast::handle_batch(&state, event).await;
     let elapsed = started.elapsed();
@@ -352,6 +349,7 @@ async fn main() {
             http_port: 0,
             ws_port: 0,
             dynamo_port: 0,
+            sqs_port: 0,
             data_dir: Some(data.path().to_path_buf()),
             ..local::Config::default()
         })

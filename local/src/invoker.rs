@@ -3,6 +3,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use livestream::AppState;
 use livestream_broadcast::BroadcastState;
@@ -60,8 +61,8 @@ impl Invoker {
 
     /// Returns once a function that may have written returned since the last call
     /// (at once if one already did: the wake-up is kept until taken).
-    pub async fn wrote(&self) {
-        self.wrote.notified().await
+    pub fn wrote(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wrote.notified()
     }
 
     async fn invoke_remote(&self, function: &str, event: &Value) -> Result<Value, String> {
@@ -171,8 +172,8 @@ impl Invoker {
 
     /// Invokes the presence sweeper, as its schedule does on AWS.
     pub async fn sweep(&self) {
-        match self {
-            Self::InProcess(functions) => {
+        match &self.functions {
+            Functions::InProcess(functions) => {
                 let state = &functions.broadcast;
                 match Box::pin(livestream::service::sweep::run(
                     &state.store,
@@ -190,7 +191,7 @@ impl Invoker {
                     Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
                 }
             }
-            Self::CargoLambda { .. } => {
+            Functions::CargoLambda { .. } => {
                 let event =
                     serde_json::json!({ "source": "aws.events", "detail-type": "Scheduled Event" });
                 if let Err(e) = self.invoke_remote("sweep-presence", &event).await {
@@ -225,6 +226,20 @@ impl Invoker {
                         response
                     }
                 }
+            }
+        }
+    }
+
+    /// Invokes a fan-out worker with an SQS event.
+    pub async fn fan_out(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
+        match &self.functions {
+            Functions::InProcess(functions) => {
+                Ok(livestream_broadcast::fanout::handle(&functions.broadcast, event).await)
+            }
+            Functions::CargoLambda { .. } => {
+                let json = serde_json::to_value(&event).map_err(|e| e.to_string())?;
+                let reply = self.invoke_remote("fan-out", &json).await?;
+                serde_json::from_value(reply).map_err(|e| format!("fan-out answered: {e}"))
             }
         }
     }

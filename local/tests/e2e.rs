@@ -17,6 +17,7 @@ fn config() -> Config {
         http_port: 0,
         ws_port: 0,
         dynamo_port: 0,
+        sqs_port: 0,
         data_dir: None,
         ..Config::default()
     }
