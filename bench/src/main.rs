@@ -2,7 +2,9 @@
 //! embedded DynamoDB on loopback and prints a table. Numbers are for this machine and
 //! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
 
+mod fanout_sim;
 mod history;
+mod live;
 
 use std::time::{Duration, Instant};
 
@@ -318,7 +320,7 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-const GROUPS: &str = "handlers, chat, history";
+const GROUPS: &str = "handlers, chat, history, live, fan-out";
 
 #[tokio::main]
 async fn main() {
@@ -339,6 +341,26 @@ async fn main() {
     }
     if runs("history") {
         rows.extend(history::rows().await);
+    }
+    let mut notes = Vec::new();
+    if runs("live") {
+        // BENCH_VIEWERS (default 1000) sockets for 10 s of chat; then 200 with the
+        // 1-second delivery window the deployment uses.
+        let viewers = std::env::var("BENCH_VIEWERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        for (viewers, seconds, window) in [(viewers, 10, 0), (200, 5, 1000)] {
+            let (live_rows, live_notes) =
+                live::rows(viewers, seconds, Duration::from_millis(window)).await;
+            rows.extend(live_rows);
+            notes.extend(live_notes);
+        }
+    }
+    if runs("fan-out") {
+        let (fan_out_rows, fan_out_notes) = fanout_sim::rows().await;
+        rows.extend(fan_out_rows);
+        notes.extend(fan_out_notes);
     }
 
     let mut chat_errors = Vec::new();
@@ -374,6 +396,9 @@ async fn main() {
     );
     for row in &rows {
         row.print();
+    }
+    for note in notes {
+        println!("{note}");
     }
     for (concurrency, errors) in chat_errors {
         println!("chat, {concurrency} senders at once: {errors} errors (anything but 201)");

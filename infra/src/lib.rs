@@ -318,7 +318,7 @@ pub fn template() -> Value {
                         "Stream": get_att("Table", "StreamArn"),
                         "StartingPosition": "LATEST",
                         "BatchSize": 1000,
-                        "MaximumBatchingWindowInSeconds": 1,
+                        "MaximumBatchingWindowInSeconds": 0,
                         "BisectBatchOnFunctionError": true,
                         "FunctionResponseTypes": ["ReportBatchItemFailures"],
                         "MaximumRetryAttempts": 5,

@@ -660,3 +660,80 @@ async fn the_http_api_answers_like_api_gateway_for_unknown_routes_and_cors() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_above_the_fan_out_threshold_reaches_real_sockets_through_the_queue() {
+    let stack = LocalStack::start(Config {
+        fan_out_threshold: 2,
+        fan_out_page_size: 2,
+        ..config()
+    })
+    .await
+    .unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        base: stack.http_url.clone(),
+    };
+    let teacher = token("teacher-1", Role::Teacher);
+    let (_, course) = api
+        .call(
+            "POST",
+            "/api/courses",
+            &teacher,
+            Some(json!({"title": "Big"})),
+        )
+        .await;
+    let (_, stream) = api
+        .call(
+            "POST",
+            "/api/livestream/",
+            &teacher,
+            Some(json!({"title": "Big class", "course_id": course["id"]})),
+        )
+        .await;
+    let id = stream["id"].as_str().unwrap().to_string();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/api/livestream/{id}/start"),
+            &teacher,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut sockets = Vec::new();
+    for i in 0..5 {
+        let student = token(&format!("student-{i}"), Role::Student);
+        sockets.push(connect(&stack, &student, &id).await.unwrap());
+    }
+    let sent_before = stack.fan_out_queue.sent();
+    for message in ["first", "second"] {
+        let (status, _) = api
+            .call(
+                "POST",
+                &format!("/api/livestream/{id}/chat"),
+                &teacher,
+                Some(json!({"message": message})),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    for socket in &mut sockets {
+        let events = read_until(socket, |e| {
+            chat_seqs(e).contains(&("chat.message".into(), 2))
+        })
+        .await;
+        let chats = chat_seqs(&events);
+        assert_eq!(
+            chats,
+            [("chat.message".into(), 1), ("chat.message".into(), 2)],
+            "each message once, in order"
+        );
+    }
+    assert!(
+        stack.fan_out_queue.sent() > sent_before,
+        "delivered through the queue"
+    );
+    assert!(stack.fan_out_queue.dead_letters().is_empty());
+    stack.shutdown().await;
+}
