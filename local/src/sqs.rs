@@ -209,15 +209,17 @@ fn sqs_error(code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn delay_of(entry: &Value) -> Result<Duration, Response> {
+/// An entry's `DelaySeconds`, or `None` when SQS would refuse it.
+fn delay_of(entry: &Value) -> Option<Duration> {
     let seconds = entry["DelaySeconds"].as_u64().unwrap_or(0);
-    if seconds > MAX_DELAY_SECONDS {
-        return Err(sqs_error(
-            "InvalidParameterValue",
-            "DelaySeconds must be between 0 and 900",
-        ));
-    }
-    Ok(Duration::from_secs(seconds))
+    (seconds <= MAX_DELAY_SECONDS).then(|| Duration::from_secs(seconds))
+}
+
+fn bad_delay() -> Response {
+    sqs_error(
+        "InvalidParameterValue",
+        "DelaySeconds must be between 0 and 900",
+    )
 }
 
 /// `POST /` with an `X-Amz-Target` of `AmazonSQS.<Action>` and a JSON body.
@@ -244,9 +246,8 @@ async fn handle(
             if body.len() > MAX_MESSAGE_BYTES {
                 return sqs_error("InvalidParameterValue", "the message is too long");
             }
-            let delay = match delay_of(&request) {
-                Ok(d) => d,
-                Err(e) => return e,
+            let Some(delay) = delay_of(&request) else {
+                return bad_delay();
             };
             let (id, md5) = queue.send(body.to_string(), delay);
             json!({ "MessageId": id, "MD5OfMessageBody": md5 })
@@ -268,9 +269,8 @@ async fn handle(
             }
             let mut successful = Vec::new();
             for entry in &entries {
-                let delay = match delay_of(entry) {
-                    Ok(d) => d,
-                    Err(e) => return e,
+                let Some(delay) = delay_of(entry) else {
+                    return bad_delay();
                 };
                 let body = entry["MessageBody"].as_str().unwrap_or_default();
                 let (id, md5) = queue.send(body.to_string(), delay);
