@@ -2,6 +2,10 @@
 //! embedded DynamoDB on loopback and prints a table. Numbers are for this machine and
 //! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
 
+mod fanout_sim;
+mod history;
+mod live;
+
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -12,7 +16,7 @@ use livestream::service::{connections, presence, streams};
 use livestream::testing::{RecordingManagementApi, TestEnv, identity, teacher_stream, token};
 use livestream_broadcast::BroadcastState;
 
-struct Row {
+pub(crate) struct Row {
     name: String,
     ops: usize,
     elapsed: Duration,
@@ -31,7 +35,7 @@ impl Row {
             format!("{:.2}", l[i].as_secs_f64() * 1000.0)
         };
         println!(
-            "| {:<50} | {:>7} | {:>9.0} | {:>8} | {:>8} |",
+            "| {:<60} | {:>7} | {:>9.0} | {:>8} | {:>8} |",
             self.name,
             self.ops,
             self.ops as f64 / self.elapsed.as_secs_f64(),
@@ -154,10 +158,7 @@ async fn broadcast_fan_out(env: &TestEnv, n: usize) -> Row {
             .unwrap();
     }
     let event = reader.drain().await.unwrap();
-    let state = BroadcastState {
-        store: env.store().clone(),
-        connections: management.connections(),
-    };
+    let state = BroadcastState::new(env.store().clone(), management.connections());
     let started = Instant::now();
     let (_, report) = livestream_broadcast::handle_batch(&state, event).await;
     let elapsed = started.elapsed();
@@ -358,44 +359,85 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+const GROUPS: &str = "handlers, chat, history, live, fan-out";
+
 #[tokio::main]
 async fn main() {
-    let env = TestEnv::start().await;
-    let stream = live_stream(&env).await;
-    let mut rows = vec![get_stream_latency(&env, &stream, 500).await];
-    rows.extend(presence_concurrency(&env, 200).await);
-    rows.push(broadcast_fan_out(&env, 500).await);
-
-    // The local stack as `cargo run -p local` runs it: data on disk, functions in-process.
-    let data = tempfile::tempdir().unwrap();
-    let stack = local::LocalStack::start(local::Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        data_dir: Some(data.path().to_path_buf()),
-        ..local::Config::default()
-    })
-    .await
-    .unwrap();
-    let mut chat_errors = Vec::new();
-    for concurrency in [1, 16, 64, 500] {
-        let total = if concurrency == 1 { 1000 } else { 3000 };
-        let (row, errors) = chat_burst(&stack, concurrency, total).await;
-        chat_errors.push((concurrency, errors));
-        rows.push(row);
+    // Groups to run (default: all), e.g. `cargo run --release -p livestream-bench -- history`.
+    let chosen: Vec<String> = std::env::args().skip(1).collect();
+    let runs = |group: &str| chosen.is_empty() || chosen.iter().any(|c| c == group);
+    if let Some(unknown) = chosen.iter().find(|c| !GROUPS.split(", ").any(|g| g == *c)) {
+        eprintln!("unknown group {unknown}; groups: {GROUPS}");
+        std::process::exit(2);
     }
-    stack.shutdown().await;
+    let mut rows = Vec::new();
+    if runs("handlers") {
+        let env = TestEnv::start().await;
+        let stream = live_stream(&env).await;
+        rows.push(get_stream_latency(&env, &stream, 500).await);
+        rows.extend(presence_concurrency(&env, 200).await);
+        rows.push(broadcast_fan_out(&env, 500).await);
+    }
+    if runs("history") {
+        rows.extend(history::rows().await);
+    }
+    let mut notes = Vec::new();
+    if runs("live") {
+        // BENCH_VIEWERS (default 1000) sockets for 10 s of chat; then 200 with the
+        // 1-second delivery window the deployment uses.
+        let viewers = std::env::var("BENCH_VIEWERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        for (viewers, seconds, window) in [(viewers, 10, 0), (200, 5, 1000)] {
+            let (live_rows, live_notes) =
+                live::rows(viewers, seconds, Duration::from_millis(window)).await;
+            rows.extend(live_rows);
+            notes.extend(live_notes);
+        }
+    }
+    if runs("fan-out") {
+        let (fan_out_rows, fan_out_notes) = fanout_sim::rows().await;
+        rows.extend(fan_out_rows);
+        notes.extend(fan_out_notes);
+    }
+
+    let mut chat_errors = Vec::new();
+    if runs("chat") {
+        // The local stack as `cargo run -p local` runs it: data on disk, functions in-process.
+        let data = tempfile::tempdir().unwrap();
+        let stack = local::LocalStack::start(local::Config {
+            http_port: 0,
+            ws_port: 0,
+            dynamo_port: 0,
+            sqs_port: 0,
+            data_dir: Some(data.path().to_path_buf()),
+            ..local::Config::default()
+        })
+        .await
+        .unwrap();
+        for concurrency in [1, 16, 64, 500] {
+            let total = if concurrency == 1 { 1000 } else { 3000 };
+            let (row, errors) = chat_burst(&stack, concurrency, total).await;
+            chat_errors.push((concurrency, errors));
+            rows.push(row);
+        }
+        stack.shutdown().await;
+    }
 
     println!(
-        "| {:<50} | {:>7} | {:>9} | {:>8} | {:>8} |",
+        "| {:<60} | {:>7} | {:>9} | {:>8} | {:>8} |",
         "benchmark", "ops", "ops/s", "p50 ms", "p99 ms"
     );
     println!(
-        "|{:-<52}|{:->9}|{:->11}|{:->10}|{:->10}|",
+        "|{:-<62}|{:->9}|{:->11}|{:->10}|{:->10}|",
         "", "", "", "", ""
     );
     for row in &rows {
         row.print();
+    }
+    for note in notes {
+        println!("{note}");
     }
     for (concurrency, errors) in chat_errors {
         println!("chat, {concurrency} senders at once: {errors} errors (anything but 201)");

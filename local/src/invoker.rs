@@ -3,6 +3,7 @@
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::dynamodb::Event;
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use livestream::AppState;
 use livestream_broadcast::BroadcastState;
@@ -24,13 +25,20 @@ pub struct InProcess {
     pub broadcast: BroadcastState,
 }
 
-pub enum Invoker {
+pub enum Functions {
     InProcess(Box<InProcess>),
     /// `cargo lambda watch` listening at `base_url` (e.g. `http://127.0.0.1:9000`).
     CargoLambda {
         base_url: String,
         client: reqwest::Client,
     },
+}
+
+/// Calls functions, and tells the change-stream poller when one that may have written
+/// to the table returned, so live events go out without waiting for the next poll.
+pub struct Invoker {
+    functions: Functions,
+    wrote: tokio::sync::Notify,
 }
 
 fn error_reply(status: u16, message: &str) -> HttpReply {
@@ -44,8 +52,21 @@ fn error_reply(status: u16, message: &str) -> HttpReply {
 }
 
 impl Invoker {
+    pub fn new(functions: Functions) -> Self {
+        Self {
+            functions,
+            wrote: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Returns once a function that may have written returned since the last call
+    /// (at once if one already did: the wake-up is kept until taken).
+    pub fn wrote(&self) -> tokio::sync::futures::Notified<'_> {
+        self.wrote.notified()
+    }
+
     async fn invoke_remote(&self, function: &str, event: &Value) -> Result<Value, String> {
-        let Self::CargoLambda { base_url, client } = self else {
+        let Functions::CargoLambda { base_url, client } = &self.functions else {
             unreachable!("remote invocation only in cargo-lambda mode")
         };
         let url = format!("{base_url}/2015-03-31/functions/{function}/invocations");
@@ -69,8 +90,17 @@ impl Invoker {
 
     /// Invokes an HTTP API function with a payload 2.0 event.
     pub async fn http(&self, function: &str, event: Value) -> HttpReply {
-        match self {
-            Self::InProcess(functions) => {
+        let reads_only = event["requestContext"]["http"]["method"] == "GET";
+        let reply = self.call_http(function, event).await;
+        if !reads_only {
+            self.wrote.notify_one();
+        }
+        reply
+    }
+
+    async fn call_http(&self, function: &str, event: Value) -> HttpReply {
+        match &self.functions {
+            Functions::InProcess(functions) => {
                 let request = match lambda_http::request::from_str(&event.to_string()) {
                     Ok(r) => r,
                     Err(e) => return error_reply(500, &format!("event did not parse: {e}")),
@@ -99,7 +129,7 @@ impl Invoker {
                     None => error_reply(500, &format!("no function named {function}")),
                 }
             }
-            Self::CargoLambda { .. } => match self.invoke_remote(function, &event).await {
+            Functions::CargoLambda { .. } => match self.invoke_remote(function, &event).await {
                 Ok(reply) => http_reply_from_json(&reply),
                 Err(e) => {
                     tracing::error!(error = %e, "invocation failed");
@@ -111,8 +141,14 @@ impl Invoker {
 
     /// Invokes a WebSocket route's function; returns its status code.
     pub async fn websocket(&self, function: &str, event: Value) -> i64 {
-        match self {
-            Self::InProcess(functions) => {
+        let status = self.call_websocket(function, event).await;
+        self.wrote.notify_one();
+        status
+    }
+
+    async fn call_websocket(&self, function: &str, event: Value) -> i64 {
+        match &self.functions {
+            Functions::InProcess(functions) => {
                 let event: ApiGatewayWebsocketProxyRequest = match serde_json::from_value(event) {
                     Ok(e) => e,
                     Err(e) => {
@@ -124,7 +160,7 @@ impl Invoker {
                     .await
                     .map_or(500, |r: ApiGatewayProxyResponse| r.status_code)
             }
-            Self::CargoLambda { .. } => match self.invoke_remote(function, &event).await {
+            Functions::CargoLambda { .. } => match self.invoke_remote(function, &event).await {
                 Ok(reply) => reply["statusCode"].as_i64().unwrap_or(200),
                 Err(e) => {
                     tracing::error!(error = %e, "invocation failed");
@@ -136,8 +172,8 @@ impl Invoker {
 
     /// Invokes the presence sweeper, as its schedule does on AWS.
     pub async fn sweep(&self) {
-        match self {
-            Self::InProcess(functions) => {
+        match &self.functions {
+            Functions::InProcess(functions) => {
                 let state = &functions.broadcast;
                 match Box::pin(livestream::service::sweep::run(
                     &state.store,
@@ -155,7 +191,7 @@ impl Invoker {
                     Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
                 }
             }
-            Self::CargoLambda { .. } => {
+            Functions::CargoLambda { .. } => {
                 let event =
                     serde_json::json!({ "source": "aws.events", "detail-type": "Scheduled Event" });
                 if let Err(e) = self.invoke_remote("sweep-presence", &event).await {
@@ -167,11 +203,11 @@ impl Invoker {
 
     /// Invokes the broadcaster with a DynamoDB Streams event.
     pub async fn broadcast(&self, event: Event) -> DynamoDbEventResponse {
-        match self {
-            Self::InProcess(functions) => {
+        match &self.functions {
+            Functions::InProcess(functions) => {
                 livestream_broadcast::handle(&functions.broadcast, event).await
             }
-            Self::CargoLambda { .. } => {
+            Functions::CargoLambda { .. } => {
                 let first = event
                     .records
                     .first()
@@ -190,6 +226,20 @@ impl Invoker {
                         response
                     }
                 }
+            }
+        }
+    }
+
+    /// Invokes a fan-out worker with an SQS event.
+    pub async fn fan_out(&self, event: SqsEvent) -> Result<SqsBatchResponse, String> {
+        match &self.functions {
+            Functions::InProcess(functions) => {
+                Ok(livestream_broadcast::fanout::handle(&functions.broadcast, event).await)
+            }
+            Functions::CargoLambda { .. } => {
+                let json = serde_json::to_value(&event).map_err(|e| e.to_string())?;
+                let reply = self.invoke_remote("fan-out", &json).await?;
+                serde_json::from_value(reply).map_err(|e| format!("fan-out answered: {e}"))
             }
         }
     }

@@ -8,6 +8,7 @@
 pub mod http_api;
 pub mod invoker;
 pub mod poller;
+pub mod sqs;
 pub mod web;
 pub mod websocket;
 
@@ -22,15 +23,17 @@ use livestream::embedded::EmbeddedDynamo;
 use livestream::realtime::Connections;
 use livestream::store::Store;
 use livestream_broadcast::BroadcastState;
+use livestream_broadcast::fanout::FanOut;
 use livestream_ws::WsState;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::invoker::Invoker;
+use crate::invoker::{Functions, Invoker};
 
 /// The secret of local tokens. Not a secret at all: never use it in a deployment.
 pub const LOCAL_JWT_SECRET: &str = "local-development-secret-not-for-production-use";
 pub const TABLE_NAME: &str = "livestream";
+pub const FAN_OUT_QUEUE: &str = "livestream-fan-out";
 const REGION: &str = "us-east-1";
 const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// How often the presence sweeper runs (a one-minute schedule on AWS); with the
@@ -57,6 +60,14 @@ pub struct Config {
     pub jwt_secret: String,
     pub cors_origins: Vec<String>,
     pub limits: websocket::Limits,
+    /// The fan-out queue's SQS endpoint.
+    pub sqs_port: u16,
+    pub fan_out_queue: sqs::QueueSettings,
+    /// Streams with more connections than this are delivered through the fan-out queue.
+    pub fan_out_threshold: usize,
+    pub fan_out_page_size: usize,
+    /// The broadcaster's delivery window (zero: every batch goes out at once).
+    pub delivery_window: Duration,
 }
 
 impl Default for Config {
@@ -71,6 +82,11 @@ impl Default for Config {
             jwt_secret: LOCAL_JWT_SECRET.into(),
             cors_origins: Vec::new(),
             limits: websocket::Limits::default(),
+            sqs_port: 9324,
+            fan_out_queue: sqs::QueueSettings::default(),
+            fan_out_threshold: FanOut::DEFAULT_THRESHOLD,
+            fan_out_page_size: FanOut::DEFAULT_PAGE_SIZE,
+            delivery_window: Duration::ZERO,
         }
     }
 }
@@ -81,7 +97,10 @@ pub struct LocalStack {
     pub ws_url: String,
     pub connections_url: String,
     pub dynamo_url: String,
+    /// The fan-out queue's SQS endpoint.
+    pub sqs_url: String,
     pub ws: Arc<websocket::WebSocketApi>,
+    pub fan_out_queue: Arc<sqs::LocalQueue>,
     dynamo: EmbeddedDynamo,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -106,13 +125,14 @@ async fn serve(
 
 impl LocalStack {
     pub async fn start(config: Config) -> Result<Self, String> {
+        let mut retention = None;
         let db = match &config.data_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 let path = dir.join("livestream.db");
-                dynoxide::Database::new(&path.to_string_lossy())
-                    .map_err(|e| format!("opening {}: {e}", path.display()))?
+                retention = Some(livestream::embedded::StreamRetention::new(&path));
+                livestream::embedded::open_file(&path)?
             }
             None => dynoxide::Database::memory().map_err(|e| e.to_string())?,
         };
@@ -129,6 +149,18 @@ impl LocalStack {
         let ws_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.ws_port))
             .await
             .map_err(|e| format!("WebSocket port {}: {e}", config.ws_port))?;
+        let sqs_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.sqs_port))
+            .await
+            .map_err(|e| format!("SQS port {}: {e}", config.sqs_port))?;
+        let sqs_url = format!(
+            "http://{}",
+            sqs_listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let fan_out_queue = Arc::new(sqs::LocalQueue::new(
+            &sqs_url,
+            FAN_OUT_QUEUE,
+            config.fan_out_queue,
+        ));
         let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
         let ws_addr = ws_listener.local_addr().map_err(|e| e.to_string())?;
         let connections_url = format!("http://{ws_addr}");
@@ -138,23 +170,29 @@ impl LocalStack {
                 .map_err(|e| e.to_string())
         };
         let connections = Connections::local(&connections_url);
-        let invoker = Arc::new(match &config.functions {
-            FunctionMode::InProcess => Invoker::InProcess(Box::new(invoker::InProcess {
+        let invoker = Arc::new(Invoker::new(match &config.functions {
+            FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
                 api: AppState::new(store.clone(), auth()?),
                 ws: WsState {
                     app: AppState::new(store.clone(), auth()?),
                     connections: connections.clone(),
                 },
                 broadcast: BroadcastState {
-                    store: store.clone(),
-                    connections,
+                    fan_out: Some(FanOut::local(
+                        &sqs_url,
+                        &fan_out_queue.url,
+                        config.fan_out_threshold,
+                        config.fan_out_page_size,
+                    )),
+                    window: config.delivery_window,
+                    ..BroadcastState::new(store.clone(), connections)
                 },
             })),
-            FunctionMode::CargoLambda(base_url) => Invoker::CargoLambda {
+            FunctionMode::CargoLambda(base_url) => Functions::CargoLambda {
                 base_url: base_url.trim_end_matches('/').to_string(),
                 client: reqwest::Client::new(),
             },
-        });
+        }));
 
         // Nothing from a previous run is connected to this gateway: end what a crashed
         // run left counted before serving anyone.
@@ -193,7 +231,23 @@ impl LocalStack {
                 websocket::router(ws.clone()),
                 stopped.clone(),
             )),
+            tokio::spawn(serve(
+                sqs_listener,
+                sqs::router(fan_out_queue.clone()),
+                stopped.clone(),
+            )),
             tokio::spawn(poller::run(reader, invoker.clone(), stopped.clone())),
+            tokio::spawn(sqs::run_mapping(
+                fan_out_queue.clone(),
+                {
+                    let invoker = invoker.clone();
+                    move |event| {
+                        let invoker = invoker.clone();
+                        async move { invoker.fan_out(event).await }
+                    }
+                },
+                stopped.clone(),
+            )),
         ];
         let sweeper = invoker.clone();
         let mut sweeper_stop = stopped.clone();
@@ -221,6 +275,16 @@ impl LocalStack {
                     Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
                     Err(e) => tracing::warn!(error = %e, "TTL sweep panicked"),
                 }
+                if let Some(retention) = retention.clone() {
+                    match tokio::task::spawn_blocking(move || retention.trim()).await {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => {
+                            tracing::info!(deleted = n, "change records past 24 h trimmed")
+                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "trimming change records failed"),
+                        Err(e) => tracing::warn!(error = %e, "trimming change records panicked"),
+                    }
+                }
             }
         }));
         Ok(Self {
@@ -228,7 +292,9 @@ impl LocalStack {
             ws_url: format!("ws://{ws_addr}"),
             connections_url,
             dynamo_url: dynamo.endpoint.clone(),
+            sqs_url,
             ws,
+            fan_out_queue,
             dynamo,
             stop,
             tasks,

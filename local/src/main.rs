@@ -13,6 +13,11 @@ options:
   --dynamo-port N      embedded DynamoDB port (default 8000)
   --data-dir DIR       where the database file lives (default .local-data)
   --in-memory          keep nothing on disk
+  --sqs-port N         the fan-out queue's SQS endpoint port (default 9324)
+  --fan-out-threshold N  streams with more connections go through the fan-out queue
+                       (default 1000)
+  --delivery-window-ms N  at most one frame per viewer per N ms (default 0: at once;
+                       the deployment uses 1000)
   --cors-origin URL    allow this browser origin (repeatable; default: any localhost origin)
   --cargo-lambda URL   invoke functions through `cargo lambda watch` at URL
                        (e.g. http://127.0.0.1:9000) instead of in this process
@@ -72,6 +77,19 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
             "--http-port" => config.http_port = port(&mut args, "--http-port")?,
             "--ws-port" => config.ws_port = port(&mut args, "--ws-port")?,
             "--dynamo-port" => config.dynamo_port = port(&mut args, "--dynamo-port")?,
+            "--sqs-port" => config.sqs_port = port(&mut args, "--sqs-port")?,
+            "--fan-out-threshold" => {
+                config.fan_out_threshold = value(&mut args, "--fan-out-threshold")?
+                    .parse()
+                    .map_err(|_| "--fan-out-threshold needs a number")?
+            }
+            "--delivery-window-ms" => {
+                config.delivery_window = std::time::Duration::from_millis(
+                    value(&mut args, "--delivery-window-ms")?
+                        .parse()
+                        .map_err(|_| "--delivery-window-ms needs milliseconds")?,
+                )
+            }
             "--data-dir" => config.data_dir = Some(value(&mut args, "--data-dir")?.into()),
             "--in-memory" => config.data_dir = None,
             "--cors-origin" => config.cors_origins.push(value(&mut args, "--cors-origin")?),
@@ -100,7 +118,8 @@ fn print_banner(stack: &LocalStack, config: &Config) {
          HTTP API        {http}/api/livestream/...\n\
          WebSocket API   {ws}/?token=<JWT>&stream_id=<id>\n\
          @connections    {conn}/@connections/<connection id>\n\
-         DynamoDB        {dynamo} (table {table}, data {storage})\n\n\
+         DynamoDB        {dynamo} (table {table}, data {storage})\n\
+         SQS             {sqs} (fan-out queue {queue})\n\n\
          Dev tokens (24 h; `cargo run -p local -- token --user ID --role ROLE` for more):\n\
          TEACHER=\"{teacher}\"\n\
          STUDENT1=\"{student1}\"\n\
@@ -110,15 +129,20 @@ fn print_banner(stack: &LocalStack, config: &Config) {
         conn = stack.connections_url,
         dynamo = stack.dynamo_url,
         table = local::TABLE_NAME,
+        sqs = stack.sqs_url,
+        queue = stack.fan_out_queue.url,
     );
     if let FunctionMode::CargoLambda(url) = &config.functions {
         println!(
             "Functions are invoked through cargo lambda at {url}; start it in another terminal with:\n  \
              TABLE_NAME={table} DYNAMODB_ENDPOINT={dynamo} JWT_SECRET='{secret}' WS_MANAGEMENT_ENDPOINT={conn} \\\n  \
+             FANOUT_QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={sqs} \\\n  \
              AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch\n",
             table = local::TABLE_NAME,
             dynamo = stack.dynamo_url,
             conn = stack.connections_url,
+            queue = stack.fan_out_queue.url,
+            sqs = stack.sqs_url,
         );
     }
 }

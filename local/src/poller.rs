@@ -2,6 +2,11 @@
 //! events, in order, like an event source mapping: batches of up to 100 records,
 //! partial batch failures retried from the first failed record a bounded number of
 //! times, then skipped with an error log (the on-failure destination's job on AWS).
+//!
+//! It reads again as soon as a function that may have written returns (see
+//! [`Invoker::wrote`]), right after a batch, and otherwise every
+//! [`IDLE_POLL_INTERVAL`] for writes that bypass the functions (the TTL sweep, a
+//! client of the DynamoDB endpoint).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +17,10 @@ use tokio::sync::watch;
 
 use crate::invoker::Invoker;
 
-pub const BATCH_SIZE: i32 = 100;
-pub const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// GetRecords' maximum: after a burst of writes (a connect storm) the broadcaster gets
+/// few large batches, and posts each viewer once per batch, not once per 100 records.
+pub const BATCH_SIZE: i32 = 1000;
+pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(150);
 const MAX_RETRIES: u32 = 3;
 
 /// Runs until `shutdown` turns true.
@@ -32,7 +39,8 @@ pub async fn run(
         };
         if records.is_empty() {
             tokio::select! {
-                _ = tokio::time::sleep(POLL_INTERVAL) => continue,
+                _ = invoker.wrote() => continue,
+                _ = tokio::time::sleep(IDLE_POLL_INTERVAL) => continue,
                 _ = shutdown.changed() => return,
             }
         }

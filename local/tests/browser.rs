@@ -306,6 +306,7 @@ fn random_ports() -> Config {
         http_port: 0,
         ws_port: 0,
         dynamo_port: 0,
+        sqs_port: 0,
         data_dir: None,
         ..Config::default()
     }

@@ -157,6 +157,7 @@ fn in_process() -> Config {
         http_port: 0,
         ws_port: 0,
         dynamo_port: 0,
+        sqs_port: 0,
         data_dir: None,
         ..Config::default()
     }

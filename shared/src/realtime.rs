@@ -14,6 +14,17 @@ pub enum PostError {
     Failed(String),
 }
 
+/// Attempts of a post (the SDK retries throttling, 5xx and network errors, with
+/// backoff; never a 410 Gone).
+pub const POST_ATTEMPTS: u32 = 3;
+
+fn post_retries() -> aws_sdk_apigatewaymanagement::config::retry::RetryConfig {
+    aws_sdk_apigatewaymanagement::config::retry::RetryConfig::standard()
+        .with_max_attempts(POST_ATTEMPTS)
+        // A waiting post holds one of a few dozen slots of a fan-out: back off briefly.
+        .with_initial_backoff(std::time::Duration::from_millis(50))
+}
+
 /// A client of one WebSocket API's `@connections` endpoint. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Connections {
@@ -35,6 +46,7 @@ impl Connections {
         let config = aws_config::load_from_env().await;
         let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&config)
             .endpoint_url(endpoint)
+            .retry_config(post_retries())
             .build();
         Ok(Self::new(Client::from_conf(conf)))
     }
@@ -48,6 +60,7 @@ impl Connections {
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("local", "local", None, None, "local"))
             .endpoint_url(endpoint)
+            .retry_config(post_retries())
             .build();
         Self::new(Client::from_conf(conf))
     }

@@ -21,7 +21,11 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn start() -> Self {
-        let dynamo = EmbeddedDynamo::memory().await;
+        Self::on(EmbeddedDynamo::memory().await).await
+    }
+
+    /// The table created in a store that is already served (e.g. one in a file).
+    pub async fn on(dynamo: EmbeddedDynamo) -> Self {
         let client = dynamo.client();
         crate::table::create_table(&client, TEST_TABLE)
             .await
@@ -81,14 +85,17 @@ type PostLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
 const CLOSED: &[u8] = b"\0closed";
 
 type GoneSet = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+type FailingMap = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
 
 /// A loopback `@connections` endpoint for tests: records every frame posted to each
 /// connection and every connection closed (DELETE), answers 410 Gone for connections
-/// marked gone or closed, and `GetConnection` 200 for the others.
+/// marked gone or closed, 500 to the next posts of connections told to fail, and
+/// `GetConnection` 200 for the others.
 pub struct RecordingManagementApi {
     pub endpoint: String,
     posts: PostLog,
     gone: GoneSet,
+    failing: FailingMap,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -98,7 +105,7 @@ impl RecordingManagementApi {
         use axum::http::StatusCode;
         use axum::response::IntoResponse;
 
-        type Shared = (PostLog, GoneSet);
+        type Shared = (PostLog, GoneSet, FailingMap);
         fn gone_reply() -> axum::response::Response {
             (
                 StatusCode::GONE,
@@ -108,10 +115,18 @@ impl RecordingManagementApi {
                 .into_response()
         }
         async fn post(
-            State((posts, gone)): State<Shared>,
+            State((posts, gone, failing)): State<Shared>,
             Path(id): Path<String>,
             body: axum::body::Bytes,
         ) -> axum::response::Response {
+            if let Some(left) = failing.lock().unwrap().get_mut(&id).filter(|n| **n > 0) {
+                *left -= 1;
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"message":"Internal"}"#,
+                )
+                    .into_response();
+            }
             if gone.lock().unwrap().contains(&id) {
                 return gone_reply();
             }
@@ -119,7 +134,7 @@ impl RecordingManagementApi {
             StatusCode::OK.into_response()
         }
         async fn get(
-            State((_, gone)): State<Shared>,
+            State((_, gone, _)): State<Shared>,
             Path(id): Path<String>,
         ) -> axum::response::Response {
             if gone.lock().unwrap().contains(&id) {
@@ -129,7 +144,7 @@ impl RecordingManagementApi {
                 .into_response()
         }
         async fn delete(
-            State((posts, gone)): State<Shared>,
+            State((posts, gone, _)): State<Shared>,
             Path(id): Path<String>,
         ) -> axum::response::Response {
             if !gone.lock().unwrap().insert(id.clone()) {
@@ -140,12 +155,13 @@ impl RecordingManagementApi {
         }
         let posts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let gone = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+        let failing = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
         let app = axum::Router::new()
             .route(
                 "/@connections/{id}",
                 axum::routing::post(post).get(get).delete(delete),
             )
-            .with_state((posts.clone(), gone.clone()));
+            .with_state((posts.clone(), gone.clone(), failing.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("loopback binds");
@@ -162,6 +178,7 @@ impl RecordingManagementApi {
             endpoint,
             posts,
             gone,
+            failing,
             stop: Some(stop),
         }
     }
@@ -183,6 +200,14 @@ impl RecordingManagementApi {
             .unwrap()
             .iter()
             .any(|(id, body)| id == connection_id && body == CLOSED)
+    }
+
+    /// The next `times` posts to this connection answer 500.
+    pub fn fail_next(&self, connection_id: &str, times: usize) {
+        self.failing
+            .lock()
+            .unwrap()
+            .insert(connection_id.to_string(), times);
     }
 
     /// The raw frames posted to a connection, in order (not counting its closing).

@@ -1,44 +1,76 @@
 //! The broadcaster: DynamoDB Streams records in, WebSocket events out.
 //!
 //! For each batch: records become client events ([`changes`]); events are grouped
-//! by stream; each stream's connections are listed once; each connection gets all of
-//! its events of the batch in as few frames as fit (one `@connections` post where
-//! possible, since every post counts against the account's API Gateway quota); posts
-//! run concurrently with a bound. A 410 Gone deletes the connection and ends its
-//! presence. Records whose work failed are reported as batch item failures, so only
-//! they (and what follows them) are retried.
+//! by stream, and the streams of a batch are delivered concurrently; each stream's
+//! connections are listed once; each connection gets all of its events of the batch in
+//! as few frames as fit (one `@connections` post where possible, since every post
+//! counts against the account's API Gateway quota). A stream with more connections
+//! than [`fanout::FanOut::threshold`] is split into pages on the fan-out queue
+//! ([`fanout`]); smaller ones are posted from here. A 410 Gone deletes the connection
+//! and ends its presence. Records whose work failed are reported as batch item
+//! failures, so only they (and what follows them) are retried.
+//!
+//! With a delivery window, a batch that posted anything takes at least that long, so
+//! the next batch of the shard (the event source mapping sends a shard's batches one
+//! after another) starts a window later: whatever the chat rate, a viewer gets at most
+//! one frame per window, with everything of the window in it (viewer counts merged).
 
 pub mod changes;
+pub mod delivery;
+pub mod fanout;
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::dynamodb::Event;
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use futures::StreamExt;
-use livestream::model::Connection;
-use livestream::realtime::{Connections, PostError, pack_frames};
+use livestream::realtime::Connections;
 use livestream::service::connections as connection_rules;
 use livestream::store::Store;
 
-use changes::{Audience, Outgoing, SideEffect, interpret};
+use changes::{Outgoing, SideEffect, interpret};
+use delivery::{group, post_all, prune};
+use fanout::FanOut;
 
-/// Posts in flight at once per invocation.
+/// Posts in flight at once per stream delivered from the broadcaster.
 pub const MAX_CONCURRENT_POSTS: usize = 64;
-/// Attempts of a post that failed for a reason other than 410 Gone.
-const POST_ATTEMPTS: u32 = 3;
 
-/// What the broadcaster borrows: the table (connections) and `@connections`.
+/// What the broadcaster and the fan-out workers borrow: the table (connections),
+/// `@connections`, and the fan-out queue.
 pub struct BroadcastState {
     pub store: Store,
     pub connections: Connections,
+    /// `None`: every stream is posted directly.
+    pub fan_out: Option<FanOut>,
+    /// The shortest time between two batches' deliveries (zero: none).
+    pub window: Duration,
 }
 
 impl BroadcastState {
+    /// Every stream posted directly, no window.
+    pub fn new(store: Store, connections: Connections) -> Self {
+        Self {
+            store,
+            connections,
+            fan_out: None,
+            window: Duration::ZERO,
+        }
+    }
+
+    /// From the functions' environment, plus the fan-out queue ([`FanOut::from_env`])
+    /// and `DELIVERY_WINDOW_MS` (default 0).
     pub async fn from_env() -> Result<Self, String> {
+        let window = match std::env::var("DELIVERY_WINDOW_MS") {
+            Ok(v) => v
+                .parse()
+                .map_err(|_| format!("DELIVERY_WINDOW_MS must be milliseconds, not {v:?}"))?,
+            Err(_) => 0,
+        };
         Ok(Self {
             store: Store::from_env().await?,
             connections: Connections::from_env().await?,
+            fan_out: FanOut::from_env().await?,
+            window: Duration::from_millis(window),
         })
     }
 }
@@ -47,9 +79,22 @@ impl BroadcastState {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BatchReport {
     pub events: usize,
+    /// Frames posted from the broadcaster.
     pub posts: usize,
+    /// Pages put on the fan-out queue.
+    pub pages: usize,
     pub pruned: usize,
     pub failed_posts: usize,
+}
+
+impl BatchReport {
+    fn add(&mut self, other: &BatchReport) {
+        self.events += other.events;
+        self.posts += other.posts;
+        self.pages += other.pages;
+        self.pruned += other.pruned;
+        self.failed_posts += other.failed_posts;
+    }
 }
 
 /// The events of one stream in this batch, and the first record they came from.
@@ -65,6 +110,7 @@ pub async fn handle(state: &BroadcastState, event: Event) -> DynamoDbEventRespon
     tracing::info!(
         events = report.events,
         posts = report.posts,
+        pages = report.pages,
         pruned = report.pruned,
         failed_posts = report.failed_posts,
         failed_records = response.batch_item_failures.len(),
@@ -78,6 +124,7 @@ pub async fn handle_batch(
     state: &BroadcastState,
     event: Event,
 ) -> (DynamoDbEventResponse, BatchReport) {
+    let started = Instant::now();
     let mut report = BatchReport::default();
     let mut failed: Vec<String> = Vec::new();
     let mut by_stream: BTreeMap<String, StreamEvents> = BTreeMap::new();
@@ -113,22 +160,35 @@ pub async fn handle_batch(
         }
     }
 
+    let mut deliveries = Vec::with_capacity(by_stream.len());
     for (stream_id, group) in by_stream {
+        // Sockets closed after this batch must get its events first: from here, not
+        // from a queue that would deliver them later.
+        let closing = after_delivery.iter().any(|(effect, _)| match effect {
+            SideEffect::CloseStream(id) | SideEffect::RevokeOutsiders(id) => *id == stream_id,
+            _ => false,
+        });
+        deliveries.push(Box::pin(deliver_stream(state, stream_id, group, !closing)));
+    }
+    for (stream_id, group, outcome) in futures::future::join_all(deliveries).await {
         report.events += group.events.len();
-        match Box::pin(deliver(state, &stream_id, &group.events, &mut report)).await {
-            Ok(()) => {}
+        match outcome {
+            Ok(delivered) => report.add(&delivered),
             Err(err) => {
                 tracing::error!(stream = %stream_id, error = %err, "delivery failed");
                 failed.extend(group.first_sequence);
             }
         }
     }
-
     for (effect, sequence) in after_delivery {
         if let Err(err) = Box::pin(apply(state, &effect)).await {
             tracing::error!(error = %err, ?effect, "side effect failed");
             failed.extend(sequence);
         }
+    }
+    if report.posts + report.pages > 0 {
+        // Holds this shard's next batch back until the window is over (see above).
+        tokio::time::sleep(state.window.saturating_sub(started.elapsed())).await;
     }
 
     let mut response = DynamoDbEventResponse::default();
@@ -195,103 +255,71 @@ async fn access(
     })
 }
 
-fn is_moderator(connection: &Connection, moderators: &HashSet<String>) -> bool {
-    connection.is_staff || moderators.contains(&connection.user_id)
+async fn deliver_stream(
+    state: &BroadcastState,
+    stream_id: String,
+    group: StreamEvents,
+    may_queue: bool,
+) -> (
+    String,
+    StreamEvents,
+    Result<BatchReport, livestream::store::StoreError>,
+) {
+    let outcome = deliver(state, &stream_id, &group.events, may_queue).await;
+    (stream_id, group, outcome)
 }
 
-fn receives(event: &Outgoing, connection: &Connection, moderators: &HashSet<String>) -> bool {
-    match &event.audience {
-        Audience::Everyone => true,
-        Audience::Moderators { also } => {
-            is_moderator(connection, moderators)
-                || also.as_deref() == Some(connection.user_id.as_str())
-        }
-        Audience::NotModerators => !is_moderator(connection, moderators),
-    }
-}
-
+/// One stream's events to its connections: pages on the fan-out queue for a large
+/// stream (when `may_queue`), posts from here otherwise (and for pages the queue did
+/// not take).
 async fn deliver(
     state: &BroadcastState,
     stream_id: &str,
     events: &[Outgoing],
-    report: &mut BatchReport,
-) -> Result<(), livestream::store::StoreError> {
-    let connections = state.store.stream_connections(stream_id).await?;
+    may_queue: bool,
+) -> Result<BatchReport, livestream::store::StoreError> {
+    let mut report = BatchReport::default();
+    let mut connections = state.store.stream_connections(stream_id).await?;
     if connections.is_empty() {
-        return Ok(());
+        return Ok(report);
     }
     let access = access(state, stream_id).await?;
-    let moderators = &access.moderators;
-    let mut posts = Vec::new();
-    for connection in &connections {
-        // A private stream's events go only to those who may watch it, from the
-        // moment it turned private (their sockets are being closed meanwhile).
-        if access.private && !connection.private_ok {
-            continue;
-        }
-        let mine: Vec<serde_json::Value> = events
-            .iter()
-            .filter(|e| receives(e, connection, moderators))
-            .map(Outgoing::to_client_event)
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        posts.push((connection.connection_id.clone(), pack_frames(&mine)));
+    // A private stream's events go only to those who may watch it, from the moment
+    // it turned private (their sockets are being closed meanwhile).
+    if access.private {
+        connections.retain(|c| c.private_ok);
     }
-    let outcomes: Vec<(String, usize, Option<PostError>)> = futures::stream::iter(posts)
-        .map(|(connection_id, frames)| async move {
-            let mut sent = 0;
-            for frame in frames {
-                if let Err(err) = post_with_retry(&state.connections, &connection_id, frame).await {
-                    return (connection_id, sent, Some(err));
-                }
-                sent += 1;
-            }
-            (connection_id, sent, None)
-        })
-        .buffer_unordered(MAX_CONCURRENT_POSTS)
-        .collect()
+    let mut groups = group(events, &connections, &access.moderators);
+    if let Some(fan_out) = state
+        .fan_out
+        .as_ref()
+        .filter(|f| may_queue && connections.len() > f.threshold)
+    {
+        let (pages, direct) = fan_out.paginate(stream_id, groups);
+        let queued = pages.len();
+        let refused = fan_out.enqueue(pages, 0).await;
+        report.pages = queued - refused.len();
+        groups = direct;
+        groups.extend(refused.into_iter().map(|page| delivery::Group {
+            frames: page.frames,
+            connection_ids: page.connection_ids,
+        }));
+    }
+    for group in groups {
+        let posted = post_all(
+            &state.connections,
+            &group.frames,
+            &group.connection_ids,
+            MAX_CONCURRENT_POSTS,
+        )
         .await;
-    for (connection_id, sent, error) in outcomes {
-        report.posts += sent;
-        match error {
-            None => {}
-            Some(PostError::Gone) => {
-                report.pruned += 1;
-                if let Err(err) =
-                    Box::pin(connection_rules::disconnect(&state.store, &connection_id)).await
-                {
-                    tracing::error!(connection = %connection_id, error = %err, "pruning a gone connection failed");
-                }
-            }
-            Some(PostError::Failed(reason)) => {
-                // Not retried with the batch: that would repeat the events to everyone
-                // else. The client catches up by sequence number when it reconnects.
-                report.failed_posts += 1;
-                tracing::warn!(connection = %connection_id, %reason, "events not delivered");
-            }
-        }
+        report.posts += posted.posts;
+        // Not retried with the batch: that would repeat the events to everyone
+        // else. The client catches up by sequence number when it reconnects.
+        report.failed_posts += posted.failed.len();
+        report.pruned += prune(&state.store, &posted.gone).await;
     }
-    Ok(())
-}
-
-async fn post_with_retry(
-    connections: &Connections,
-    connection_id: &str,
-    frame: Vec<u8>,
-) -> Result<(), PostError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match connections.post(connection_id, frame.clone()).await {
-            Err(PostError::Failed(reason)) if attempt < POST_ATTEMPTS => {
-                tracing::warn!(connection = %connection_id, %reason, attempt, "post failed, retrying");
-                tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
-            }
-            other => return other,
-        }
-    }
+    Ok(report)
 }
 
 /// Runs the broadcaster as a Lambda.
@@ -301,6 +329,18 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| async move {
             Ok::<_, std::convert::Infallible>(handle(state, event.payload).await)
+        },
+    ))
+    .await
+}
+
+/// Runs a fan-out worker as a Lambda (SQS event source, partial batch responses).
+pub async fn serve_fan_out() -> Result<(), lambda_runtime::Error> {
+    livestream::telemetry::init();
+    let state: &'static BroadcastState = Box::leak(Box::new(BroadcastState::from_env().await?));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::sqs::SqsEvent>| async move {
+            Ok::<_, std::convert::Infallible>(fanout::handle(state, event.payload).await)
         },
     ))
     .await

@@ -197,10 +197,10 @@ async fn failures_are_reported_per_record_not_for_the_whole_batch() {
         .filter_map(|r| r.change.sequence_number.clone())
         .collect();
     // A broadcaster whose table is unreachable cannot list connections.
-    let broken = livestream_broadcast::BroadcastState {
-        store: livestream::store::Store::new(h.store().client().clone(), "no-such-table"),
-        connections: h.management.connections(),
-    };
+    let broken = livestream_broadcast::BroadcastState::new(
+        livestream::store::Store::new(h.store().client().clone(), "no-such-table"),
+        h.management.connections(),
+    );
     let (response, _) = livestream_broadcast::handle_batch(&broken, event).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let failed = response.batch_item_failures[0]

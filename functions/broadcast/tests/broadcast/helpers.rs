@@ -23,10 +23,7 @@ impl Harness {
     pub async fn start() -> Self {
         let env = TestEnv::start().await;
         let management = RecordingManagementApi::start().await;
-        let state = BroadcastState {
-            store: env.store().clone(),
-            connections: management.connections(),
-        };
+        let state = BroadcastState::new(env.store().clone(), management.connections());
         let reader = env.change_stream().await;
         Self {
             env,
