@@ -110,7 +110,9 @@ impl Claims {
 /// Why authentication could not even be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("set JWT_SECRET (HS256) or JWT_JWKS_URL (RS256)")]
+    #[error(
+        "set JWT_JWKS_URL (RS256), JWT_SECRET_NAME (HS256 from Secrets Manager) or JWT_SECRET (HS256)"
+    )]
     NoKeySource,
     #[error("JWT_SECRET must be at least 32 bytes")]
     WeakSecret,
@@ -126,6 +128,12 @@ struct JwksCache {
 
 enum KeySource {
     Secret(DecodingKey),
+    /// The HS256 secret in Secrets Manager, read once on the first token (so functions
+    /// that never verify a token never call Secrets Manager) and kept for the process.
+    SecretsManager {
+        secret_id: String,
+        key: tokio::sync::OnceCell<DecodingKey>,
+    },
     Jwks {
         url: String,
         http: reqwest::Client,
@@ -176,13 +184,34 @@ impl Authenticator {
         }
     }
 
-    /// From `JWT_JWKS_URL` or `JWT_SECRET`, plus optional `JWT_ISSUER` and `JWT_AUDIENCE`.
+    /// HS256 with the secret string of a Secrets Manager secret (name or ARN).
+    pub fn secrets_manager(
+        secret_id: String,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        Self {
+            keys: KeySource::SecretsManager {
+                secret_id,
+                key: tokio::sync::OnceCell::new(),
+            },
+            issuer,
+            audience,
+        }
+    }
+
+    /// From `JWT_JWKS_URL`, `JWT_SECRET_NAME` (a Secrets Manager secret: on AWS the
+    /// value never sits in the environment) or `JWT_SECRET`, plus optional `JWT_ISSUER`
+    /// and `JWT_AUDIENCE`.
     pub fn from_env() -> Result<Self, AuthConfigError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let issuer = var("JWT_ISSUER");
         let audience = var("JWT_AUDIENCE");
         if let Some(url) = var("JWT_JWKS_URL") {
             return Ok(Self::jwks(url, issuer, audience));
+        }
+        if let Some(secret_id) = var("JWT_SECRET_NAME") {
+            return Ok(Self::secrets_manager(secret_id, issuer, audience));
         }
         match var("JWT_SECRET") {
             Some(secret) => Self::hs256(secret.as_bytes(), issuer, audience),
@@ -221,6 +250,15 @@ impl Authenticator {
                 }
                 jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
             }
+            KeySource::SecretsManager { secret_id, key } => {
+                if header.alg != Algorithm::HS256 {
+                    return Err(ApiError::Unauthorized(
+                        "invalid token: algorithm not accepted".into(),
+                    ));
+                }
+                let key = key.get_or_try_init(|| fetch_secret(secret_id)).await?;
+                jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
+            }
             KeySource::Jwks { url, http, cache } => {
                 if header.alg != Algorithm::RS256 {
                     return Err(ApiError::Unauthorized(
@@ -256,6 +294,30 @@ impl Authenticator {
             .ok_or_else(|| ApiError::Unauthorized("expected a Bearer token".into()))?;
         self.authenticate(token).await
     }
+}
+
+/// The HS256 key from a Secrets Manager secret string; a failure is retried on the
+/// next token (nothing is cached).
+async fn fetch_secret(secret_id: &str) -> Result<DecodingKey, ApiError> {
+    let config = aws_config::load_from_env().await;
+    let secret = aws_sdk_secretsmanager::Client::new(&config)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "reading the JWT secret {secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let value = secret.secret_string().unwrap_or_default();
+    if value.len() < 32 {
+        return Err(ApiError::Internal(format!(
+            "the JWT secret {secret_id} is shorter than 32 bytes"
+        )));
+    }
+    Ok(DecodingKey::from_secret(value.as_bytes()))
 }
 
 fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
