@@ -256,7 +256,10 @@ impl Authenticator {
                         "invalid token: algorithm not accepted".into(),
                     ));
                 }
-                let key = key.get_or_try_init(|| fetch_secret(secret_id)).await?;
+                // Boxed: the SDK call would make every handler's future deep and large.
+                let key = key
+                    .get_or_try_init(|| Box::pin(fetch_secret(secret_id)))
+                    .await?;
                 jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
             }
             KeySource::Jwks { url, http, cache } => {
