@@ -2,6 +2,8 @@
 //! embedded DynamoDB on loopback and prints a table. Numbers are for this machine and
 //! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
 
+mod cold_start;
+
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
@@ -319,9 +321,68 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// Cold starts of a real function next to a hello-world Lambda built in this run.
+async fn cold_starts(env: &TestEnv, runs: usize) {
+    let secret = std::str::from_utf8(livestream::testing::TEST_SECRET).unwrap();
+    local::seed::seed(env.store(), secret)
+        .await
+        .expect("the sample ids are seeded");
+    println!("building the measured binaries (this benchmark's profile)...");
+    let dir = cold_start::build(&[
+        ("livestream-bench", "hello-lambda"),
+        ("livestream-api", "get-stream"),
+    ]);
+    let event: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/http/get-stream.json")).unwrap();
+    let base: Vec<(String, String)> = [
+        ("TABLE_NAME", livestream::testing::TEST_TABLE),
+        ("DYNAMODB_ENDPOINT", env.dynamo.endpoint.as_str()),
+        ("JWT_SECRET", secret),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut rows = vec![
+        cold_start::measure(
+            "hello-world Lambda",
+            &dir.join("hello-lambda"),
+            &[],
+            &event,
+            runs,
+        )
+        .await,
+        cold_start::measure("get-stream", &dir.join("get-stream"), &base, &event, runs).await,
+    ];
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if std::path::Path::new(bundle).exists() {
+        let mut with_bundle = base.clone();
+        with_bundle.push(("SSL_CERT_FILE".into(), bundle.into()));
+        rows.push(
+            cold_start::measure(
+                "get-stream, SSL_CERT_FILE=one bundle",
+                &dir.join("get-stream"),
+                &with_bundle,
+                &event,
+                runs,
+            )
+            .await,
+        );
+    }
+    println!();
+    cold_start::print(&rows);
+}
+
 #[tokio::main]
 async fn main() {
     let env = TestEnv::start().await;
+    // `-- cold`: only the cold-start table.
+    if std::env::args().nth(1).as_deref() == Some("cold") {
+        cold_starts(&env, 20).await;
+        return;
+    }
     let stream = live_stream(&env).await;
     let mut rows = vec![get_stream_latency(&env, &stream, 500).await];
     rows.extend(presence_concurrency(&env, 200).await);
@@ -364,4 +425,6 @@ async fn main() {
     if let Some(rss) = peak_rss_mib() {
         println!("\npeak RSS of the benchmark process (store included): {rss:.1} MiB");
     }
+    println!();
+    cold_starts(&env, 20).await;
 }
