@@ -683,7 +683,11 @@ pub fn template() -> Value {
                     "JWT_SECRET_NAME": if_condition("UseSecret", reference("JwtSecretName"), no_value()),
                     "JWT_ISSUER": if_condition("HasIssuer", reference("JwtIssuer"), no_value()),
                     "JWT_AUDIENCE": if_condition("HasAudience", reference("JwtAudience"), no_value()),
-                    "RUST_LOG": reference("LogLevel")
+                    "RUST_LOG": reference("LogLevel"),
+                    // One bundle instead of the scan of every file in the certificate
+                    // directory that the SDK's TLS roots otherwise do at each cold start
+                    // (`cargo run --release -p livestream-bench -- cold` measures it).
+                    "SSL_CERT_FILE": "/etc/pki/tls/certs/ca-bundle.crt"
                 } }
             }
         },

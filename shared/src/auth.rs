@@ -302,8 +302,7 @@ impl Authenticator {
 /// The HS256 key from a Secrets Manager secret string; a failure is retried on the
 /// next token (nothing is cached).
 async fn fetch_secret(secret_id: &str) -> Result<DecodingKey, ApiError> {
-    let config = aws_config::load_from_env().await;
-    let secret = aws_sdk_secretsmanager::Client::new(&config)
+    let secret = aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await)
         .get_secret_value()
         .secret_id(secret_id)
         .send()
