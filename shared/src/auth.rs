@@ -132,6 +132,8 @@ enum KeySource {
     /// that never verify a token never call Secrets Manager) and kept for the process.
     SecretsManager {
         secret_id: String,
+        /// `None`: a client from the process's SDK configuration, built on first use.
+        client: Option<aws_sdk_secretsmanager::Client>,
         key: tokio::sync::OnceCell<DecodingKey>,
     },
     Jwks {
@@ -184,15 +186,18 @@ impl Authenticator {
         }
     }
 
-    /// HS256 with the secret string of a Secrets Manager secret (name or ARN).
+    /// HS256 with the secret string of a Secrets Manager secret (name or ARN), read
+    /// through `client` (default: one from the environment's SDK configuration).
     pub fn secrets_manager(
         secret_id: String,
+        client: Option<aws_sdk_secretsmanager::Client>,
         issuer: Option<String>,
         audience: Option<String>,
     ) -> Self {
         Self {
             keys: KeySource::SecretsManager {
                 secret_id,
+                client,
                 key: tokio::sync::OnceCell::new(),
             },
             issuer,
@@ -211,7 +216,7 @@ impl Authenticator {
             return Ok(Self::jwks(url, issuer, audience));
         }
         if let Some(secret_id) = var("JWT_SECRET_NAME") {
-            return Ok(Self::secrets_manager(secret_id, issuer, audience));
+            return Ok(Self::secrets_manager(secret_id, None, issuer, audience));
         }
         match var("JWT_SECRET") {
             Some(secret) => Self::hs256(secret.as_bytes(), issuer, audience),
@@ -250,7 +255,11 @@ impl Authenticator {
                 }
                 jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
             }
-            KeySource::SecretsManager { secret_id, key } => {
+            KeySource::SecretsManager {
+                secret_id,
+                client,
+                key,
+            } => {
                 if header.alg != Algorithm::HS256 {
                     return Err(ApiError::Unauthorized(
                         "invalid token: algorithm not accepted".into(),
@@ -258,7 +267,7 @@ impl Authenticator {
                 }
                 // Boxed: the SDK call would make every handler's future deep and large.
                 let key = key
-                    .get_or_try_init(|| Box::pin(fetch_secret(secret_id)))
+                    .get_or_try_init(|| Box::pin(fetch_secret(client.as_ref(), secret_id)))
                     .await?;
                 jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
             }
@@ -301,8 +310,15 @@ impl Authenticator {
 
 /// The HS256 key from a Secrets Manager secret string; a failure is retried on the
 /// next token (nothing is cached).
-async fn fetch_secret(secret_id: &str) -> Result<DecodingKey, ApiError> {
-    let secret = aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await)
+async fn fetch_secret(
+    client: Option<&aws_sdk_secretsmanager::Client>,
+    secret_id: &str,
+) -> Result<DecodingKey, ApiError> {
+    let client = match client {
+        Some(client) => client.clone(),
+        None => aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await),
+    };
+    let secret = client
         .get_secret_value()
         .secret_id(secret_id)
         .send()
@@ -430,6 +446,76 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
+
+    /// A loopback Secrets Manager answering `GetSecretValue` with `SECRET`; counts calls.
+    async fn secrets_manager() -> (
+        aws_sdk_secretsmanager::Client,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |headers: http::HeaderMap, body: String| {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    assert_eq!(headers["x-amz-target"], "secretsmanager.GetSecretValue");
+                    assert!(body.contains("livestream/jwt"), "{body}");
+                    (
+                        [("content-type", "application/x-amz-json-1.1")],
+                        serde_json::json!({
+                            "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:livestream/jwt-AbCdEf",
+                            "Name": "livestream/jwt",
+                            "SecretString": std::str::from_utf8(SECRET).unwrap(),
+                        })
+                        .to_string(),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "local", "local", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .build();
+        (aws_sdk_secretsmanager::Client::from_conf(conf), calls)
+    }
+
+    #[tokio::test]
+    async fn the_hs256_secret_is_read_from_secrets_manager_once_and_kept() {
+        let (client, calls) = secrets_manager().await;
+        let auth =
+            Authenticator::secrets_manager("livestream/jwt".into(), Some(client), None, None);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "nothing is read before a token"
+        );
+        for _ in 0..3 {
+            let who = auth
+                .authenticate(&mint_hs256(SECRET, &spec(Role::Student)))
+                .await
+                .unwrap();
+            assert_eq!(who.user_id, "u-1");
+        }
+        let forged = mint_hs256(
+            b"another-secret-that-is-long-enough-for-hs256",
+            &spec(Role::Admin),
+        );
+        assert!(matches!(
+            auth.authenticate(&forged).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     fn spec(role: Role) -> TokenSpec<'static> {
         TokenSpec {
