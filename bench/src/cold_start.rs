@@ -183,8 +183,12 @@ pub fn median(values: &mut [Duration]) -> Duration {
 }
 
 /// Builds the measured binaries with this benchmark's own profile (release under
-/// `cargo run --release`), into the directory of its binary.
+/// `cargo run --release`), into the directory of its binary. `COLD_START_BIN_DIR`
+/// measures binaries built elsewhere instead (another profile, other rustflags).
 pub fn build(binaries: &[(&str, &str)]) -> PathBuf {
+    if let Some(dir) = std::env::var_os("COLD_START_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let dir = std::env::current_exe()
         .unwrap()
         .parent()
