@@ -2,6 +2,7 @@
 //! embedded DynamoDB on loopback and prints a table. Numbers are for this machine and
 //! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
 
+mod cold_start;
 mod fanout_sim;
 mod history;
 mod live;
@@ -359,16 +360,75 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-const GROUPS: &str = "handlers, chat, history, live, fan-out";
+/// Cold starts of a real function next to a hello-world Lambda built in this run.
+async fn cold_starts(env: &TestEnv, runs: usize) {
+    let secret = std::str::from_utf8(livestream::testing::TEST_SECRET).unwrap();
+    local::seed::seed(env.store(), secret)
+        .await
+        .expect("the sample ids are seeded");
+    println!("building the measured binaries (this benchmark's profile)...");
+    let dir = cold_start::build(&[
+        ("livestream-bench", "hello-lambda"),
+        ("livestream-api", "get-stream"),
+    ]);
+    let event: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/http/get-stream.json")).unwrap();
+    let base: Vec<(String, String)> = [
+        ("TABLE_NAME", livestream::testing::TEST_TABLE),
+        ("DYNAMODB_ENDPOINT", env.dynamo.endpoint.as_str()),
+        ("JWT_SECRET", secret),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut rows = vec![
+        cold_start::measure(
+            "hello-world Lambda",
+            &dir.join("hello-lambda"),
+            &[],
+            &event,
+            runs,
+        )
+        .await,
+        cold_start::measure("get-stream", &dir.join("get-stream"), &base, &event, runs).await,
+    ];
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if std::path::Path::new(bundle).exists() {
+        let mut with_bundle = base.clone();
+        with_bundle.push(("SSL_CERT_FILE".into(), bundle.into()));
+        rows.push(
+            cold_start::measure(
+                "get-stream, SSL_CERT_FILE=one bundle",
+                &dir.join("get-stream"),
+                &with_bundle,
+                &event,
+                runs,
+            )
+            .await,
+        );
+    }
+    println!();
+    cold_start::print(&rows);
+}
+
+const GROUPS: &str = "handlers, chat, history, live, fan-out, cold";
 
 #[tokio::main]
 async fn main() {
     // Groups to run (default: all), e.g. `cargo run --release -p livestream-bench -- history`.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
-    let runs = |group: &str| chosen.is_empty() || chosen.iter().any(|c| c == group);
+    // `cold` builds release binaries of its own, so it runs only when asked for.
+    let runs =
+        |group: &str| (chosen.is_empty() && group != "cold") || chosen.iter().any(|c| c == group);
     if let Some(unknown) = chosen.iter().find(|c| !GROUPS.split(", ").any(|g| g == *c)) {
         eprintln!("unknown group {unknown}; groups: {GROUPS}");
         std::process::exit(2);
+    }
+    if runs("cold") {
+        cold_starts(&TestEnv::start().await, 20).await;
     }
     let mut rows = Vec::new();
     if runs("handlers") {

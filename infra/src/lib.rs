@@ -21,6 +21,8 @@ pub struct FunctionSpec {
     pub table_actions: &'static [&'static str],
     /// Posts to WebSocket clients (`execute-api:ManageConnections`).
     pub manages_connections: bool,
+    /// Verifies bearer tokens, so may read the HS256 secret from Secrets Manager.
+    pub verifies_tokens: bool,
 }
 
 const GET: &str = "dynamodb:GetItem";
@@ -38,6 +40,7 @@ const fn http(name: &'static str, table_actions: &'static [&'static str]) -> Fun
         timeout_s: 10,
         table_actions,
         manages_connections: false,
+        verifies_tokens: true,
     }
 }
 
@@ -83,6 +86,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         timeout_s: 10,
         table_actions: &[GET, PUT, UPDATE, DELETE],
         manages_connections: false,
+        verifies_tokens: true,
     },
     FunctionSpec {
         name: "ws-disconnect",
@@ -90,6 +94,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         timeout_s: 10,
         table_actions: &[GET, UPDATE, DELETE],
         manages_connections: false,
+        verifies_tokens: false,
     },
     FunctionSpec {
         name: "ws-default",
@@ -97,6 +102,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         timeout_s: 10,
         table_actions: &[GET, PUT, UPDATE, QUERY],
         manages_connections: true,
+        verifies_tokens: false,
     },
     FunctionSpec {
         name: "broadcast",
@@ -104,6 +110,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         timeout_s: 60,
         table_actions: &[GET, PUT, UPDATE, DELETE, QUERY],
         manages_connections: true,
+        verifies_tokens: false,
     },
     // Posts pages of a large stream's connections; prunes those gone, as `$disconnect`.
     FunctionSpec {
@@ -112,6 +119,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         timeout_s: fanout::TIMEOUT_S,
         table_actions: &[GET, UPDATE, DELETE],
         manages_connections: true,
+        verifies_tokens: false,
     },
     // Ends lapsed HTTP presence and connections that died without `$disconnect`.
     FunctionSpec {
@@ -120,8 +128,13 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         timeout_s: 60,
         table_actions: &[GET, UPDATE, DELETE, QUERY],
         manages_connections: true,
+        verifies_tokens: false,
     },
 ];
+
+/// Functions run on a schedule (EventBridge): `(function, schedule expression)`. Each
+/// also needs its [`FUNCTIONS`] entry.
+pub const SCHEDULED: &[(&str, &str)] = &[("sweep-presence", "rate(1 minute)")];
 
 pub fn spec(name: &str) -> Option<&'static FunctionSpec> {
     FUNCTIONS.iter().find(|f| f.name == name)
@@ -172,6 +185,7 @@ fn table_resource() -> Value {
     }
     json!({
         "Type": "AWS::DynamoDB::Table",
+        "Metadata": checkov_skips(&[("CKV_AWS_119", "encrypted at rest with DynamoDB's AWS-owned key (SSESpecification); a customer-managed key adds a KMS call per request and a key to manage, an account policy decision")]),
         "DeletionPolicy": "Retain",
         "UpdateReplacePolicy": "Retain",
         "Properties": {
@@ -188,6 +202,14 @@ fn table_resource() -> Value {
     })
 }
 
+fn if_condition(condition: &str, then: Value, otherwise: Value) -> Value {
+    json!({ "Fn::If": [condition, then, otherwise] })
+}
+
+fn no_value() -> Value {
+    reference("AWS::NoValue")
+}
+
 fn policies(spec: &FunctionSpec) -> Value {
     let mut statements = vec![json!({
         "Effect": "Allow",
@@ -202,6 +224,18 @@ fn policies(spec: &FunctionSpec) -> Value {
         }));
     }
     statements.extend(fanout::statements(spec.name));
+    if spec.verifies_tokens {
+        statements.push(if_condition(
+            "UseSecret",
+            json!({
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                // Secrets Manager appends six random characters to a secret's name.
+                "Resource": [sub("arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${JwtSecretName}-??????")],
+            }),
+            no_value(),
+        ));
+    }
     if spec.name == "broadcast" {
         statements.push(json!({
             "Effect": "Allow",
@@ -211,6 +245,30 @@ fn policies(spec: &FunctionSpec) -> Value {
     }
     json!([{ "Version": "2012-10-17", "Statement": statements }])
 }
+
+/// checkov findings that do not apply, each with its reason, on the resource itself.
+fn checkov_skips(skips: &[(&str, &str)]) -> Value {
+    let list: Vec<Value> = skips
+        .iter()
+        .map(|(id, comment)| json!({ "id": id, "comment": comment }))
+        .collect();
+    json!({ "checkov": { "skip": list } })
+}
+
+const FUNCTION_SKIPS: &[(&str, &str)] = &[
+    (
+        "CKV_AWS_116",
+        "API Gateway and the stream event source invoke synchronously; a DLQ only serves asynchronous invocations, and the stream's failed batches go to BroadcastFailureQueue",
+    ),
+    (
+        "CKV_AWS_117",
+        "reaches only DynamoDB, API Gateway and Secrets Manager over their public AWS endpoints; a VPC would add NAT cost and cold-start time for nothing",
+    ),
+    (
+        "CKV_AWS_173",
+        "the environment holds names and URLs only, no secret (the HS256 secret is read from Secrets Manager), so AWS-managed encryption suffices",
+    ),
+];
 
 fn function_resource(spec: &FunctionSpec, events: Map<String, Value>) -> Value {
     let id = logical_id(spec.name);
@@ -229,18 +287,33 @@ fn function_resource(spec: &FunctionSpec, events: Map<String, Value>) -> Value {
     if let Some(environment) = fanout::environment(spec.name) {
         properties["Environment"] = environment;
     }
+    let mut metadata = checkov_skips(FUNCTION_SKIPS);
+    metadata["BuildMethod"] = json!("rust-cargolambda");
+    metadata["BuildProperties"] = json!({ "Binary": spec.name });
     json!({
         "Type": "AWS::Serverless::Function",
-        "Metadata": { "BuildMethod": "rust-cargolambda", "BuildProperties": { "Binary": spec.name } },
+        "Metadata": metadata,
         "Properties": properties,
     })
 }
 
-fn log_group(function: &str) -> Value {
+const LOG_GROUP_SKIPS: &[(&str, &str)] = &[
+    (
+        "CKV_AWS_158",
+        "CloudWatch Logs encrypts every log group; a customer-managed KMS key is an account decision, not this stack's",
+    ),
+    (
+        "CKV_AWS_338",
+        "retention is the LogRetentionDays parameter (30 days by default): request logs, not audit records",
+    ),
+];
+
+fn log_group(name: Value) -> Value {
     json!({
         "Type": "AWS::Logs::LogGroup",
+        "Metadata": checkov_skips(LOG_GROUP_SKIPS),
         "Properties": {
-            "LogGroupName": sub(&format!("/aws/lambda/${{AWS::StackName}}-{function}")),
+            "LogGroupName": name,
             "RetentionInDays": reference("LogRetentionDays"),
         }
     })
@@ -259,8 +332,272 @@ pub fn deployed_functions() -> Vec<&'static str> {
     }
     names.push("broadcast");
     names.push(fanout::FUNCTION);
-    names.push("sweep-presence");
+    names.extend(SCHEDULED.iter().map(|(function, _)| *function));
     names
+}
+
+/// `create-stream` -> `CreateStream`: the prefix of a function's resources.
+fn stem(function: &str) -> String {
+    logical_id(function)
+        .trim_end_matches("Function")
+        .to_string()
+}
+
+fn alarm_actions() -> Value {
+    if_condition(
+        "HasAlarmTopic",
+        json!([reference("AlarmTopicArn")]),
+        no_value(),
+    )
+}
+
+fn metric(
+    id: &str,
+    namespace: &str,
+    name: &str,
+    dimensions: Value,
+    stat: &str,
+    period: u32,
+) -> Value {
+    json!({
+        "Id": id,
+        "MetricStat": {
+            "Metric": { "Namespace": namespace, "MetricName": name, "Dimensions": dimensions },
+            "Period": period,
+            "Stat": stat
+        },
+        "ReturnData": false
+    })
+}
+
+fn math_alarm(
+    description: &str,
+    mut metrics: Vec<Value>,
+    expression: &str,
+    threshold: f64,
+    periods: u32,
+) -> Value {
+    metrics.push(json!({ "Id": "result", "Expression": expression, "Label": description, "ReturnData": true }));
+    json!({
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmDescription": description,
+            "Metrics": metrics,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": threshold,
+            "EvaluationPeriods": periods,
+            "DatapointsToAlarm": periods,
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": alarm_actions(),
+            "OKActions": alarm_actions()
+        }
+    })
+}
+
+fn alarms(resources: &mut Map<String, Value>) {
+    for function in deployed_functions() {
+        let dims = json!([{ "Name": "FunctionName", "Value": reference(&logical_id(function)) }]);
+        resources.insert(
+            format!("{}FailuresAlarm", stem(function)),
+            math_alarm(
+                &format!("{function}: invocations failed (crash, timeout) or were throttled"),
+                vec![
+                    metric("errors", "AWS/Lambda", "Errors", dims.clone(), "Sum", 60),
+                    metric("throttles", "AWS/Lambda", "Throttles", dims, "Sum", 60),
+                ],
+                "errors + throttles",
+                0.0,
+                1,
+            ),
+        );
+    }
+    let broadcast = json!([{ "Name": "FunctionName", "Value": reference("BroadcastFunction") }]);
+    resources.insert(
+        "BroadcastIteratorAgeAlarm".into(),
+        math_alarm(
+            "broadcast: live events reach viewers more than a minute late (change-stream iterator age)",
+            vec![metric("age", "AWS/Lambda", "IteratorAge", broadcast, "Maximum", 60)],
+            "age",
+            60_000.0,
+            3,
+        ),
+    );
+    let queue =
+        json!([{ "Name": "QueueName", "Value": get_att("BroadcastFailureQueue", "QueueName") }]);
+    resources.insert(
+        "BroadcastFailureQueueAlarm".into(),
+        math_alarm(
+            "broadcast gave up on change-stream batches: they wait in BroadcastFailureQueue",
+            vec![metric(
+                "depth",
+                "AWS/SQS",
+                "ApproximateNumberOfMessagesVisible",
+                queue,
+                "Maximum",
+                300,
+            )],
+            "depth",
+            0.0,
+            1,
+        ),
+    );
+    let http = json!([{ "Name": "ApiId", "Value": reference("HttpApi") }]);
+    resources.insert(
+        "HttpApi5xxAlarm".into(),
+        math_alarm(
+            "HTTP API: more than 5 % of requests answered 5xx (with at least 20 requests in 5 minutes)",
+            vec![
+                metric("errors", "AWS/ApiGateway", "5xx", http.clone(), "Sum", 300),
+                metric("requests", "AWS/ApiGateway", "Count", http, "Sum", 300),
+            ],
+            "IF(requests >= 20, 100 * errors / requests, 0)",
+            5.0,
+            1,
+        ),
+    );
+    let ws = json!([{ "Name": "ApiId", "Value": reference("WebSocketApi") }, { "Name": "Stage", "Value": reference("StageName") }]);
+    resources.insert(
+        "WebSocketApiErrorAlarm".into(),
+        math_alarm(
+            "WebSocket API: more than 5 % of connects and messages failed in API Gateway or the function (with at least 20 in 5 minutes)",
+            vec![
+                metric("integration", "AWS/ApiGateway", "IntegrationError", ws.clone(), "Sum", 300),
+                metric("execution", "AWS/ApiGateway", "ExecutionError", ws.clone(), "Sum", 300),
+                metric("connects", "AWS/ApiGateway", "ConnectCount", ws.clone(), "Sum", 300),
+                metric("messages", "AWS/ApiGateway", "MessageCount", ws, "Sum", 300),
+            ],
+            "IF(connects + messages >= 20, 100 * (integration + execution) / (connects + messages), 0)",
+            5.0,
+            1,
+        ),
+    );
+}
+
+fn lambda_permission(function_id: &str, api: &str) -> Value {
+    json!({
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": reference(function_id),
+            "Principal": "apigateway.amazonaws.com",
+            "SourceArn": sub(&format!("arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{{api}}}/*"))
+        }
+    })
+}
+
+fn integration(api: &str, function_id: &str, payload_v2: bool) -> Value {
+    let mut properties = json!({
+        "ApiId": reference(api),
+        "IntegrationType": "AWS_PROXY",
+        "IntegrationUri": sub(&format!("arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{{function_id}.Arn}}/invocations"))
+    });
+    if payload_v2 {
+        properties["PayloadFormatVersion"] = json!("2.0");
+    }
+    json!({ "Type": "AWS::ApiGatewayV2::Integration", "Properties": properties })
+}
+
+const HTTP_ACCESS_LOG: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","time":"$context.requestTime","routeKey":"$context.routeKey","status":"$context.status","latencyMs":"$context.responseLatency","responseLength":"$context.responseLength","error":"$context.error.message","integrationError":"$context.integrationErrorMessage"}"#;
+const WS_ACCESS_LOG: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","time":"$context.requestTime","eventType":"$context.eventType","routeKey":"$context.routeKey","status":"$context.status","connectionId":"$context.connectionId","error":"$context.error.message","integrationError":"$context.integrationErrorMessage"}"#;
+
+/// The HTTP API as plain API Gateway resources (not SAM's `HttpApi` events), so every
+/// route can take the JWT authorizer only when the template's parameters configure one.
+fn http_api_resources(resources: &mut Map<String, Value>) {
+    resources.insert(
+        "HttpApi".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Api",
+            "Properties": {
+                "Name": sub("${AWS::StackName}-http"),
+                "ProtocolType": "HTTP",
+                "CorsConfiguration": {
+                    "AllowOrigins": reference("AllowedOrigins"),
+                    "AllowMethods": ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                    "AllowHeaders": ["authorization", "content-type"],
+                    "ExposeHeaders": ["retry-after"],
+                    "MaxAge": 600
+                }
+            }
+        }),
+    );
+    resources.insert(
+        "HttpApiJwtAuthorizer".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Authorizer",
+            "Condition": "UseJwtAuthorizer",
+            "Properties": {
+                "ApiId": reference("HttpApi"),
+                "Name": "jwt",
+                "AuthorizerType": "JWT",
+                "IdentitySource": ["$request.header.Authorization"],
+                "JwtConfiguration": {
+                    "Issuer": reference("JwtIssuer"),
+                    "Audience": [reference("JwtAudience")]
+                }
+            }
+        }),
+    );
+    resources.insert(
+        "HttpApiAccessLogGroup".into(),
+        log_group(sub("/aws/apigateway/${AWS::StackName}-http")),
+    );
+    resources.insert(
+        "HttpApiStage".into(),
+        json!({
+            "Type": "AWS::ApiGatewayV2::Stage",
+            "Properties": {
+                "ApiId": reference("HttpApi"),
+                "StageName": "$default",
+                "AutoDeploy": true,
+                "DefaultRouteSettings": {
+                    "ThrottlingBurstLimit": reference("HttpBurstLimit"),
+                    "ThrottlingRateLimit": reference("HttpRateLimit")
+                },
+                "AccessLogSettings": {
+                    "DestinationArn": get_att("HttpApiAccessLogGroup", "Arn"),
+                    "Format": HTTP_ACCESS_LOG
+                }
+            }
+        }),
+    );
+    let mut functions: Vec<&str> = Vec::new();
+    for route in livestream::routes::ROUTES {
+        if !functions.contains(&route.function) {
+            functions.push(route.function);
+        }
+    }
+    for function in functions {
+        let function_id = logical_id(function);
+        let stem = stem(function);
+        resources.insert(
+            format!("{stem}Integration"),
+            integration("HttpApi", &function_id, true),
+        );
+        resources.insert(
+            format!("{stem}Permission"),
+            lambda_permission(&function_id, "HttpApi"),
+        );
+        for (i, route) in livestream::routes::ROUTES
+            .iter()
+            .filter(|r| r.function == function)
+            .enumerate()
+        {
+            resources.insert(
+                format!("{stem}Route{i}"),
+                json!({
+                    "Type": "AWS::ApiGatewayV2::Route",
+                    "Metadata": checkov_skips(&[("CKV_AWS_309", "every function verifies the bearer JWT itself; API Gateway's JWT authorizer is added in front when JwtJwksUrl, JwtIssuer and JwtAudience are set (an HS256 secret cannot be checked by it)")]),
+                    "Properties": {
+                        "ApiId": reference("HttpApi"),
+                        "RouteKey": format!("{} {}", route.method, route.path),
+                        "Target": sub(&format!("integrations/${{{stem}Integration}}")),
+                        "AuthorizationType": if_condition("UseJwtAuthorizer", json!("JWT"), json!("NONE")),
+                        "AuthorizerId": if_condition("UseJwtAuthorizer", reference("HttpApiJwtAuthorizer"), no_value())
+                    }
+                }),
+            );
+        }
+    }
 }
 
 /// The whole template as a JSON value (CloudFormation's long-form intrinsics).
@@ -271,44 +608,14 @@ pub fn template() -> Value {
         "BroadcastFailureQueue".into(),
         json!({
             "Type": "AWS::SQS::Queue",
+            "Metadata": checkov_skips(&[("CKV_AWS_27", "encrypted with SQS-managed keys (SqsManagedSseEnabled), which this check does not recognize; it holds only change-stream batch coordinates")]),
             "Properties": { "MessageRetentionPeriod": 1_209_600, "SqsManagedSseEnabled": true }
         }),
     );
-    resources.insert(
-        "HttpApi".into(),
-        json!({
-            "Type": "AWS::Serverless::HttpApi",
-            "Properties": {
-                "CorsConfiguration": {
-                    "AllowOrigins": reference("AllowedOrigins"),
-                    "AllowMethods": ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-                    "AllowHeaders": ["authorization", "content-type"],
-                    "ExposeHeaders": ["retry-after"],
-                    "MaxAge": 600
-                },
-                "DefaultRouteSettings": {
-                    "ThrottlingBurstLimit": reference("HttpBurstLimit"),
-                    "ThrottlingRateLimit": reference("HttpRateLimit")
-                }
-            }
-        }),
-    );
+    http_api_resources(&mut resources);
     for function in deployed_functions() {
         let spec = spec(function).unwrap_or_else(|| panic!("{function} has no entry in FUNCTIONS"));
         let mut events = Map::new();
-        for (i, route) in livestream::routes::ROUTES
-            .iter()
-            .filter(|r| r.function == function)
-            .enumerate()
-        {
-            events.insert(
-                format!("Route{i}"),
-                json!({
-                    "Type": "HttpApi",
-                    "Properties": { "ApiId": reference("HttpApi"), "Method": route.method, "Path": route.path }
-                }),
-            );
-        }
         if function == "broadcast" {
             events.insert(
                 "TableStream".into(),
@@ -332,43 +639,73 @@ pub fn template() -> Value {
             );
         }
         fanout::events(function, &mut events);
-        if function == "sweep-presence" {
+        for (_, schedule) in SCHEDULED.iter().filter(|(f, _)| *f == function) {
             events.insert(
-                "EveryMinute".into(),
-                json!({ "Type": "Schedule", "Properties": { "Schedule": "rate(1 minute)" } }),
+                "Schedule".into(),
+                json!({ "Type": "Schedule", "Properties": { "Schedule": schedule } }),
             );
         }
         let id = logical_id(function);
-        resources.insert(format!("{id}LogGroup"), log_group(function));
+        resources.insert(
+            format!("{id}LogGroup"),
+            log_group(sub(&format!("/aws/lambda/${{AWS::StackName}}-{function}"))),
+        );
         resources.insert(id, function_resource(spec, events));
     }
     websocket_resources(&mut resources);
     fanout::resources(&mut resources);
+    alarms(&mut resources);
 
+    let not_empty =
+        |parameter: &str| json!({ "Fn::Not": [{ "Fn::Equals": [reference(parameter), ""] }] });
     let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": "Livestream backend: HTTP API, WebSocket API, one DynamoDB table, change-stream broadcaster. Generated by `cargo run -p livestream-infra --bin gen-template`; do not edit by hand.",
         "Parameters": parameters(),
+        "Rules": {
+            "JwtSourceIsGiven": {
+                "Assertions": [
+                    {
+                        "Assert": { "Fn::Or": [not_empty("JwtJwksUrl"), not_empty("JwtSecretName")] },
+                        "AssertDescription": "Set JwtJwksUrl (an identity provider's keys) or JwtSecretName (a Secrets Manager secret with an HS256 secret): without one, every request would be refused"
+                    },
+                    {
+                        "Assert": { "Fn::Not": [{ "Fn::And": [not_empty("JwtJwksUrl"), not_empty("JwtSecretName")] }] },
+                        "AssertDescription": "Set only one of JwtJwksUrl and JwtSecretName"
+                    }
+                ]
+            }
+        },
         "Conditions": {
-            "UseJwks": { "Fn::Not": [{ "Fn::Equals": [reference("JwtJwksUrl"), ""] }] },
-            "UseSecret": { "Fn::Not": [{ "Fn::Equals": [reference("JwtSecretName"), ""] }] },
-            "HasIssuer": { "Fn::Not": [{ "Fn::Equals": [reference("JwtIssuer"), ""] }] },
-            "HasAudience": { "Fn::Not": [{ "Fn::Equals": [reference("JwtAudience"), ""] }] },
+            "UseJwks": not_empty("JwtJwksUrl"),
+            "UseSecret": not_empty("JwtSecretName"),
+            "HasIssuer": not_empty("JwtIssuer"),
+            "HasAudience": not_empty("JwtAudience"),
+            "UseJwtAuthorizer": { "Fn::And": [{ "Condition": "UseJwks" }, { "Condition": "HasIssuer" }, { "Condition": "HasAudience" }] },
+            "HasAlarmTopic": not_empty("AlarmTopicArn"),
+            "ReserveConcurrency": { "Fn::Not": [{ "Fn::Equals": [reference("FunctionReservedConcurrency"), 0] }] },
+            "SetApiGatewayLogsRole": { "Fn::Equals": [reference("SetApiGatewayLogsRole"), "true"] },
             "ProtectTable": { "Fn::Equals": [reference("DeletionProtection"), "true"] }
         },
         "Globals": {
             "Function": {
                 "Runtime": "provided.al2023",
                 "Architectures": ["arm64"],
+                "Tracing": "Active",
+                "ReservedConcurrentExecutions": if_condition("ReserveConcurrency", reference("FunctionReservedConcurrency"), no_value()),
                 "Environment": { "Variables": {
                     "TABLE_NAME": reference("Table"),
                     "WS_MANAGEMENT_ENDPOINT": sub("https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName}"),
-                    "JWT_JWKS_URL": { "Fn::If": ["UseJwks", reference("JwtJwksUrl"), reference("AWS::NoValue")] },
-                    "JWT_SECRET": { "Fn::If": ["UseSecret", sub("{{resolve:secretsmanager:${JwtSecretName}:SecretString}}"), reference("AWS::NoValue")] },
-                    "JWT_ISSUER": { "Fn::If": ["HasIssuer", reference("JwtIssuer"), reference("AWS::NoValue")] },
-                    "JWT_AUDIENCE": { "Fn::If": ["HasAudience", reference("JwtAudience"), reference("AWS::NoValue")] },
-                    "RUST_LOG": reference("LogLevel")
+                    "JWT_JWKS_URL": if_condition("UseJwks", reference("JwtJwksUrl"), no_value()),
+                    "JWT_SECRET_NAME": if_condition("UseSecret", reference("JwtSecretName"), no_value()),
+                    "JWT_ISSUER": if_condition("HasIssuer", reference("JwtIssuer"), no_value()),
+                    "JWT_AUDIENCE": if_condition("HasAudience", reference("JwtAudience"), no_value()),
+                    "RUST_LOG": reference("LogLevel"),
+                    // One bundle instead of the scan of every file in the certificate
+                    // directory that the SDK's TLS roots otherwise do at each cold start
+                    // (`cargo run --release -p livestream-bench -- cold` measures it).
+                    "SSL_CERT_FILE": "/etc/pki/tls/certs/ca-bundle.crt"
                 } }
             }
         },
@@ -402,17 +739,23 @@ fn parameters() -> Value {
         "AllowedOrigins": { "Type": "CommaDelimitedList", "Default": "http://localhost:5173",
                             "Description": "Browser origins allowed by CORS, comma-separated (the frontend's URL)" },
         "JwtJwksUrl": { "Type": "String", "Default": "",
-                        "Description": "RS256 keys of the identity provider, e.g. https://cognito-idp.<region>.amazonaws.com/<pool-id>/.well-known/jwks.json" },
+                        "Description": "RS256 keys of the identity provider, e.g. https://cognito-idp.<region>.amazonaws.com/<pool-id>/.well-known/jwks.json (set this or JwtSecretName)" },
         "JwtSecretName": { "Type": "String", "Default": "",
-                           "Description": "Name of a Secrets Manager secret holding an HS256 secret (instead of a JWKS URL); the value never appears in this template" },
-        "JwtIssuer": { "Type": "String", "Default": "", "Description": "Required `iss` of tokens (e.g. the Cognito pool URL); empty: not checked" },
+                           "Description": "Name of a Secrets Manager secret holding an HS256 secret (instead of a JWKS URL); functions read it on their first token, it never appears in this template or their environment" },
+        "JwtIssuer": { "Type": "String", "Default": "", "Description": "Required `iss` of tokens (e.g. the Cognito pool URL); empty: not checked. With JwtJwksUrl and JwtAudience, API Gateway's JWT authorizer also rejects bad tokens before any function runs" },
         "JwtAudience": { "Type": "String", "Default": "", "Description": "Required `aud` of tokens (e.g. the app client id); empty: not checked" },
         "DeletionProtection": { "Type": "String", "Default": "true", "AllowedValues": ["true", "false"],
                                 "Description": "Protect the table from deletion" },
         "LogRetentionDays": { "Type": "Number", "Default": 30,
                               "AllowedValues": [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653],
-                              "Description": "Days to keep function logs" },
+                              "Description": "Days to keep function and access logs" },
         "LogLevel": { "Type": "String", "Default": "info", "Description": "RUST_LOG of every function" },
+        "AlarmTopicArn": { "Type": "String", "Default": "",
+                           "Description": "SNS topic the alarms notify (and notify again when they clear); empty: alarms only show in CloudWatch" },
+        "FunctionReservedConcurrency": { "Type": "Number", "Default": 0, "MinValue": 0,
+                                         "Description": "Reserved concurrency of each function: caps how hard one endpoint can hit the table and keeps a busy one from taking the account's whole concurrency quota from the others. 0: unreserved (the account must keep 100 unreserved, so functions x this must fit the quota)" },
+        "SetApiGatewayLogsRole": { "Type": "String", "Default": "true", "AllowedValues": ["true", "false"],
+                                   "Description": "Give API Gateway (account-wide, this region) a role to write the WebSocket access logs; false if the account already has one" },
         "HttpRateLimit": { "Type": "Number", "Default": 500, "Description": "Steady requests per second of the HTTP API" },
         "HttpBurstLimit": { "Type": "Number", "Default": 1000, "Description": "Burst of the HTTP API" },
         "WebSocketRateLimit": { "Type": "Number", "Default": 200, "Description": "Steady messages per second into the WebSocket API" },
@@ -435,22 +778,16 @@ fn websocket_resources(resources: &mut Map<String, Value>) {
     let mut routes = Vec::new();
     for (route_key, function) in livestream_ws::ROUTES {
         let function_id = logical_id(function);
-        let stem = function_id.trim_end_matches("Function").to_string();
+        let stem = stem(function);
         resources.insert(
             format!("{stem}Integration"),
-            json!({
-                "Type": "AWS::ApiGatewayV2::Integration",
-                "Properties": {
-                    "ApiId": reference("WebSocketApi"),
-                    "IntegrationType": "AWS_PROXY",
-                    "IntegrationUri": sub(&format!("arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/functions/${{{function_id}.Arn}}/invocations"))
-                }
-            }),
+            integration("WebSocketApi", &function_id, false),
         );
         resources.insert(
             format!("{stem}Route"),
             json!({
                 "Type": "AWS::ApiGatewayV2::Route",
+                "Metadata": checkov_skips(&[("CKV_AWS_309", "browsers cannot send headers on WebSockets: $connect verifies the ?token= JWT itself, and later messages belong to a connection it accepted")]),
                 "Properties": {
                     "ApiId": reference("WebSocketApi"),
                     "RouteKey": route_key,
@@ -461,37 +798,57 @@ fn websocket_resources(resources: &mut Map<String, Value>) {
         );
         resources.insert(
             format!("{stem}Permission"),
-            json!({
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {
-                    "Action": "lambda:InvokeFunction",
-                    "FunctionName": reference(&function_id),
-                    "Principal": "apigateway.amazonaws.com",
-                    "SourceArn": sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/*")
-                }
-            }),
+            lambda_permission(&function_id, "WebSocketApi"),
         );
         routes.push(format!("{stem}Route"));
     }
     resources.insert(
-        "WebSocketDeployment".into(),
+        "ApiGatewayLogsRole".into(),
         json!({
-            "Type": "AWS::ApiGatewayV2::Deployment",
-            "DependsOn": routes,
-            "Properties": { "ApiId": reference("WebSocketApi") }
+            "Type": "AWS::IAM::Role",
+            "Condition": "SetApiGatewayLogsRole",
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{ "Effect": "Allow", "Principal": { "Service": "apigateway.amazonaws.com" }, "Action": "sts:AssumeRole" }]
+                },
+                "ManagedPolicyArns": [sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs")]
+            }
         }),
+    );
+    resources.insert(
+        "ApiGatewayAccount".into(),
+        json!({
+            "Type": "AWS::ApiGateway::Account",
+            "Condition": "SetApiGatewayLogsRole",
+            "Properties": { "CloudWatchRoleArn": get_att("ApiGatewayLogsRole", "Arn") }
+        }),
+    );
+    resources.insert(
+        "WebSocketAccessLogGroup".into(),
+        log_group(sub("/aws/apigateway/${AWS::StackName}-websocket")),
     );
     resources.insert(
         "WebSocketStage".into(),
         json!({
             "Type": "AWS::ApiGatewayV2::Stage",
+            "DependsOn": routes,
             "Properties": {
                 "ApiId": reference("WebSocketApi"),
                 "StageName": reference("StageName"),
-                "DeploymentId": reference("WebSocketDeployment"),
+                // Every later route or integration change reaches clients without a
+                // separate deployment resource.
+                "AutoDeploy": true,
+                // A reference, not DependsOn (which cannot name a resource whose
+                // condition is false): access logs need the account's logs role first.
+                "Description": if_condition("SetApiGatewayLogsRole", sub("livestream WebSocket stage (API Gateway account ${ApiGatewayAccount})"), json!("livestream WebSocket stage")),
                 "DefaultRouteSettings": {
                     "ThrottlingBurstLimit": reference("WebSocketBurstLimit"),
                     "ThrottlingRateLimit": reference("WebSocketRateLimit")
+                },
+                "AccessLogSettings": {
+                    "DestinationArn": get_att("WebSocketAccessLogGroup", "Arn"),
+                    "Format": WS_ACCESS_LOG
                 }
             }
         }),

@@ -8,6 +8,7 @@
 pub mod http_api;
 pub mod invoker;
 pub mod poller;
+pub mod seed;
 pub mod sqs;
 pub mod web;
 pub mod websocket;

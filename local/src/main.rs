@@ -6,6 +6,10 @@ use local::{Config, FunctionMode, LOCAL_JWT_SECRET, LocalStack, dev_token};
 const USAGE: &str = "\
 usage: local [options]            run the whole system
        local token --user ID --role teacher|student|admin [--name NAME] [--hours H]
+       local seed [--dynamo-endpoint URL]
+                                  create (or reset) what the events/ samples use, in
+                                  the running stack's DynamoDB (default
+                                  http://127.0.0.1:8000)
 
 options:
   --http-port N        HTTP API port (default 3000)
@@ -64,6 +68,31 @@ fn token_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
     let role = role.ok_or("--role is required")?;
     let name = name.unwrap_or_else(|| user.clone());
     println!("{}", dev_token(&secret(), &user, role, &name, hours));
+    Ok(())
+}
+
+async fn seed_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
+    let mut endpoint = "http://127.0.0.1:8000".to_string();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dynamo-endpoint" => endpoint = value(&mut args, "--dynamo-endpoint")?,
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    let client =
+        aws_sdk_dynamodb::Client::from_conf(livestream::embedded::dynamo_config(&endpoint));
+    let store = livestream::store::Store::new(client, local::TABLE_NAME);
+    local::seed::seed(&store, &secret())
+        .await
+        .map_err(|e| format!("seeding {endpoint} (is `cargo run -p local` running?): {e}"))?;
+    println!(
+        "seeded {endpoint}: course {}, live stream {}, question {}, connection {}; \
+         every file in events/ now answers 2xx once (seed again to reset)",
+        local::seed::COURSE,
+        local::seed::STREAM_LIVE,
+        local::seed::QUESTION_OPEN,
+        local::seed::CONNECTION,
+    );
     Ok(())
 }
 
@@ -133,11 +162,14 @@ fn print_banner(stack: &LocalStack, config: &Config) {
         queue = stack.fan_out_queue.url,
     );
     if let FunctionMode::CargoLambda(url) = &config.functions {
+        // `cargo lambda watch` listens where the stack sends invocations.
+        let authority = url.split("://").last().unwrap_or(url).trim_end_matches('/');
+        let (address, port) = authority.rsplit_once(':').unwrap_or((authority, "9000"));
         println!(
             "Functions are invoked through cargo lambda at {url}; start it in another terminal with:\n  \
              TABLE_NAME={table} DYNAMODB_ENDPOINT={dynamo} JWT_SECRET='{secret}' WS_MANAGEMENT_ENDPOINT={conn} \\\n  \
              FANOUT_QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={sqs} \\\n  \
-             AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch\n",
+             AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch -A {address} -P {port}\n",
             table = local::TABLE_NAME,
             dynamo = stack.dynamo_url,
             conn = stack.connections_url,
@@ -169,6 +201,14 @@ async fn main() {
     if args.peek().map(String::as_str) == Some("token") {
         args.next();
         if let Err(e) = token_command(args) {
+            eprintln!("{e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+        return;
+    }
+    if args.peek().map(String::as_str) == Some("seed") {
+        args.next();
+        if let Err(e) = seed_command(args).await {
             eprintln!("{e}\n\n{USAGE}");
             std::process::exit(2);
         }

@@ -110,7 +110,9 @@ impl Claims {
 /// Why authentication could not even be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthConfigError {
-    #[error("set JWT_SECRET (HS256) or JWT_JWKS_URL (RS256)")]
+    #[error(
+        "set JWT_JWKS_URL (RS256), JWT_SECRET_NAME (HS256 from Secrets Manager) or JWT_SECRET (HS256)"
+    )]
     NoKeySource,
     #[error("JWT_SECRET must be at least 32 bytes")]
     WeakSecret,
@@ -126,6 +128,14 @@ struct JwksCache {
 
 enum KeySource {
     Secret(DecodingKey),
+    /// The HS256 secret in Secrets Manager, read once on the first token (so functions
+    /// that never verify a token never call Secrets Manager) and kept for the process.
+    SecretsManager {
+        secret_id: String,
+        /// `None`: a client from the process's SDK configuration, built on first use.
+        client: Option<aws_sdk_secretsmanager::Client>,
+        key: tokio::sync::OnceCell<DecodingKey>,
+    },
     Jwks {
         url: String,
         http: reqwest::Client,
@@ -176,13 +186,37 @@ impl Authenticator {
         }
     }
 
-    /// From `JWT_JWKS_URL` or `JWT_SECRET`, plus optional `JWT_ISSUER` and `JWT_AUDIENCE`.
+    /// HS256 with the secret string of a Secrets Manager secret (name or ARN), read
+    /// through `client` (default: one from the environment's SDK configuration).
+    pub fn secrets_manager(
+        secret_id: String,
+        client: Option<aws_sdk_secretsmanager::Client>,
+        issuer: Option<String>,
+        audience: Option<String>,
+    ) -> Self {
+        Self {
+            keys: KeySource::SecretsManager {
+                secret_id,
+                client,
+                key: tokio::sync::OnceCell::new(),
+            },
+            issuer,
+            audience,
+        }
+    }
+
+    /// From `JWT_JWKS_URL`, `JWT_SECRET_NAME` (a Secrets Manager secret: on AWS the
+    /// value never sits in the environment) or `JWT_SECRET`, plus optional `JWT_ISSUER`
+    /// and `JWT_AUDIENCE`.
     pub fn from_env() -> Result<Self, AuthConfigError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let issuer = var("JWT_ISSUER");
         let audience = var("JWT_AUDIENCE");
         if let Some(url) = var("JWT_JWKS_URL") {
             return Ok(Self::jwks(url, issuer, audience));
+        }
+        if let Some(secret_id) = var("JWT_SECRET_NAME") {
+            return Ok(Self::secrets_manager(secret_id, None, issuer, audience));
         }
         match var("JWT_SECRET") {
             Some(secret) => Self::hs256(secret.as_bytes(), issuer, audience),
@@ -221,6 +255,22 @@ impl Authenticator {
                 }
                 jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
             }
+            KeySource::SecretsManager {
+                secret_id,
+                client,
+                key,
+            } => {
+                if header.alg != Algorithm::HS256 {
+                    return Err(ApiError::Unauthorized(
+                        "invalid token: algorithm not accepted".into(),
+                    ));
+                }
+                // Boxed: the SDK call would make every handler's future deep and large.
+                let key = key
+                    .get_or_try_init(|| Box::pin(fetch_secret(client.as_ref(), secret_id)))
+                    .await?;
+                jsonwebtoken::decode::<Claims>(token, key, &self.validation(Algorithm::HS256))
+            }
             KeySource::Jwks { url, http, cache } => {
                 if header.alg != Algorithm::RS256 {
                     return Err(ApiError::Unauthorized(
@@ -256,6 +306,36 @@ impl Authenticator {
             .ok_or_else(|| ApiError::Unauthorized("expected a Bearer token".into()))?;
         self.authenticate(token).await
     }
+}
+
+/// The HS256 key from a Secrets Manager secret string; a failure is retried on the
+/// next token (nothing is cached).
+async fn fetch_secret(
+    client: Option<&aws_sdk_secretsmanager::Client>,
+    secret_id: &str,
+) -> Result<DecodingKey, ApiError> {
+    let client = match client {
+        Some(client) => client.clone(),
+        None => aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await),
+    };
+    let secret = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::Internal(format!(
+                "reading the JWT secret {secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let value = secret.secret_string().unwrap_or_default();
+    if value.len() < 32 {
+        return Err(ApiError::Internal(format!(
+            "the JWT secret {secret_id} is shorter than 32 bytes"
+        )));
+    }
+    Ok(DecodingKey::from_secret(value.as_bytes()))
 }
 
 fn describe(err: &jsonwebtoken::errors::Error) -> &'static str {
@@ -366,6 +446,76 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     const SECRET: &[u8] = b"a-test-secret-that-is-long-enough-for-hs256";
+
+    /// A loopback Secrets Manager answering `GetSecretValue` with `SECRET`; counts calls.
+    async fn secrets_manager() -> (
+        aws_sdk_secretsmanager::Client,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |headers: http::HeaderMap, body: String| {
+                let counted = counted.clone();
+                async move {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    assert_eq!(headers["x-amz-target"], "secretsmanager.GetSecretValue");
+                    assert!(body.contains("livestream/jwt"), "{body}");
+                    (
+                        [("content-type", "application/x-amz-json-1.1")],
+                        serde_json::json!({
+                            "ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:livestream/jwt-AbCdEf",
+                            "Name": "livestream/jwt",
+                            "SecretString": std::str::from_utf8(SECRET).unwrap(),
+                        })
+                        .to_string(),
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "local", "local", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .build();
+        (aws_sdk_secretsmanager::Client::from_conf(conf), calls)
+    }
+
+    #[tokio::test]
+    async fn the_hs256_secret_is_read_from_secrets_manager_once_and_kept() {
+        let (client, calls) = secrets_manager().await;
+        let auth =
+            Authenticator::secrets_manager("livestream/jwt".into(), Some(client), None, None);
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "nothing is read before a token"
+        );
+        for _ in 0..3 {
+            let who = auth
+                .authenticate(&mint_hs256(SECRET, &spec(Role::Student)))
+                .await
+                .unwrap();
+            assert_eq!(who.user_id, "u-1");
+        }
+        let forged = mint_hs256(
+            b"another-secret-that-is-long-enough-for-hs256",
+            &spec(Role::Admin),
+        );
+        assert!(matches!(
+            auth.authenticate(&forged).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     fn spec(role: Role) -> TokenSpec<'static> {
         TokenSpec {

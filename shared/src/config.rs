@@ -24,8 +24,11 @@ impl AppState {
         Ok(Self { store, auth })
     }
 
-    /// The caller of an HTTP request, from its bearer token.
+    /// The caller of an HTTP request, from its bearer token (noted for the request's
+    /// log line).
     pub async fn authenticate(&self, req: &lambda_http::Request) -> Result<Identity, ApiError> {
-        self.auth.authenticate_headers(req.headers()).await
+        let who = self.auth.authenticate_headers(req.headers()).await?;
+        crate::telemetry::set_caller(&who.user_id);
+        Ok(who)
     }
 }

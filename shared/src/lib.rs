@@ -8,6 +8,7 @@
 pub mod apigw;
 pub mod asyncapi;
 pub mod auth;
+pub mod aws;
 #[cfg(feature = "change-stream")]
 pub mod change_stream;
 pub mod config;

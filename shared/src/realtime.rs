@@ -43,8 +43,8 @@ impl Connections {
             "WS_MANAGEMENT_ENDPOINT is not set: the WebSocket API's @connections endpoint"
                 .to_string()
         })?;
-        let config = aws_config::load_from_env().await;
-        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&config)
+        let config = crate::aws::sdk_config().await;
+        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(config)
             .endpoint_url(endpoint)
             .retry_config(post_retries())
             .build();

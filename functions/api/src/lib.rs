@@ -8,11 +8,40 @@ pub mod handlers;
 
 use std::future::Future;
 
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use livestream::AppState;
+use livestream::telemetry::RequestInfo;
+
+/// The function, route and request id of an API Gateway request (the function from
+/// the routes table, so every deployment names it alike).
+fn request_info(req: &Request) -> RequestInfo {
+    use lambda_http::request::RequestContext;
+    let (route, request_id) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => (
+            context.route_key.clone().unwrap_or_default(),
+            context.request_id.clone().unwrap_or_default(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    let function = livestream::routes::ROUTES
+        .iter()
+        .find(|r| {
+            route
+                .split_once(' ')
+                .is_some_and(|(method, path)| r.method == method && r.path == path)
+        })
+        .map(|r| r.function.to_string())
+        .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())
+        .unwrap_or_default();
+    RequestInfo {
+        function,
+        route,
+        request_id,
+    }
+}
 
 /// Runs one handler as a Lambda function: logging, state from the environment once
-/// per cold start, then the runtime loop.
+/// per cold start, then the runtime loop; every request gets its log line and metrics.
 pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
 where
     F: Fn(&'static AppState, Request) -> Fut,
@@ -20,8 +49,9 @@ where
 {
     livestream::telemetry::init();
     let state: &'static AppState = Box::leak(Box::new(AppState::from_env().await?));
-    lambda_http::run(lambda_http::service_fn(|req| {
-        let response = handler(state, req);
+    lambda_http::run(lambda_http::service_fn(|req: Request| {
+        let info = request_info(&req);
+        let response = livestream::telemetry::observe(info, handler(state, req));
         async move { Ok::<_, std::convert::Infallible>(response.await) }
     }))
     .await

@@ -105,8 +105,22 @@ struct StreamEvents {
 
 /// Handles one batch of change-stream records.
 pub async fn handle(state: &BroadcastState, event: Event) -> DynamoDbEventResponse {
+    let oldest = event
+        .records
+        .iter()
+        .map(|r| r.change.approximate_creation_date_time)
+        .min();
     // Boxed: presence retry loops make the future deep and large.
     let (response, report) = Box::pin(handle_batch(state, event)).await;
+    let age = oldest.and_then(|at| (livestream::model::now() - at).to_std().ok());
+    livestream::telemetry::record_batch(
+        report.events,
+        report.posts,
+        report.pruned,
+        report.failed_posts,
+        response.batch_item_failures.len(),
+        age,
+    );
     tracing::info!(
         events = report.events,
         posts = report.posts,
@@ -328,7 +342,9 @@ pub async fn serve() -> Result<(), lambda_runtime::Error> {
     let state: &'static BroadcastState = Box::leak(Box::new(BroadcastState::from_env().await?));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<Event>| async move {
-            Ok::<_, std::convert::Infallible>(handle(state, event.payload).await)
+            let response = handle(state, event.payload).await;
+            livestream::telemetry::flush_metrics();
+            Ok::<_, std::convert::Infallible>(response)
         },
     ))
     .await

@@ -127,11 +127,24 @@ pub async fn serve(function: &'static str) -> Result<(), lambda_runtime::Error> 
     let state: &'static WsState = Box::leak(Box::new(WsState::from_env().await?));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, std::convert::Infallible>(
-                invoke(function, state, event.payload)
-                    .await
-                    .unwrap_or_else(|| response(500, String::new())),
-            )
+            let started = std::time::Instant::now();
+            let info = livestream::telemetry::RequestInfo {
+                function: function.to_string(),
+                route: event
+                    .payload
+                    .request_context
+                    .route_key
+                    .clone()
+                    .unwrap_or_default(),
+                request_id: event.context.request_id.clone(),
+            };
+            let reply = invoke(function, state, event.payload)
+                .await
+                .unwrap_or_else(|| response(500, String::new()));
+            let status = u16::try_from(reply.status_code).unwrap_or(500);
+            livestream::telemetry::record_request(&info, status, started.elapsed(), None);
+            livestream::telemetry::flush_metrics();
+            Ok::<_, std::convert::Infallible>(reply)
         },
     ))
     .await

@@ -132,8 +132,8 @@ impl Store {
     pub async fn from_env() -> Result<Self, String> {
         let table = std::env::var("TABLE_NAME")
             .map_err(|_| "TABLE_NAME is not set: the DynamoDB table to use".to_string())?;
-        let config = aws_config::load_from_env().await;
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(&config);
+        let config = crate::aws::sdk_config().await;
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
         if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
             builder = builder.endpoint_url(endpoint);
         }
