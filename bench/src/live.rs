@@ -181,13 +181,8 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
         .unwrap();
     let data = tempfile::tempdir().unwrap();
     let config = local::Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        sqs_port: 0,
-        data_dir: Some(data.path().to_path_buf()),
         delivery_window: window,
-        ..local::Config::default()
+        ..local::Config::on_free_ports(Some(data.path().to_path_buf()))
     };
     let stack = stack_rt
         .spawn(local::LocalStack::start(config))

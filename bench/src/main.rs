@@ -466,14 +466,9 @@ async fn main() {
     if runs("chat") {
         // The local stack as `cargo run -p local` runs it: data on disk, functions in-process.
         let data = tempfile::tempdir().unwrap();
-        let stack = local::LocalStack::start(local::Config {
-            http_port: 0,
-            ws_port: 0,
-            dynamo_port: 0,
-            sqs_port: 0,
-            data_dir: Some(data.path().to_path_buf()),
-            ..local::Config::default()
-        })
+        let stack = local::LocalStack::start(local::Config::on_free_ports(Some(
+            data.path().to_path_buf(),
+        )))
         .await
         .unwrap();
         for concurrency in [1, 16, 64, 500] {

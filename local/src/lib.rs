@@ -92,6 +92,21 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Every port chosen by the system and data in `data_dir` (`None`: in memory), so
+    /// that stacks in tests and benchmarks run side by side.
+    pub fn on_free_ports(data_dir: Option<std::path::PathBuf>) -> Self {
+        Self {
+            http_port: 0,
+            ws_port: 0,
+            dynamo_port: 0,
+            sqs_port: 0,
+            data_dir,
+            ..Self::default()
+        }
+    }
+}
+
 /// A running stack; [`LocalStack::shutdown`] stops it cleanly.
 pub struct LocalStack {
     pub http_url: String,

@@ -302,14 +302,7 @@ impl Page {
 }
 
 fn random_ports() -> Config {
-    Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        sqs_port: 0,
-        data_dir: None,
-        ..Config::default()
-    }
+    Config::on_free_ports(None)
 }
 
 fn screenshot_dir() -> Option<PathBuf> {

@@ -13,14 +13,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn config() -> Config {
-    Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        sqs_port: 0,
-        data_dir: None,
-        ..Config::default()
-    }
+    Config::on_free_ports(None)
 }
 
 fn token(user: &str, role: Role) -> String {

@@ -153,14 +153,7 @@ fn has(events: &[Value], kind: &str) -> bool {
 }
 
 fn in_process() -> Config {
-    Config {
-        http_port: 0,
-        ws_port: 0,
-        dynamo_port: 0,
-        sqs_port: 0,
-        data_dir: None,
-        ..Config::default()
-    }
+    Config::on_free_ports(None)
 }
 
 /// The `local` binary on free ports over `data_dir`, as `cargo run -p local` runs it.

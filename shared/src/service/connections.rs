@@ -110,21 +110,19 @@ pub async fn sweep(
     cutoff: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, ApiError> {
     let mut gone = 0;
-    for shard in 0..crate::store::keys::SWEEP_SHARDS {
-        for connection in store.connections_checked_before(shard, cutoff).await? {
-            match sockets.check(&connection.connection_id).await {
-                Ok(()) => {
-                    store
-                        .mark_connection_alive(&connection.connection_id, now())
-                        .await?;
-                }
-                Err(crate::realtime::PostError::Gone) => {
-                    disconnect(store, &connection.connection_id).await?;
-                    gone += 1;
-                }
-                Err(err) => {
-                    tracing::warn!(connection = %connection.connection_id, error = %err, "connection check failed");
-                }
+    for connection in store.connections_checked_before(cutoff).await? {
+        match sockets.check(&connection.connection_id).await {
+            Ok(()) => {
+                store
+                    .mark_connection_alive(&connection.connection_id, now())
+                    .await?;
+            }
+            Err(crate::realtime::PostError::Gone) => {
+                disconnect(store, &connection.connection_id).await?;
+                gone += 1;
+            }
+            Err(err) => {
+                tracing::warn!(connection = %connection.connection_id, error = %err, "connection check failed");
             }
         }
     }

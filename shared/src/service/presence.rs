@@ -247,12 +247,15 @@ pub async fn end_lapsed_http(
     store: &Store,
     cutoff: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, ApiError> {
-    let mut ended = 0;
-    for shard in 0..crate::store::keys::SWEEP_SHARDS {
-        for lapsed in store.lapsed_http_presences(shard, cutoff).await? {
-            exit(store, &lapsed.stream_id, &lapsed.user_id, &Session::Http).await?;
-            ended += 1;
-        }
+    let lapsed = store.lapsed_http_presences(cutoff).await?;
+    for presence in &lapsed {
+        exit(
+            store,
+            &presence.stream_id,
+            &presence.user_id,
+            &Session::Http,
+        )
+        .await?;
     }
-    Ok(ended)
+    Ok(lapsed.len())
 }

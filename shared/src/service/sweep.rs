@@ -41,14 +41,12 @@ pub async fn run(
 pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
     let far_future = crate::model::now() + chrono::Duration::days(3650);
     let mut gone = 0;
-    for shard in 0..crate::store::keys::SWEEP_SHARDS {
-        for connection in store.connections_checked_before(shard, far_future).await? {
-            if connections::disconnect(store, &connection.connection_id)
-                .await?
-                .is_some()
-            {
-                gone += 1;
-            }
+    for connection in store.connections_checked_before(far_future).await? {
+        if connections::disconnect(store, &connection.connection_id)
+            .await?
+            .is_some()
+        {
+            gone += 1;
         }
     }
     Ok(SweepReport {

@@ -56,23 +56,12 @@ impl Store {
         self.put_new(item).await
     }
 
-    /// Connections of one sweep shard last known alive before `cutoff`.
+    /// Connections last known alive before `cutoff`.
     pub async fn connections_checked_before(
         &self,
-        shard: u32,
         cutoff: DateTime<Utc>,
     ) -> Result<Vec<Connection>, StoreError> {
-        let spec = QuerySpec {
-            index: Some(GSI2),
-            partition_attr: GSI2PK,
-            partition_value: keys::connections_pk(shard),
-            sort_attr: GSI2SK,
-            sort_prefix: None,
-            sort_after: Some(sort_time(cutoff)),
-            forward: false,
-            limit: 500,
-        };
-        self.query_all(spec, 5000)
+        self.sweep_index_before(GSI2, GSI2PK, GSI2SK, keys::connections_pk, cutoff)
             .await?
             .into_iter()
             .map(from_item)

@@ -309,6 +309,33 @@ impl Store {
         }
     }
 
+    /// The items of a sweep index (see [`keys::SWEEP_SHARDS`]) whose sort key sorts
+    /// before `cutoff`, from every shard: the sharding stays a matter of the keys.
+    pub(crate) async fn sweep_index_before(
+        &self,
+        index: &'static str,
+        partition_attr: &'static str,
+        sort_attr: &'static str,
+        partition: fn(u32) -> String,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for shard in 0..keys::SWEEP_SHARDS {
+            let spec = QuerySpec {
+                index: Some(index),
+                partition_attr,
+                partition_value: partition(shard),
+                sort_attr,
+                sort_prefix: None,
+                sort_after: Some(crate::model::sort_time(cutoff)),
+                forward: false,
+                limit: 500,
+            };
+            items.extend(self.query_all(spec, 5000).await?);
+        }
+        Ok(items)
+    }
+
     /// Runs a transaction; a cancellation reports the reason of each action.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         self.client

@@ -361,23 +361,14 @@ impl Store {
         .await
     }
 
-    /// Participants of one sweep shard whose last HTTP heartbeat is older than `cutoff`.
+    /// Participants whose last HTTP heartbeat is older than `cutoff`.
     pub async fn lapsed_http_presences(
         &self,
-        shard: u32,
         cutoff: DateTime<Utc>,
     ) -> Result<Vec<LapsedPresence>, StoreError> {
-        let spec = QuerySpec {
-            index: Some(GSI1),
-            partition_attr: GSI1PK,
-            partition_value: keys::http_presence_pk(shard),
-            sort_attr: GSI1SK,
-            sort_prefix: None,
-            sort_after: Some(sort_time(cutoff)),
-            forward: false,
-            limit: 500,
-        };
-        let items = self.query_all(spec, 5000).await?;
+        let items = self
+            .sweep_index_before(GSI1, GSI1PK, GSI1SK, keys::http_presence_pk, cutoff)
+            .await?;
         Ok(items
             .iter()
             .filter_map(|item| {
