@@ -1,8 +1,9 @@
 //! Live delivery through the local stack with real WebSocket clients on loopback:
 //! viewers connect all at once (a connect storm) while the teacher chats, then the
 //! teacher chats 10 messages a second; each client notes when every `chat.message`
-//! arrives. The stack runs on its own runtime whose threads are named `stack`, so its
-//! CPU time is read apart from the clients' (from `/proc/self/task`).
+//! arrives. The stack runs on its own runtime whose threads are named `stack` (the
+//! embedded store on a thread of its own), so its CPU time is read apart from the
+//! clients' (from `/proc/self/task`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,9 @@ use crate::Row;
 
 const CHAT_INTERVAL: Duration = Duration::from_millis(100);
 
-/// CPU seconds used so far by this process's threads whose name starts with `prefix`.
-fn cpu_seconds(prefix: &str) -> f64 {
+/// CPU seconds used so far by the stack's threads: its runtime's (named `stack`) and
+/// the embedded store's.
+fn stack_cpu_seconds() -> f64 {
     let ticks_per_second = 100.0;
     let mut ticks = 0u64;
     for task in std::fs::read_dir("/proc/self/task")
@@ -27,7 +29,7 @@ fn cpu_seconds(prefix: &str) -> f64 {
         .flatten()
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with(prefix) {
+        if !comm.starts_with("stack") && comm.trim_end() != livestream::embedded::STORE_THREAD {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
@@ -235,7 +237,7 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
         *log.lock().unwrap() = Received::default();
     }
     sent.clear();
-    let cpu_before = cpu_seconds("stack");
+    let cpu_before = stack_cpu_seconds();
     let started = Instant::now();
     let mut ticker = tokio::time::interval(CHAT_INTERVAL);
     let messages = (seconds * 1000 / CHAT_INTERVAL.as_millis() as u64) as usize;
@@ -247,7 +249,7 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
     }
     tokio::time::sleep(Duration::from_secs(1) + window).await;
     let elapsed = started.elapsed();
-    let cpu = cpu_seconds("stack") - cpu_before;
+    let cpu = stack_cpu_seconds() - cpu_before;
     let steady = latencies(&logs, &sent);
     // The shortest time between two frames to one viewer: at least the window when
     // the window holds.

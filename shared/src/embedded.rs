@@ -15,35 +15,58 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
-/// An embedded DynamoDB served over HTTP on 127.0.0.1.
+/// An embedded DynamoDB served over HTTP on 127.0.0.1, from a thread of its own.
+///
+/// The store answers each request synchronously while it holds its one SQLite
+/// connection. Served from the caller's runtime, a request waiting for the store would
+/// block a worker thread, and a few of them every task of the process (the HTTP API,
+/// the change-stream poller, the sockets). On its own thread it blocks only itself.
 pub struct EmbeddedDynamo {
     pub endpoint: String,
     pub db: dynoxide::Database,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<()>>,
+    stopped: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
+/// The name of the thread that serves the store.
+pub const STORE_THREAD: &str = "dynamodb";
+
 impl EmbeddedDynamo {
-    /// Starts a server on a random port over `db`.
+    /// Starts a server on `addr` (port 0: a random one) over `db`.
     pub async fn serve(db: dynoxide::Database, addr: &str) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stop_requested) = tokio::sync::oneshot::channel::<()>();
+        let (finished, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = db.clone();
-        let served = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = dynoxide::server::serve_with_shutdown(listener, served, shutdown).await
-            {
-                tracing::error!(error = %e, "embedded DynamoDB stopped");
-            }
-        });
+        std::thread::Builder::new()
+            .name(STORE_THREAD.into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let shutdown = async {
+                        let _ = stop_requested.await;
+                    };
+                    let result = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            dynoxide::server::serve_with_shutdown(listener, served, shutdown).await
+                        }
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "embedded DynamoDB stopped");
+                    }
+                });
+                let _ = finished.send(());
+            })?;
         Ok(Self {
             endpoint,
             db,
             stop: Some(stop),
-            served: Some(served),
+            stopped: Some(stopped),
         })
     }
 
@@ -52,8 +75,8 @@ impl EmbeddedDynamo {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(served) = self.served.take() {
-            let _ = served.await;
+        if let Some(stopped) = self.stopped.take() {
+            let _ = stopped.await;
         }
     }
 
@@ -103,7 +126,49 @@ pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
         .endpoint_url(endpoint)
+        .interceptor(WithoutTransactionTokens)
         .build()
+}
+
+/// Sends transactions to the embedded store without the idempotency token the SDK
+/// adds to each. The store keeps every token for ten minutes and walks all of them at
+/// each transaction, so a burst of joins or connects made every later transaction
+/// slower; a store in this process sees no retry from another one that a token would
+/// guard against.
+#[derive(Debug)]
+struct WithoutTransactionTokens;
+
+impl aws_sdk_dynamodb::config::Intercept for WithoutTransactionTokens {
+    fn name(&self) -> &'static str {
+        "WithoutTransactionTokens"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request_mut();
+        if request.headers().get("x-amz-target") != Some("DynamoDB_20120810.TransactWriteItems") {
+            return Ok(());
+        }
+        let Some(body) = request.body().bytes() else {
+            return Ok(());
+        };
+        let mut json: serde_json::Value = serde_json::from_slice(body)?;
+        if let Some(fields) = json.as_object_mut() {
+            fields.remove("ClientRequestToken");
+        }
+        let body = serde_json::to_vec(&json)?;
+        request
+            .headers_mut()
+            .insert("content-length", body.len().to_string());
+        *request.body_mut() = body.into();
+        Ok(())
+    }
 }
 
 /// How long DynamoDB Streams keeps a change record.
@@ -123,6 +188,12 @@ const STREAM_INDEXES: &str = "
 pub fn open_file(path: &Path) -> Result<dynoxide::Database, String> {
     let db = dynoxide::Database::new(&path.to_string_lossy())
         .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // The store opens its WAL file with SQLite's default `synchronous = FULL`: an fsync
+    // per commit (~0.9 ms here), three per chat message. `NORMAL` (what the store's
+    // `disable_bulk_loading` sets) keeps every commit through a killed process and
+    // loses only the last ones to a power cut, which is right for a local stack.
+    db.disable_bulk_loading()
+        .map_err(|e| format!("setting up {}: {e}", path.display()))?;
     let side = side_connection(path)?;
     side.execute_batch(STREAM_INDEXES)
         .map_err(|e| format!("indexing the change stream of {}: {e}", path.display()))?;
@@ -164,5 +235,54 @@ impl StreamRetention {
             [cutoff],
         )
         .map_err(|e| format!("trimming the change stream of {}: {e}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+    use super::EmbeddedDynamo;
+
+    const TABLE: &str = "tokens";
+
+    fn put(id: &str) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(TABLE)
+            .item("PK", AttributeValue::S(id.into()))
+            .item("SK", AttributeValue::S("x".into()))
+            .build()
+            .unwrap();
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    #[tokio::test]
+    async fn transactions_reach_the_store_without_their_idempotency_token() {
+        let store = EmbeddedDynamo::memory().await;
+        let client = store.client();
+        crate::table::create_table(&client, TABLE).await.unwrap();
+        // With the token kept, the store would take the second call for a changed
+        // retry of the first and refuse it (IdempotentParameterMismatch).
+        for id in ["a", "b"] {
+            client
+                .transact_write_items()
+                .client_request_token("same-token")
+                .transact_items(put(id))
+                .send()
+                .await
+                .unwrap();
+        }
+        for id in ["a", "b"] {
+            let item = client
+                .get_item()
+                .table_name(TABLE)
+                .key("PK", AttributeValue::S(id.into()))
+                .key("SK", AttributeValue::S("x".into()))
+                .send()
+                .await
+                .unwrap();
+            assert!(item.item.is_some(), "{id} was written");
+        }
+        store.shutdown().await;
     }
 }
