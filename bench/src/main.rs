@@ -409,7 +409,7 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
         with_bundle.push(("SSL_CERT_FILE".into(), bundle.into()));
         rows.push(
             cold_start::measure(
-                "bootstrap, get-stream, SSL_CERT_FILE=one bundle",
+                "bootstrap, get-stream, system roots (SSL_CERT_FILE)",
                 &dir.join("bootstrap"),
                 &with_bundle,
                 &event,

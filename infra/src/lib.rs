@@ -447,6 +447,25 @@ fn alarms(resources: &mut Map<String, Value>) {
             1,
         ),
     );
+    // Retries absorb brief throttling; what is left failed a request. The table's own
+    // ThrottledRequests also counts throttles that a retry then absorbed.
+    resources.insert(
+        "DynamoThrottlesAlarm".into(),
+        math_alarm(
+            "DynamoDB throttled calls beyond the SDK's retries: requests failed (a hot key or an account limit)",
+            vec![metric(
+                "throttles",
+                livestream::telemetry::NAMESPACE,
+                livestream::telemetry::DYNAMO_THROTTLES,
+                json!([]),
+                "Sum",
+                300,
+            )],
+            "throttles",
+            0.0,
+            1,
+        ),
+    );
     let http = json!([{ "Name": "ApiId", "Value": reference("HttpApi") }]);
     resources.insert(
         "HttpApi5xxAlarm".into(),
@@ -707,11 +726,10 @@ pub fn template() -> Value {
                     "JWT_SECRET_NAME": if_condition("UseSecret", reference("JwtSecretName"), no_value()),
                     "JWT_ISSUER": if_condition("HasIssuer", reference("JwtIssuer"), no_value()),
                     "JWT_AUDIENCE": if_condition("HasAudience", reference("JwtAudience"), no_value()),
-                    "RUST_LOG": reference("LogLevel"),
-                    // One bundle instead of the scan of every file in the certificate
-                    // directory that the SDK's TLS roots otherwise do at each cold start
-                    // (`cargo run --release -p livestream-bench -- cold` measures it).
-                    "SSL_CERT_FILE": "/etc/pki/tls/certs/ca-bundle.crt"
+                    // No SSL_CERT_FILE: the SDK clients trust the AWS roots built into
+                    // the bootstrap (shared/src/aws.rs), which start faster than any
+                    // system bundle (`cargo run --release -p livestream-bench -- cold`).
+                    "RUST_LOG": reference("LogLevel")
                 } }
             }
         },

@@ -228,6 +228,7 @@ fn every_function_has_a_failure_alarm_and_the_pipeline_and_apis_are_watched() {
             "ApproximateNumberOfMessagesVisible",
         ),
         ("HttpApi5xxAlarm", "5xx"),
+        ("DynamoThrottlesAlarm", "DynamoThrottles"),
         ("WebSocketApiErrorAlarm", "IntegrationError"),
     ] {
         assert!(

@@ -12,9 +12,46 @@ use tokio::sync::OnceCell;
 
 static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
-/// From the environment (on Lambda: `AWS_REGION` and the function role's credentials).
+/// From the environment (on Lambda: `AWS_REGION` and the function role's credentials),
+/// with [`http_client`].
 pub async fn sdk_config() -> &'static SdkConfig {
-    CONFIG.get_or_init(aws_config::load_from_env).await
+    CONFIG
+        .get_or_init(|| {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(http_client())
+                .load()
+        })
+        .await
+}
+
+/// The roots of Amazon Trust Services, which every AWS service endpoint's certificate
+/// chains to (Amazon Root CA 1 to 4, and Starfield Services Root G2, which
+/// cross-signs them), from the system's CA bundle.
+const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
+
+/// The SDK's default HTTPS client (hyper, rustls with aws-lc), trusting [`AWS_ROOTS`]
+/// only: the SDK clients talk to nothing but AWS endpoints, and the client parses its
+/// roots whenever it builds a connector (once per client at construction, again at the
+/// first request), which for the ~140 certificates of a system bundle was most of a
+/// cold start's init. With `SSL_CERT_FILE` set (a proxy that re-signs TLS, an endpoint
+/// with another CA), the system's roots from that file instead.
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let trust = if std::env::var_os("SSL_CERT_FILE").is_some() {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AWS_ROOTS)
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store without extra server names is valid");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
 }
 
 /// The DynamoDB client configuration of `config`: the shared settings, retries
@@ -85,6 +122,20 @@ mod tests {
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         format!("http://{address}")
+    }
+
+    #[test]
+    fn the_bundled_roots_are_the_five_aws_roots_and_parse() {
+        let pem = std::str::from_utf8(AWS_ROOTS).unwrap();
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        // Building a client builds its connector, which parses the roots (and panics
+        // on a certificate it cannot read).
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .http_client(http_client())
+            .build();
+        let _ = aws_sdk_dynamodb::Client::new(&config);
     }
 
     #[test]
