@@ -15,13 +15,25 @@ static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 /// From the environment (on Lambda: `AWS_REGION` and the function role's credentials),
 /// with [`http_client`].
 pub async fn sdk_config() -> &'static SdkConfig {
-    CONFIG
-        .get_or_init(|| {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(http_client())
-                .load()
-        })
-        .await
+    CONFIG.get_or_init(load).await
+}
+
+async fn load() -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
+    // On Lambda the region and the role's credentials are environment variables: taking
+    // them from there spares each cold start the default provider chains (profile
+    // files, an IMDS client, an STS client for web identity, each endpoint resolver
+    // parsing its partitions). Without them (a developer's profile), the chains.
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader.load().await
 }
 
 /// The roots of Amazon Trust Services, which every AWS service endpoint's certificate
