@@ -195,16 +195,18 @@ pub fn build(binaries: &[(&str, &str)]) -> PathBuf {
         .unwrap()
         .to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args(["build", "--quiet"]);
-    if !cfg!(debug_assertions) {
-        command.arg("--release");
-    }
+    // One build per package: built together, the packages' features would unify (the
+    // bench's test utilities into the function) and the binary would not be the one
+    // that is deployed.
     for (package, bin) in binaries {
-        command.args(["-p", package, "--bin", bin]);
+        let mut command = Command::new(&cargo);
+        command.args(["build", "--quiet", "-p", package, "--bin", bin]);
+        if !cfg!(debug_assertions) {
+            command.arg("--release");
+        }
+        let status = command.status().expect("cargo runs");
+        assert!(status.success(), "building {package} {bin} failed");
     }
-    let status = command.status().expect("cargo runs");
-    assert!(status.success(), "building {binaries:?} failed");
     dir
 }
 

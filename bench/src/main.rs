@@ -369,7 +369,7 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
     println!("building the measured binaries (this benchmark's profile)...");
     let dir = cold_start::build(&[
         ("livestream-bench", "hello-lambda"),
-        ("livestream-api", "get-stream"),
+        ("livestream-bootstrap", "bootstrap"),
     ]);
     let event: serde_json::Value =
         serde_json::from_str(include_str!("../../events/http/get-stream.json")).unwrap();
@@ -380,6 +380,7 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "local"),
         ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("_HANDLER", "get-stream"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -393,7 +394,14 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
             runs,
         )
         .await,
-        cold_start::measure("get-stream", &dir.join("get-stream"), &base, &event, runs).await,
+        cold_start::measure(
+            "bootstrap, _HANDLER=get-stream",
+            &dir.join("bootstrap"),
+            &base,
+            &event,
+            runs,
+        )
+        .await,
     ];
     let bundle = "/etc/ssl/certs/ca-certificates.crt";
     if std::path::Path::new(bundle).exists() {
@@ -401,8 +409,8 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
         with_bundle.push(("SSL_CERT_FILE".into(), bundle.into()));
         rows.push(
             cold_start::measure(
-                "get-stream, SSL_CERT_FILE=one bundle",
-                &dir.join("get-stream"),
+                "bootstrap, get-stream, system roots (SSL_CERT_FILE)",
+                &dir.join("bootstrap"),
                 &with_bundle,
                 &event,
                 runs,

@@ -1,11 +1,14 @@
 //! The deployment cannot drift from the code: the committed template is exactly what
-//! the code generates, every function binary is deployed, every route has its function,
-//! and the table is the one the code (and the local stack) creates.
+//! the code generates, every deployed function has its handler in the bootstrap and
+//! every handler its function, every route has its function, and the table is the one
+//! the code (and the local stack) creates.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use livestream_infra::{FUNCTIONS, deployed_functions, logical_id, template, template_yaml};
+use livestream_infra::{
+    BOOTSTRAP, FUNCTIONS, deployed_functions, logical_id, template, template_yaml,
+};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -20,43 +23,53 @@ fn the_committed_template_is_what_the_code_generates() {
     );
 }
 
-/// The `[[bin]]` names of every crate under `functions/`.
-fn function_binaries() -> BTreeSet<String> {
+/// The `[[bin]]` names of the bootstrap crate other than `bootstrap` itself: one per
+/// function, for `cargo lambda watch`.
+fn watch_binaries() -> BTreeSet<String> {
+    let manifest = root().join("functions/bootstrap/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
     let mut names = BTreeSet::new();
-    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
-        let manifest = entry.unwrap().path().join("Cargo.toml");
-        let text = std::fs::read_to_string(&manifest).unwrap();
-        let mut in_bin = false;
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_bin = line == "[[bin]]";
-            } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
-                names.insert(name.trim_matches('"').to_string());
-            }
+    let mut in_bin = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(name) = line.strip_prefix("name = ") {
+            names.insert(name.trim_matches('"').to_string());
         }
     }
+    names.remove(BOOTSTRAP);
     names
 }
 
 #[test]
-fn every_function_binary_is_deployed_and_every_deployed_function_has_a_binary() {
-    let binaries = function_binaries();
-    assert!(binaries.len() >= 30, "found the binaries: {binaries:?}");
+fn every_deployed_function_has_a_bootstrap_handler_and_every_handler_is_deployed() {
+    let handlers: BTreeSet<String> = livestream_bootstrap::functions()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert!(handlers.len() >= 30, "found the handlers: {handlers:?}");
     let deployed: BTreeSet<String> = deployed_functions().into_iter().map(String::from).collect();
-    assert_eq!(binaries, deployed);
+    assert_eq!(handlers, deployed);
     let specified: BTreeSet<String> = FUNCTIONS.iter().map(|f| f.name.to_string()).collect();
     assert_eq!(
         specified, deployed,
         "FUNCTIONS has exactly the deployed functions"
     );
+    assert_eq!(
+        watch_binaries(),
+        deployed,
+        "functions/bootstrap has one `cargo lambda watch` binary per function"
+    );
     let resources = &template()["Resources"];
-    for name in &binaries {
+    let first = &resources[logical_id(deployed_functions()[0])];
+    for name in &deployed {
         let resource = &resources[logical_id(name)];
         assert_eq!(resource["Type"], "AWS::Serverless::Function", "{name}");
-        assert_eq!(
-            resource["Metadata"]["BuildProperties"]["Binary"],
-            name.as_str()
-        );
+        assert_eq!(resource["Properties"]["Handler"], name.as_str());
+        // One build definition for all: SAM builds the bootstrap once.
+        assert_eq!(resource["Metadata"], first["Metadata"], "{name}");
+        assert_eq!(resource["Properties"]["CodeUri"], "..", "{name}");
+        assert_eq!(resource["Metadata"]["BuildProperties"]["Binary"], BOOTSTRAP);
         assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
     }
 }
@@ -215,6 +228,7 @@ fn every_function_has_a_failure_alarm_and_the_pipeline_and_apis_are_watched() {
             "ApproximateNumberOfMessagesVisible",
         ),
         ("HttpApi5xxAlarm", "5xx"),
+        ("DynamoThrottlesAlarm", "DynamoThrottles"),
         ("WebSocketApiErrorAlarm", "IntegrationError"),
     ] {
         assert!(

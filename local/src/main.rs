@@ -169,7 +169,7 @@ fn print_banner(stack: &LocalStack, config: &Config) {
             "Functions are invoked through cargo lambda at {url}; start it in another terminal with:\n  \
              TABLE_NAME={table} DYNAMODB_ENDPOINT={dynamo} JWT_SECRET='{secret}' WS_MANAGEMENT_ENDPOINT={conn} \\\n  \
              FANOUT_QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={sqs} \\\n  \
-             AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch -A {address} -P {port}\n",
+             AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch -F livestream-bootstrap/watch -A {address} -P {port}\n",
             table = local::TABLE_NAME,
             dynamo = stack.dynamo_url,
             conn = stack.connections_url,

@@ -1,13 +1,188 @@
 //! The AWS SDK configuration every client of a function shares: loaded once per
 //! process (region, credentials, the HTTP client and its TLS roots), however many
-//! clients a function builds.
+//! clients a function builds; and what the DynamoDB client adds to it.
 
 use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use tokio::sync::OnceCell;
 
 static CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
-/// From the environment (on Lambda: `AWS_REGION` and the function role's credentials).
+/// From the environment (on Lambda: `AWS_REGION` and the function role's credentials),
+/// with [`http_client`].
 pub async fn sdk_config() -> &'static SdkConfig {
-    CONFIG.get_or_init(aws_config::load_from_env).await
+    CONFIG.get_or_init(load).await
+}
+
+async fn load() -> SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
+    // On Lambda the region and the role's credentials are environment variables: taking
+    // them from there spares each cold start the default provider chains (profile
+    // files, an IMDS client, an STS client for web identity, each endpoint resolver
+    // parsing its partitions). Without them (a developer's profile), the chains.
+    if let Ok(region) = std::env::var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    loader.load().await
+}
+
+/// The roots of Amazon Trust Services, which every AWS service endpoint's certificate
+/// chains to (Amazon Root CA 1 to 4, and Starfield Services Root G2, which
+/// cross-signs them), from the system's CA bundle.
+const AWS_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
+
+/// The SDK's default HTTPS client (hyper, rustls with aws-lc), trusting [`AWS_ROOTS`]
+/// only: the SDK clients talk to nothing but AWS endpoints, and the client parses its
+/// roots whenever it builds a connector (once per client at construction, again at the
+/// first request), which for the ~140 certificates of a system bundle was most of a
+/// cold start's init. With `SSL_CERT_FILE` set (a proxy that re-signs TLS, an endpoint
+/// with another CA), the system's roots from that file instead.
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let trust = if std::env::var_os("SSL_CERT_FILE").is_some() {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AWS_ROOTS)
+    };
+    let context = TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a trust store without extra server names is valid");
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https()
+}
+
+/// The DynamoDB client configuration of `config`: the shared settings, retries
+/// counted ([`CountRetries`]), and `endpoint` when given (a local table).
+pub fn dynamodb_config(config: &SdkConfig, endpoint: Option<String>) -> aws_sdk_dynamodb::Config {
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(config).interceptor(CountRetries);
+    if let Some(endpoint) = endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    builder.build()
+}
+
+/// Counts every attempt of an operation after its first (the SDK retried it after
+/// throttling or a transient error) as `DynamoRetries` by operation: retries are
+/// invisible in the result, which succeeds or fails only once.
+#[derive(Debug)]
+pub struct CountRetries;
+
+impl Intercept for CountRetries {
+    fn name(&self) -> &'static str {
+        "CountRetries"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts()) > 1 {
+            let operation = cfg.load::<Metadata>().map_or("unknown", |m| m.name());
+            crate::telemetry::record_dynamo_retry(operation);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+    use super::*;
+    use crate::telemetry::{DYNAMO_RETRIES, counted::Counted};
+
+    /// A DynamoDB endpoint that throttles the first `throttled` requests, then
+    /// answers every GetItem with no item.
+    async fn throttling_endpoint(throttled: usize) -> String {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().fallback(move || {
+            let seen = seen.clone();
+            async move {
+                if seen.fetch_add(1, Ordering::SeqCst) < throttled {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}"#,
+                    )
+                } else {
+                    (axum::http::StatusCode::OK, "{}")
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    #[test]
+    fn the_bundled_roots_are_the_five_aws_roots_and_parse() {
+        let pem = std::str::from_utf8(AWS_ROOTS).unwrap();
+        assert_eq!(pem.matches("-----BEGIN CERTIFICATE-----").count(), 5);
+        // Building a client builds its connector, which parses the roots (and panics
+        // on a certificate it cannot read).
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .http_client(http_client())
+            .build();
+        let _ = aws_sdk_dynamodb::Client::new(&config);
+    }
+
+    #[test]
+    fn attempts_after_the_first_are_counted_by_operation() {
+        let counted = Counted::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        counted.during(|| {
+            runtime.block_on(async {
+                let endpoint = throttling_endpoint(2).await;
+                let shared = SdkConfig::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                        Credentials::for_tests(),
+                    ))
+                    .retry_config(
+                        RetryConfig::standard()
+                            .with_max_attempts(3)
+                            .with_initial_backoff(Duration::from_millis(1)),
+                    )
+                    .build();
+                let client =
+                    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(&shared, Some(endpoint)));
+                let out = client
+                    .get_item()
+                    .table_name("t")
+                    .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+                    .send()
+                    .await;
+                assert!(out.is_ok(), "{out:?}");
+            })
+        });
+        assert_eq!(counted.get(DYNAMO_RETRIES, &[("Operation", "GetItem")]), 2);
+    }
 }

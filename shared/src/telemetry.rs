@@ -104,6 +104,77 @@ fn describe_metrics() {
         Unit::Milliseconds,
         "from the oldest record's change to its delivery"
     );
+    describe_counter!(
+        DYNAMO_RETRIES,
+        Unit::Count,
+        "DynamoDB attempts beyond the first, by operation (the SDK retried)"
+    );
+    describe_counter!(
+        DYNAMO_CONDITION_FAILED,
+        Unit::Count,
+        "writes whose condition did not hold (expected: idempotent joins, races)"
+    );
+    describe_counter!(
+        DYNAMO_TRANSACTION_CANCELED,
+        Unit::Count,
+        "cancelled transactions, once per cancellation reason"
+    );
+    describe_counter!(
+        DYNAMO_TRANSACTION_CONFLICTS,
+        Unit::Count,
+        "writes refused because a transaction was writing the same item"
+    );
+    describe_counter!(
+        DYNAMO_THROTTLES,
+        Unit::Count,
+        "calls that stayed throttled after the SDK's retries"
+    );
+}
+
+/// `DynamoRetries`, dimension `Operation`.
+pub const DYNAMO_RETRIES: &str = "DynamoRetries";
+/// `DynamoConditionFailed`: a normal outcome, counted, never logged as a warning.
+pub const DYNAMO_CONDITION_FAILED: &str = "DynamoConditionFailed";
+/// `DynamoTransactionCanceled`, dimension `Reason` (`ConditionalCheckFailed`,
+/// `TransactionConflict`, `ThrottlingError`, ...).
+pub const DYNAMO_TRANSACTION_CANCELED: &str = "DynamoTransactionCanceled";
+/// `DynamoTransactionConflicts`: `TransactionConflictException` on a single write.
+pub const DYNAMO_TRANSACTION_CONFLICTS: &str = "DynamoTransactionConflicts";
+/// `DynamoThrottles`: throttling that outlasted the SDK's retries.
+pub const DYNAMO_THROTTLES: &str = "DynamoThrottles";
+
+/// How a DynamoDB call ended, when it is worth counting (see [`record_dynamo`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamoOutcome<'a> {
+    /// `ConditionalCheckFailedException`.
+    ConditionFailed,
+    /// `TransactionCanceledException`, with the reason of each action (`None` where the
+    /// action was fine).
+    TransactionCanceled(&'a [Option<String>]),
+    /// `TransactionConflictException` (or `TransactionInProgressException`).
+    TransactionConflict,
+    /// Throttled: `ProvisionedThroughputExceededException`, `ThrottlingException`,
+    /// `RequestLimitExceeded`.
+    Throttled,
+}
+
+/// Counts one outcome of a DynamoDB call.
+pub fn record_dynamo(outcome: DynamoOutcome<'_>) {
+    match outcome {
+        DynamoOutcome::ConditionFailed => counter!(DYNAMO_CONDITION_FAILED).increment(1),
+        DynamoOutcome::TransactionCanceled(reasons) => {
+            for reason in reasons.iter().flatten() {
+                counter!(DYNAMO_TRANSACTION_CANCELED, "Reason" => reason.clone()).increment(1);
+            }
+        }
+        DynamoOutcome::TransactionConflict => counter!(DYNAMO_TRANSACTION_CONFLICTS).increment(1),
+        DynamoOutcome::Throttled => counter!(DYNAMO_THROTTLES).increment(1),
+    }
+}
+
+/// Counts one retry of a DynamoDB operation (an attempt after the first).
+pub fn record_dynamo_retry(operation: &str) {
+    counter!(DYNAMO_RETRIES, "Operation" => operation.to_string()).increment(1);
 }
 
 /// Writes the metrics recorded since the last flush as EMF lines to stdout; called once
@@ -203,9 +274,100 @@ pub fn record_batch(
     }
 }
 
+/// A recorder that keeps counters in memory, for tests that check what is counted.
+#[cfg(test)]
+pub(crate) mod counted {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    /// Counter totals by `name{label=value,...}`.
+    #[derive(Default, Clone)]
+    pub struct Counted(Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>);
+
+    struct Total(Arc<AtomicU64>);
+
+    impl metrics::CounterFn for Total {
+        fn increment(&self, value: u64) {
+            self.0.fetch_add(value, Ordering::Relaxed);
+        }
+        fn absolute(&self, value: u64) {
+            self.0.store(value, Ordering::Relaxed);
+        }
+    }
+
+    impl Counted {
+        /// The total of `name` with exactly these labels (in their order).
+        pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+            let key = Self::name(name, labels.iter().map(|(k, v)| (*k, *v)));
+            self.0
+                .lock()
+                .unwrap()
+                .get(&key)
+                .map_or(0, |n| n.load(Ordering::Relaxed))
+        }
+
+        fn name<'a>(name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+            let labels: Vec<String> = labels.map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{name}{{{}}}", labels.join(","))
+        }
+
+        /// Runs `f` with this recorder for the current thread.
+        pub fn during<T>(&self, f: impl FnOnce() -> T) -> T {
+            metrics::with_local_recorder(self, f)
+        }
+    }
+
+    impl Recorder for Counted {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let name = Self::name(key.name(), key.labels().map(|l| (l.key(), l.value())));
+            let total = self.0.lock().unwrap().entry(name).or_default().clone();
+            Counter::from_arc(Arc::new(Total(total)))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamo_outcomes_are_counted_by_kind_and_reason() {
+        let counted = counted::Counted::default();
+        counted.during(|| {
+            record_dynamo(DynamoOutcome::ConditionFailed);
+            record_dynamo(DynamoOutcome::ConditionFailed);
+            record_dynamo(DynamoOutcome::TransactionCanceled(&[
+                None,
+                Some("ConditionalCheckFailed".into()),
+                Some("TransactionConflict".into()),
+            ]));
+            record_dynamo(DynamoOutcome::TransactionConflict);
+            record_dynamo(DynamoOutcome::Throttled);
+            record_dynamo_retry("PutItem");
+        });
+        assert_eq!(counted.get(DYNAMO_CONDITION_FAILED, &[]), 2);
+        let canceled = |reason| counted.get(DYNAMO_TRANSACTION_CANCELED, &[("Reason", reason)]);
+        assert_eq!(canceled("ConditionalCheckFailed"), 1);
+        assert_eq!(canceled("TransactionConflict"), 1);
+        assert_eq!(canceled("None"), 0);
+        assert_eq!(counted.get(DYNAMO_TRANSACTION_CONFLICTS, &[]), 1);
+        assert_eq!(counted.get(DYNAMO_THROTTLES, &[]), 1);
+        assert_eq!(counted.get(DYNAMO_RETRIES, &[("Operation", "PutItem")]), 1);
+    }
 
     #[test]
     fn statuses_fall_in_their_class() {

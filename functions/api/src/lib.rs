@@ -1,12 +1,14 @@
 //! The HTTP API functions of the livestream backend.
 //!
-//! Each route of [`livestream::routes::ROUTES`] has a Lambda binary in `src/bin/` whose
-//! `main` only wires [`serve`] to one handler of [`handlers`]. [`invoke`] reaches the
-//! same handlers by function name, for the local stack's in-process mode.
+//! Each route of [`livestream::routes::ROUTES`] is served by its function, whose handler
+//! [`HANDLERS`] names. On Lambda the multi-call bootstrap (`functions/bootstrap`) runs
+//! [`serve`] with the handler its `_HANDLER` names; [`invoke`] reaches the same handlers
+//! by function name, for the local stack's in-process mode.
 
 pub mod handlers;
 
 use std::future::Future;
+use std::pin::Pin;
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use livestream::AppState;
@@ -42,11 +44,7 @@ fn request_info(req: &Request) -> RequestInfo {
 
 /// Runs one handler as a Lambda function: logging, state from the environment once
 /// per cold start, then the runtime loop; every request gets its log line and metrics.
-pub async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
-where
-    F: Fn(&'static AppState, Request) -> Fut,
-    Fut: Future<Output = Response<Body>> + Send,
-{
+pub async fn serve(handler: Handler) -> Result<(), lambda_http::Error> {
     livestream::telemetry::init();
     let state: &'static AppState = Box::leak(Box::new(AppState::from_env().await?));
     lambda_http::run(lambda_http::service_fn(|req: Request| {
@@ -57,43 +55,69 @@ where
     .await
 }
 
+/// One HTTP handler as the dispatch table holds it (its future boxed, so that every
+/// handler has the same type).
+pub type Handler = for<'a> fn(&'a AppState, Request) -> BoxedResponse<'a>;
+
+/// The response future of a [`Handler`].
+pub type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+
+macro_rules! handler {
+    ($f:path) => {
+        |state, req| Box::pin($f(state, req))
+    };
+}
+
+/// The HTTP functions and their handlers: the one table the Lambda bootstrap and the
+/// local stack both dispatch through (a test checks it against the routes).
+pub const HANDLERS: &[(&str, Handler)] = {
+    use handlers::{chat, courses, participation, questions, streams};
+    &[
+        ("create-stream", handler!(streams::create)),
+        ("list-live-streams", handler!(streams::list_live)),
+        ("list-my-streams", handler!(streams::list_mine)),
+        ("get-stream", handler!(streams::get)),
+        ("update-stream", handler!(streams::update)),
+        ("start-stream", handler!(streams::start)),
+        ("stop-stream", handler!(streams::stop)),
+        ("cancel-stream", handler!(streams::cancel)),
+        ("create-course", handler!(courses::create)),
+        ("list-my-courses", handler!(courses::list_mine)),
+        ("enroll-student", handler!(courses::enroll)),
+        ("update-stream-settings", handler!(participation::settings)),
+        ("join-stream", handler!(participation::join)),
+        ("leave-stream", handler!(participation::leave)),
+        ("list-participants", handler!(participation::list)),
+        ("update-participant", handler!(participation::update)),
+        ("get-stream-stats", handler!(participation::stats)),
+        ("send-chat-message", handler!(chat::send)),
+        ("list-chat-messages", handler!(chat::list)),
+        ("hide-chat-message", handler!(chat::hide)),
+        ("pin-chat-message", handler!(chat::pin)),
+        ("unpin-chat-message", handler!(chat::unpin)),
+        ("ask-question", handler!(questions::ask)),
+        ("list-questions", handler!(questions::list)),
+        ("upvote-question", handler!(questions::upvote)),
+        ("remove-upvote", handler!(questions::remove_upvote)),
+        ("answer-question", handler!(questions::answer)),
+        ("hide-question", handler!(questions::hide)),
+        ("approve-question", handler!(questions::approve)),
+        ("dismiss-question", handler!(questions::dismiss)),
+        ("reopen-question", handler!(questions::reopen)),
+        ("highlight-question", handler!(questions::highlight)),
+        ("clear-highlight", handler!(questions::clear_highlight)),
+    ]
+};
+
+/// The handler of the function named `function`, if it is an HTTP function.
+pub fn handler(function: &str) -> Option<Handler> {
+    HANDLERS
+        .iter()
+        .find(|(name, _)| *name == function)
+        .map(|(_, handler)| *handler)
+}
+
 /// Calls the handler of the function named `function`; `None` if there is none.
 pub async fn invoke(function: &str, state: &AppState, req: Request) -> Option<Response<Body>> {
-    use handlers::{chat, courses, participation, questions, streams};
-    Some(match function {
-        "create-stream" => streams::create(state, req).await,
-        "list-live-streams" => streams::list_live(state, req).await,
-        "list-my-streams" => streams::list_mine(state, req).await,
-        "get-stream" => streams::get(state, req).await,
-        "update-stream" => streams::update(state, req).await,
-        "start-stream" => streams::start(state, req).await,
-        "stop-stream" => streams::stop(state, req).await,
-        "cancel-stream" => streams::cancel(state, req).await,
-        "create-course" => courses::create(state, req).await,
-        "list-my-courses" => courses::list_mine(state, req).await,
-        "enroll-student" => courses::enroll(state, req).await,
-        "update-stream-settings" => participation::settings(state, req).await,
-        "join-stream" => participation::join(state, req).await,
-        "leave-stream" => participation::leave(state, req).await,
-        "list-participants" => participation::list(state, req).await,
-        "update-participant" => participation::update(state, req).await,
-        "get-stream-stats" => participation::stats(state, req).await,
-        "send-chat-message" => chat::send(state, req).await,
-        "list-chat-messages" => chat::list(state, req).await,
-        "hide-chat-message" => chat::hide(state, req).await,
-        "pin-chat-message" => chat::pin(state, req).await,
-        "unpin-chat-message" => chat::unpin(state, req).await,
-        "ask-question" => questions::ask(state, req).await,
-        "list-questions" => questions::list(state, req).await,
-        "upvote-question" => questions::upvote(state, req).await,
-        "remove-upvote" => questions::remove_upvote(state, req).await,
-        "answer-question" => questions::answer(state, req).await,
-        "hide-question" => questions::hide(state, req).await,
-        "approve-question" => questions::approve(state, req).await,
-        "dismiss-question" => questions::dismiss(state, req).await,
-        "reopen-question" => questions::reopen(state, req).await,
-        "highlight-question" => questions::highlight(state, req).await,
-        "clear-highlight" => questions::clear_highlight(state, req).await,
-        _ => return None,
-    })
+    Some(handler(function)?(state, req).await)
 }

@@ -27,6 +27,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::telemetry::{self, DynamoOutcome};
+
 pub use cursor::Cursor;
 pub use update::Update;
 
@@ -61,21 +63,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The error of a failed call, its outcome counted (see [`outcome_of`]).
     fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
     {
-        match err.as_service_error().and_then(|e| e.code()) {
-            Some("ConditionalCheckFailedException") => Self::ConditionFailed,
-            Some(
-                code @ ("ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "TransactionConflictException"
-                | "TransactionInProgressException"),
-            ) => Self::Busy(code.to_string()),
-            _ => Self::Dynamo(format!(
+        let code = err.as_service_error().and_then(|e| e.code());
+        match code.and_then(outcome_of) {
+            Some(outcome) => {
+                telemetry::record_dynamo(outcome);
+                match outcome {
+                    DynamoOutcome::ConditionFailed => Self::ConditionFailed,
+                    _ => Self::Busy(code.unwrap_or_default().to_string()),
+                }
+            }
+            None => Self::Dynamo(format!(
                 "{}",
                 aws_sdk_dynamodb::error::DisplayErrorContext(&err)
             )),
@@ -86,6 +89,20 @@ impl StoreError {
     pub fn failed_condition_at(&self, index: usize) -> bool {
         matches!(self, Self::TransactionCancelled(reasons)
             if reasons.get(index).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed"))
+    }
+}
+
+/// The countable outcome of a DynamoDB error code; `None` for other failures.
+fn outcome_of(code: &str) -> Option<DynamoOutcome<'static>> {
+    match code {
+        "ConditionalCheckFailedException" => Some(DynamoOutcome::ConditionFailed),
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded" => Some(DynamoOutcome::Throttled),
+        "TransactionConflictException" | "TransactionInProgressException" => {
+            Some(DynamoOutcome::TransactionConflict)
+        }
+        _ => None,
     }
 }
 
@@ -133,11 +150,11 @@ impl Store {
         let table = std::env::var("TABLE_NAME")
             .map_err(|_| "TABLE_NAME is not set: the DynamoDB table to use".to_string())?;
         let config = crate::aws::sdk_config().await;
-        let mut builder = aws_sdk_dynamodb::config::Builder::from(config);
-        if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
-            builder = builder.endpoint_url(endpoint);
-        }
-        Ok(Self::new(Client::from_conf(builder.build()), table))
+        let endpoint = std::env::var("DYNAMODB_ENDPOINT").ok();
+        Ok(Self::new(
+            Client::from_conf(crate::aws::dynamodb_config(config, endpoint)),
+            table,
+        ))
     }
 
     pub fn client(&self) -> &Client {
@@ -351,6 +368,7 @@ impl Store {
                         .iter()
                         .map(|r| r.code().filter(|c| *c != "None").map(str::to_string))
                         .collect();
+                    telemetry::record_dynamo(DynamoOutcome::TransactionCanceled(&reasons));
                     if reasons
                         .iter()
                         .flatten()
@@ -403,4 +421,74 @@ pub fn time(at: chrono::DateTime<chrono::Utc>) -> AttributeValue {
 /// A number attribute value.
 pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::counted::Counted;
+    use crate::telemetry::{DYNAMO_CONDITION_FAILED, DYNAMO_TRANSACTION_CANCELED};
+    use crate::testing::TestEnv;
+
+    #[test]
+    fn error_codes_have_their_outcome() {
+        assert_eq!(
+            outcome_of("ConditionalCheckFailedException"),
+            Some(DynamoOutcome::ConditionFailed)
+        );
+        for code in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+        ] {
+            assert_eq!(outcome_of(code), Some(DynamoOutcome::Throttled), "{code}");
+        }
+        assert_eq!(
+            outcome_of("TransactionConflictException"),
+            Some(DynamoOutcome::TransactionConflict)
+        );
+        assert_eq!(outcome_of("ValidationException"), None);
+    }
+
+    fn item(pk: &str) -> Item {
+        HashMap::from([
+            (crate::table::PK.to_string(), AttributeValue::S(pk.into())),
+            (crate::table::SK.to_string(), AttributeValue::S("X".into())),
+        ])
+    }
+
+    #[test]
+    fn failed_conditions_and_cancelled_transactions_are_counted() {
+        let counted = Counted::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        counted.during(|| {
+            runtime.block_on(async {
+                let env = TestEnv::start().await;
+                let store = env.store();
+                store.put_new(item("A")).await.unwrap();
+                let again = store.put_new(item("A")).await;
+                assert!(
+                    matches!(again, Err(StoreError::ConditionFailed)),
+                    "{again:?}"
+                );
+                let actions = vec![
+                    store.put_new_action(item("B")).unwrap(),
+                    store.put_new_action(item("A")).unwrap(),
+                ];
+                let cancelled = store.transact(actions).await.unwrap_err();
+                assert!(cancelled.failed_condition_at(1), "{cancelled:?}");
+            })
+        });
+        assert_eq!(counted.get(DYNAMO_CONDITION_FAILED, &[]), 1);
+        assert_eq!(
+            counted.get(
+                DYNAMO_TRANSACTION_CANCELED,
+                &[("Reason", "ConditionalCheckFailed")]
+            ),
+            1
+        );
+    }
 }

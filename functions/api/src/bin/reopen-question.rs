@@ -1,6 +1,0 @@
-use livestream_api::handlers::questions;
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    livestream_api::serve(questions::reopen).await
-}

@@ -1,4 +1,0 @@
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    livestream_broadcast::serve_sweep().await
-}
