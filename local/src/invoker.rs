@@ -9,6 +9,8 @@ use livestream::AppState;
 use livestream_broadcast::BroadcastState;
 use livestream_ws::WsState;
 use serde_json::Value;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// An HTTP function's answer, as API Gateway turns it into a response.
 #[derive(Debug, Clone)]
@@ -36,10 +38,21 @@ pub enum Functions {
 
 /// Calls functions, and tells the change-stream poller when one that may have written
 /// to the table returned, so live events go out without waiting for the next poll.
+///
+/// Each HTTP and WebSocket function runs at most [`Invoker::with_concurrency`]
+/// invocations at a time, as Lambda's reserved concurrency caps a function; the others
+/// wait their turn. One machine has one store: without the cap, a burst of one function
+/// (a class's 1,000 `$connect`s) queued every other call behind it there, and chat
+/// stalled for seconds.
 pub struct Invoker {
     functions: Functions,
     wrote: tokio::sync::Notify,
+    concurrency: usize,
+    instances: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
+
+/// Invocations of one function at a time, by default.
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 fn error_reply(status: u16, message: &str) -> HttpReply {
     HttpReply {
@@ -56,7 +69,32 @@ impl Invoker {
         Self {
             functions,
             wrote: tokio::sync::Notify::new(),
+            concurrency: DEFAULT_CONCURRENCY,
+            instances: Default::default(),
         }
+    }
+
+    /// At most `concurrency` invocations of each HTTP and WebSocket function at once.
+    pub fn with_concurrency(self, concurrency: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            ..self
+        }
+    }
+
+    /// Waits for a free instance of `function`.
+    async fn instance(&self, function: &str) -> OwnedSemaphorePermit {
+        let instances = self
+            .instances
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(function.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.concurrency)))
+            .clone();
+        instances
+            .acquire_owned()
+            .await
+            .expect("instance semaphores are never closed")
     }
 
     /// Returns once a function that may have written returned since the last call
@@ -91,7 +129,9 @@ impl Invoker {
     /// Invokes an HTTP API function with a payload 2.0 event.
     pub async fn http(&self, function: &str, event: Value) -> HttpReply {
         let reads_only = event["requestContext"]["http"]["method"] == "GET";
+        let instance = self.instance(function).await;
         let reply = self.call_http(function, event).await;
+        drop(instance);
         if !reads_only {
             self.wrote.notify_one();
         }
@@ -141,7 +181,9 @@ impl Invoker {
 
     /// Invokes a WebSocket route's function; returns its status code.
     pub async fn websocket(&self, function: &str, event: Value) -> i64 {
+        let instance = self.instance(function).await;
         let status = self.call_websocket(function, event).await;
+        drop(instance);
         self.wrote.notify_one();
         status
     }
@@ -283,6 +325,8 @@ pub fn http_reply_from_json(reply: &Value) -> HttpReply {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     #[test]
@@ -297,5 +341,74 @@ mod tests {
         assert_eq!(reply.status, 201);
         assert_eq!(reply.body, br#"{"a":1}"#);
         assert!(reply.headers.contains(&("set-cookie".into(), "a=b".into())));
+    }
+
+    /// A Lambda Invoke API on loopback that holds each invocation a while and notes
+    /// the most it ever held at once, per function.
+    async fn invoke_api() -> (
+        String,
+        Arc<std::sync::Mutex<HashMap<String, (usize, usize)>>>,
+    ) {
+        use axum::extract::{Path, State};
+        type Seen = Arc<std::sync::Mutex<HashMap<String, (usize, usize)>>>;
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/2015-03-31/functions/{name}/invocations",
+                axum::routing::post(
+                    |State(seen): State<Seen>, Path(name): Path<String>| async move {
+                        {
+                            let mut seen = seen.lock().unwrap();
+                            let (now, most) = seen.entry(name.clone()).or_default();
+                            *now += 1;
+                            *most = (*most).max(*now);
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+                        seen.lock().unwrap().get_mut(&name).unwrap().0 -= 1;
+                        axum::Json(serde_json::json!({ "statusCode": 200, "body": "" }))
+                    },
+                ),
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_function_runs_at_most_its_concurrency_at_once() {
+        let (base_url, seen) = invoke_api().await;
+        let invoker = Invoker::new(Functions::CargoLambda {
+            base_url,
+            client: reqwest::Client::new(),
+        })
+        .with_concurrency(2);
+        let event = |route: &str| {
+            serde_json::json!({
+                "requestContext": { "http": { "method": "POST" }, "routeKey": route },
+            })
+        };
+        let calls = (0..12).map(|i| {
+            let function = if i % 2 == 0 {
+                "ws-connect"
+            } else {
+                "send-chat-message"
+            };
+            let invoker = &invoker;
+            let event = event(function);
+            async move {
+                if function == "ws-connect" {
+                    invoker.websocket(function, event).await;
+                } else {
+                    invoker.http(function, event).await;
+                }
+            }
+        });
+        futures::future::join_all(calls).await;
+        let seen = seen.lock().unwrap();
+        // Two at a time for each function, and the two functions side by side.
+        assert_eq!(seen["ws-connect"], (0, 2));
+        assert_eq!(seen["send-chat-message"], (0, 2));
     }
 }

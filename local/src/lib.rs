@@ -69,6 +69,8 @@ pub struct Config {
     pub fan_out_page_size: usize,
     /// The broadcaster's delivery window (zero: every batch goes out at once).
     pub delivery_window: Duration,
+    /// Invocations of one HTTP or WebSocket function at a time (see [`Invoker`]).
+    pub function_concurrency: usize,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             fan_out_threshold: FanOut::DEFAULT_THRESHOLD,
             fan_out_page_size: FanOut::DEFAULT_PAGE_SIZE,
             delivery_window: Duration::ZERO,
+            function_concurrency: invoker::DEFAULT_CONCURRENCY,
         }
     }
 }
@@ -186,29 +189,32 @@ impl LocalStack {
                 .map_err(|e| e.to_string())
         };
         let connections = Connections::local(&connections_url);
-        let invoker = Arc::new(Invoker::new(match &config.functions {
-            FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
-                api: AppState::new(store.clone(), auth()?),
-                ws: WsState {
-                    app: AppState::new(store.clone(), auth()?),
-                    connections: connections.clone(),
+        let invoker = Arc::new(
+            Invoker::new(match &config.functions {
+                FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
+                    api: AppState::new(store.clone(), auth()?),
+                    ws: WsState {
+                        app: AppState::new(store.clone(), auth()?),
+                        connections: connections.clone(),
+                    },
+                    broadcast: BroadcastState {
+                        fan_out: Some(FanOut::local(
+                            &sqs_url,
+                            &fan_out_queue.url,
+                            config.fan_out_threshold,
+                            config.fan_out_page_size,
+                        )),
+                        window: config.delivery_window,
+                        ..BroadcastState::new(store.clone(), connections)
+                    },
+                })),
+                FunctionMode::CargoLambda(base_url) => Functions::CargoLambda {
+                    base_url: base_url.trim_end_matches('/').to_string(),
+                    client: reqwest::Client::new(),
                 },
-                broadcast: BroadcastState {
-                    fan_out: Some(FanOut::local(
-                        &sqs_url,
-                        &fan_out_queue.url,
-                        config.fan_out_threshold,
-                        config.fan_out_page_size,
-                    )),
-                    window: config.delivery_window,
-                    ..BroadcastState::new(store.clone(), connections)
-                },
-            })),
-            FunctionMode::CargoLambda(base_url) => Functions::CargoLambda {
-                base_url: base_url.trim_end_matches('/').to_string(),
-                client: reqwest::Client::new(),
-            },
-        }));
+            })
+            .with_concurrency(config.function_concurrency),
+        );
 
         // Nothing from a previous run is connected to this gateway: end what a crashed
         // run left counted before serving anyone.

@@ -22,6 +22,8 @@ options:
                        (default 1000)
   --delivery-window-ms N  at most one frame per viewer per N ms (default 0: at once;
                        the deployment uses 1000)
+  --function-concurrency N  invocations of one function at a time, like Lambda's
+                       reserved concurrency (default 8)
   --cors-origin URL    allow this browser origin (repeatable; default: any localhost origin)
   --cargo-lambda URL   invoke functions through `cargo lambda watch` at URL
                        (e.g. http://127.0.0.1:9000) instead of in this process
@@ -118,6 +120,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
                         .parse()
                         .map_err(|_| "--delivery-window-ms needs milliseconds")?,
                 )
+            }
+            "--function-concurrency" => {
+                config.function_concurrency = value(&mut args, "--function-concurrency")?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or("--function-concurrency needs a number above 0")?
             }
             "--data-dir" => config.data_dir = Some(value(&mut args, "--data-dir")?.into()),
             "--in-memory" => config.data_dir = None,
