@@ -153,35 +153,29 @@ mod tests {
     #[test]
     fn attempts_after_the_first_are_counted_by_operation() {
         let counted = Counted::default();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        counted.during(|| {
-            runtime.block_on(async {
-                let endpoint = throttling_endpoint(2).await;
-                let shared = SdkConfig::builder()
-                    .behavior_version(BehaviorVersion::latest())
-                    .region(Region::new("us-east-1"))
-                    .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-                        Credentials::for_tests(),
-                    ))
-                    .retry_config(
-                        RetryConfig::standard()
-                            .with_max_attempts(3)
-                            .with_initial_backoff(Duration::from_millis(1)),
-                    )
-                    .build();
-                let client =
-                    aws_sdk_dynamodb::Client::from_conf(dynamodb_config(&shared, Some(endpoint)));
-                let out = client
-                    .get_item()
-                    .table_name("t")
-                    .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
-                    .send()
-                    .await;
-                assert!(out.is_ok(), "{out:?}");
-            })
+        counted.block_on(async {
+            let endpoint = throttling_endpoint(2).await;
+            let shared = SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                    Credentials::for_tests(),
+                ))
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .build();
+            let client =
+                aws_sdk_dynamodb::Client::from_conf(dynamodb_config(&shared, Some(endpoint)));
+            let out = client
+                .get_item()
+                .table_name("t")
+                .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+                .send()
+                .await;
+            assert!(out.is_ok(), "{out:?}");
         });
         assert_eq!(counted.get(DYNAMO_RETRIES, &[("Operation", "GetItem")]), 2);
     }

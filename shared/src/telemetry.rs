@@ -320,6 +320,15 @@ pub(crate) mod counted {
         pub fn during<T>(&self, f: impl FnOnce() -> T) -> T {
             metrics::with_local_recorder(self, f)
         }
+
+        /// Runs `future` to completion on a runtime of this thread, with this recorder.
+        pub fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a current-thread runtime builds");
+            self.during(|| runtime.block_on(future))
+        }
     }
 
     impl Recorder for Counted {

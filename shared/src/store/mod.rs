@@ -460,27 +460,21 @@ mod tests {
     #[test]
     fn failed_conditions_and_cancelled_transactions_are_counted() {
         let counted = Counted::default();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        counted.during(|| {
-            runtime.block_on(async {
-                let env = TestEnv::start().await;
-                let store = env.store();
-                store.put_new(item("A")).await.unwrap();
-                let again = store.put_new(item("A")).await;
-                assert!(
-                    matches!(again, Err(StoreError::ConditionFailed)),
-                    "{again:?}"
-                );
-                let actions = vec![
-                    store.put_new_action(item("B")).unwrap(),
-                    store.put_new_action(item("A")).unwrap(),
-                ];
-                let cancelled = store.transact(actions).await.unwrap_err();
-                assert!(cancelled.failed_condition_at(1), "{cancelled:?}");
-            })
+        counted.block_on(async {
+            let env = TestEnv::start().await;
+            let store = env.store();
+            store.put_new(item("A")).await.unwrap();
+            let again = store.put_new(item("A")).await;
+            assert!(
+                matches!(again, Err(StoreError::ConditionFailed)),
+                "{again:?}"
+            );
+            let actions = vec![
+                store.put_new_action(item("B")).unwrap(),
+                store.put_new_action(item("A")).unwrap(),
+            ];
+            let cancelled = store.transact(actions).await.unwrap_err();
+            assert!(cancelled.failed_condition_at(1), "{cancelled:?}");
         });
         assert_eq!(counted.get(DYNAMO_CONDITION_FAILED, &[]), 1);
         assert_eq!(
