@@ -343,14 +343,13 @@ mod tests {
         assert!(reply.headers.contains(&("set-cookie".into(), "a=b".into())));
     }
 
+    /// Per function: invocations held now, and the most ever held at once.
+    type Seen = Arc<std::sync::Mutex<HashMap<String, (usize, usize)>>>;
+
     /// A Lambda Invoke API on loopback that holds each invocation a while and notes
-    /// the most it ever held at once, per function.
-    async fn invoke_api() -> (
-        String,
-        Arc<std::sync::Mutex<HashMap<String, (usize, usize)>>>,
-    ) {
+    /// how many it holds at once, per function.
+    async fn invoke_api() -> (String, Seen) {
         use axum::extract::{Path, State};
-        type Seen = Arc<std::sync::Mutex<HashMap<String, (usize, usize)>>>;
         let seen: Seen = Arc::default();
         let app = axum::Router::new()
             .route(
