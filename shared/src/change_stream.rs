@@ -3,10 +3,9 @@
 //! exact JSON shape of an event source mapping. The local stack's poller and the
 //! broadcaster's tests use it; on AWS the event source mapping does this.
 
-use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::dynamodb::{Event, EventRecord, StreamRecord, StreamViewType, UserIdentity};
 use aws_sdk_dynamodbstreams::Client;
 use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
-use serde_json::{Value, json};
 
 /// Where a new reader starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,59 +25,71 @@ pub struct ChangeStreamReader {
     iterator: Option<String>,
 }
 
-fn item_json(
+fn item(
     map: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>,
-) -> Option<Value> {
-    let map = map?;
-    let item: serde_dynamo::Item = map
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_dynamo::AttributeValue::from(v.clone())))
-        .collect::<std::collections::HashMap<_, _>>()
-        .into();
-    serde_json::to_value(item).ok()
+) -> serde_dynamo::Item {
+    map.map(|map| {
+        map.iter()
+            .map(|(k, v)| (k.clone(), serde_dynamo::AttributeValue::from(v.clone())))
+            .collect::<std::collections::HashMap<_, _>>()
+    })
+    .unwrap_or_default()
+    .into()
+}
+
+fn view_type(view: Option<&aws_sdk_dynamodbstreams::types::StreamViewType>) -> StreamViewType {
+    use aws_sdk_dynamodbstreams::types::StreamViewType as Sdk;
+    match view {
+        Some(Sdk::KeysOnly) => StreamViewType::KeysOnly,
+        Some(Sdk::NewImage) => StreamViewType::NewImage,
+        Some(Sdk::OldImage) => StreamViewType::OldImage,
+        _ => StreamViewType::NewAndOldImages,
+    }
 }
 
 /// One Streams API record as the Lambda event record an event source mapping sends.
+/// Built field by field: a JSON round trip here cost the local poller more than the
+/// store read it follows.
 pub fn to_event_record(
     record: &Record,
     stream_arn: &str,
     region: &str,
 ) -> Result<EventRecord, String> {
     let change = record.dynamodb().ok_or("record without a change")?;
-    let mut dynamodb = json!({
-        "ApproximateCreationDateTime": change.approximate_creation_date_time().map(|t| t.as_secs_f64()).unwrap_or_default(),
-        "SequenceNumber": change.sequence_number(),
-        "SizeBytes": change.size_bytes().unwrap_or_default(),
-        "StreamViewType": change.stream_view_type().map(|t| t.as_str()).unwrap_or("NEW_AND_OLD_IMAGES"),
-    });
-    for (name, image) in [
-        ("Keys", change.keys()),
-        ("NewImage", change.new_image()),
-        ("OldImage", change.old_image()),
-    ] {
-        if let Some(value) = item_json(image) {
-            dynamodb[name] = value;
-        }
-    }
-    let mut event = json!({
-        "eventID": record.event_id(),
-        "eventName": record.event_name().map(|n| n.as_str()),
-        "eventVersion": record.event_version().unwrap_or("1.1"),
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region,
-        "eventSourceARN": stream_arn,
-        "dynamodb": dynamodb,
-    });
+    let mut stream_record = StreamRecord::default();
+    stream_record.approximate_creation_date_time = change
+        .approximate_creation_date_time()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+        .unwrap_or_default();
+    stream_record.keys = item(change.keys());
+    stream_record.new_image = item(change.new_image());
+    stream_record.old_image = item(change.old_image());
+    stream_record.sequence_number = change.sequence_number().map(str::to_string);
+    stream_record.size_bytes = change.size_bytes().unwrap_or_default();
+    stream_record.stream_view_type = Some(view_type(change.stream_view_type()));
+    let mut event = EventRecord::default();
+    event.aws_region = region.to_string();
+    event.change = stream_record;
+    event.event_id = record.event_id().unwrap_or_default().to_string();
+    event.event_name = record
+        .event_name()
+        .map(|n| n.as_str().to_string())
+        .ok_or("record without an event name")?;
+    event.event_source = Some("aws:dynamodb".into());
+    event.event_version = Some(record.event_version().unwrap_or("1.1").to_string());
+    event.event_source_arn = Some(stream_arn.to_string());
     // DynamoDB names a user identity only on deletions by TTL; some emulators spell
     // its fields differently, so missing fields fall back to TTL's identity.
-    if let Some(identity) = record.user_identity() {
-        event["userIdentity"] = json!({
-            "type": identity.r#type().unwrap_or("Service"),
-            "principalId": identity.principal_id().unwrap_or("dynamodb.amazonaws.com"),
-        });
-    }
-    let text = event.to_string();
-    serde_json::from_value(event).map_err(|e| format!("record does not convert: {e}: {text}"))
+    event.user_identity = record.user_identity().map(|identity| {
+        let mut user = UserIdentity::default();
+        user.type_ = identity.r#type().unwrap_or("Service").to_string();
+        user.principal_id = identity
+            .principal_id()
+            .unwrap_or("dynamodb.amazonaws.com")
+            .to_string();
+        user
+    });
+    Ok(event)
 }
 
 impl ChangeStreamReader {
@@ -202,5 +213,69 @@ impl ChangeStreamReader {
         let mut event = Event::default();
         event.records = records;
         Ok(event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodbstreams::primitives::DateTime;
+    use aws_sdk_dynamodbstreams::types::{
+        AttributeValue, Identity, OperationType, StreamRecord as SdkRecord,
+        StreamViewType as SdkView,
+    };
+
+    fn record(name: OperationType, identity: Option<Identity>) -> Record {
+        let change = SdkRecord::builder()
+            .approximate_creation_date_time(DateTime::from_secs(1_700_000_000))
+            .keys("PK", AttributeValue::S("STREAM#s1".into()))
+            .keys("SK", AttributeValue::S("CHAT#0000000001".into()))
+            .new_image("PK", AttributeValue::S("STREAM#s1".into()))
+            .new_image("seq", AttributeValue::N("1".into()))
+            .sequence_number("4200")
+            .size_bytes(64)
+            .stream_view_type(SdkView::NewAndOldImages)
+            .build();
+        Record::builder()
+            .event_id("e1")
+            .event_name(name)
+            .event_version("1.1")
+            .dynamodb(change)
+            .set_user_identity(identity)
+            .build()
+    }
+
+    #[test]
+    fn a_record_becomes_the_event_an_event_source_mapping_sends() {
+        let event =
+            to_event_record(&record(OperationType::Insert, None), "arn:s", "eu-west-1").unwrap();
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["eventName"], "INSERT");
+        assert_eq!(json["eventID"], "e1");
+        assert_eq!(json["eventSource"], "aws:dynamodb");
+        assert_eq!(json["eventSourceARN"], "arn:s");
+        assert_eq!(json["awsRegion"], "eu-west-1");
+        let change = &json["dynamodb"];
+        assert_eq!(change["Keys"]["SK"]["S"], "CHAT#0000000001");
+        assert_eq!(change["NewImage"]["seq"]["N"], "1");
+        assert_eq!(change["SequenceNumber"], "4200");
+        assert_eq!(change["SizeBytes"], 64);
+        assert_eq!(change["StreamViewType"], "NEW_AND_OLD_IMAGES");
+        assert_eq!(change["ApproximateCreationDateTime"], 1_700_000_000.0);
+        assert!(json.get("userIdentity").is_none_or(|v| v.is_null()));
+        // What the broadcaster reads back is what was sent.
+        let again: EventRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(again, event);
+    }
+
+    #[test]
+    fn a_deletion_by_ttl_names_the_service() {
+        let identity = Identity::builder().r#type("Service").build();
+        let event =
+            to_event_record(&record(OperationType::Remove, Some(identity)), "a", "r").unwrap();
+        assert_eq!(event.event_name, "REMOVE");
+        let user = event.user_identity.unwrap();
+        assert_eq!(user.type_, "Service");
+        assert_eq!(user.principal_id, "dynamodb.amazonaws.com");
     }
 }
