@@ -28,13 +28,7 @@ pub struct ChangeStreamReader {
 fn item(
     map: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>,
 ) -> serde_dynamo::Item {
-    map.map(|map| {
-        map.iter()
-            .map(|(k, v)| (k.clone(), serde_dynamo::AttributeValue::from(v.clone())))
-            .collect::<std::collections::HashMap<_, _>>()
-    })
-    .unwrap_or_default()
-    .into()
+    map.cloned().unwrap_or_default().into()
 }
 
 fn view_type(view: Option<&aws_sdk_dynamodbstreams::types::StreamViewType>) -> StreamViewType {
