@@ -8,7 +8,7 @@ use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::question::{AnswerInput, AskInput};
 use crate::model::{Question, QuestionStatus, Stream, new_id, now, parse_id};
-use crate::store::questions::{QUESTION_ACTION, VOTE_ACTION};
+use crate::store::questions::{QUESTION_ACTION, UnvoteOutcome, VoteOutcome};
 use crate::store::{Store, StoreError};
 
 use super::{roles, streams};
@@ -261,43 +261,20 @@ pub async fn upvote(
             "you cannot upvote your own question",
         ));
     }
-    match busy_retried(|| store.upvote(&stream.id, &question.id, &who.user_id, now())).await {
-        Ok(()) => {}
-        Err(e) if e.failed_condition_at(VOTE_ACTION) => {} // already voted: nothing changes
-        Err(e) if e.failed_condition_at(QUESTION_ACTION) => {
+    match store
+        .upvote(&stream.id, &question.id, &who.user_id, now())
+        .await?
+    {
+        VoteOutcome::Counted | VoteOutcome::AlreadyVoted => {}
+        VoteOutcome::NotVotable => {
             return Err(ApiError::conflict(
                 "question_not_votable",
                 "only approved, visible questions can be upvoted",
             ));
         }
-        Err(e) => return Err(e.into()),
     }
     let current = load_question(store, &stream, &question.id).await?;
     Ok(current.view(Some(who), moderator, true))
-}
-
-/// Attempts of a vote whose transaction met another on the same question.
-const VOTE_ATTEMPTS: u32 = 5;
-
-/// On DynamoDB, a transaction meeting another on the same item is cancelled with
-/// `TransactionConflict` (nothing was written); a popular question meets that under a
-/// burst of votes, so the vote is tried again after a short random pause.
-async fn busy_retried<F, Fut>(mut vote: F) -> Result<(), StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), StoreError>>,
-{
-    let mut attempt = 1;
-    loop {
-        match vote().await {
-            Err(StoreError::Busy(_)) if attempt < VOTE_ATTEMPTS => {
-                let pause = 5 + rand::random::<u64>() % (10 * u64::from(attempt));
-                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// `DELETE .../questions/{question_id}/upvote`: idempotent.
@@ -311,11 +288,10 @@ pub async fn remove_upvote(
     streams::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(who, &stream);
-    match busy_retried(|| store.remove_upvote(&stream.id, &question.id, &who.user_id)).await {
-        Ok(()) => {}
-        Err(e) if e.failed_condition_at(VOTE_ACTION) => {}
-        Err(e) => return Err(e.into()),
-    }
+    // Withdrawing a vote that is not there changes nothing (idempotent).
+    let (UnvoteOutcome::Removed | UnvoteOutcome::NotVoted) = store
+        .remove_upvote(&stream.id, &question.id, &who.user_id)
+        .await?;
     let current = load_question(store, &stream, &question.id).await?;
     Ok(current.view(Some(who), moderator, false))
 }

@@ -1,8 +1,24 @@
-//! Questions and upvotes. A vote is an item whose existence is the vote, written in
-//! one transaction with the question's and the stream's counters, so counts are exact
-//! and a user votes at most once.
+//! Questions and upvotes.
+//!
+//! A class upvotes a popular question all at once, so no vote is a transaction: on
+//! DynamoDB, transactions touching the same item (the question, the stream) cancel
+//! each other, and a single write to an item a transaction holds is refused. A vote
+//! is four single-item writes, none of which can conflict (DynamoDB serializes them):
+//!
+//! 1. the vote item is put as `pending` (only if absent: one vote per user);
+//! 2. the question gains a vote, if it can be voted on;
+//! 3. the stream gains a vote, only while it is open (the lifecycle gate);
+//! 4. the vote item becomes `counted`.
+//!
+//! A refusal at 2 or 3 undoes the steps before it, so a vote racing the stop is either
+//! in the stream's count before the stop or refused. Withdrawing runs the other way:
+//! `counted` -> `removing`, the stream (gated) and the question lose the vote, the item
+//! goes. A request killed between these writes leaves its vote item `pending` or
+//! `removing`: the user keeps seeing it as theirs while pending and not while removing,
+//! and cannot vote on that question again; the counts may miss that one vote, never
+//! count it twice.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
@@ -10,40 +26,76 @@ use super::{QuerySpec, Store, StoreError, Update, from_item, keyed_item, s, time
 use crate::model::{Question, QuestionStatus, StreamStatus};
 use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
 
-/// Index of the vote item's action in vote transactions.
-pub const VOTE_ACTION: usize = 0;
-/// Index of the question's action in vote and answer transactions.
+/// Index of the question's action in answer transactions.
 pub const QUESTION_ACTION: usize = 1;
-/// Index of the stream's action in vote transactions.
-const STREAM_ACTION: usize = 2;
+
+/// Where a vote item is in the writes that count it (see the module notes). Items
+/// written before the attribute existed have none and count as counted.
+const VOTE_STATE: &str = "vote_state";
+const PENDING: &str = "pending";
+const COUNTED: &str = "counted";
+const REMOVING: &str = "removing";
+
+/// What an upvote did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoteOutcome {
+    Counted,
+    /// The user's vote was there already; nothing changed.
+    AlreadyVoted,
+    /// The question is hidden or not approved; nothing changed.
+    NotVotable,
+}
+
+/// What withdrawing an upvote did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnvoteOutcome {
+    Removed,
+    /// There was no counted vote to withdraw; nothing changed.
+    NotVoted,
+}
+
+/// `update` holds only for a vote that is counted.
+fn counted_vote(update: Update) -> Update {
+    update.require(
+        "(attribute_not_exists({a0}) OR {a0} = {0})",
+        &[VOTE_STATE],
+        vec![s(COUNTED)],
+    )
+}
 
 fn status(value: QuestionStatus) -> AttributeValue {
     s(value.as_str())
 }
 
 impl Store {
-    /// Stores a new question and counts it on the stream, which must be live.
+    /// Counts a new question on the stream, which must be live
+    /// ([`StoreError::ConditionFailed`] otherwise), then stores it: two single-item
+    /// writes, so a burst of questions meets no transaction on the stream item.
     pub async fn ask(&self, question: &Question) -> Result<(), StoreError> {
-        let stream = Update::new()
+        let pk = keys::stream_pk(&question.stream_id);
+        let counted = Update::new()
             .require_eq("status", s(StreamStatus::Live.as_str()))
-            .add("questions_count", 1)
-            .into_transact(
-                self.table(),
-                keys::stream_pk(&question.stream_id),
-                STREAM_SK.into(),
-            );
+            .add("questions_count", 1);
+        self.update(pk.clone(), STREAM_SK.into(), counted).await?;
         let item = keyed_item(
             question,
-            keys::stream_pk(&question.stream_id),
+            pk.clone(),
             keys::question_sk(&question.id),
             "question",
         )?;
-        self.transact(vec![stream, self.put_new_action(item)?])
-            .await
-            .map_err(|e| match e {
-                e if e.failed_condition_at(0) => StoreError::ConditionFailed,
-                other => other,
-            })
+        if let Err(err) = self.put_new(item).await {
+            // The id is new, so only a failed call lands here: the count is given back
+            // while the stream is open (after the stop it stays one high).
+            let uncounted = Update::new()
+                .exists()
+                .while_open()
+                .add("questions_count", -1);
+            if let Err(undo) = self.update(pk, STREAM_SK.into(), uncounted).await {
+                tracing::warn!(stream = %question.stream_id, error = %undo, "question count not given back");
+            }
+            return Err(err);
+        }
+        Ok(())
     }
 
     pub async fn question(
@@ -98,6 +150,12 @@ impl Store {
         let items = self.query_all(spec, usize::MAX).await?;
         Ok(items
             .iter()
+            .filter(|i| {
+                i.get(VOTE_STATE)
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    != Some(REMOVING)
+            })
             .filter_map(|i| {
                 i.get(GSI2SK)?
                     .as_s()
@@ -108,8 +166,33 @@ impl Store {
             .collect())
     }
 
-    fn votable(&self, stream_id: &str, question_id: &str, delta: i64) -> TransactWriteItem {
-        Update::new()
+    /// Records a user's upvote with four single-item writes (see the module notes).
+    pub async fn upvote(
+        &self,
+        stream_id: &str,
+        question_id: &str,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<VoteOutcome, StoreError> {
+        let pk = keys::stream_pk(stream_id);
+        let vote_sk = keys::vote_sk(question_id, user_id);
+        let mut vote = keys::key(pk.clone(), vote_sk.clone());
+        for (attr, value) in [
+            (KIND, s("vote")),
+            (GSI2PK, s(keys::user_pk(user_id))),
+            (GSI2SK, s(keys::vote_ref(stream_id, question_id))),
+            ("question_id", s(question_id)),
+            ("user_id", s(user_id)),
+            ("voted_at", time(now)),
+            (VOTE_STATE, s(PENDING)),
+        ] {
+            vote.insert(attr.into(), value);
+        }
+        match self.put_new(vote).await {
+            Err(StoreError::ConditionFailed) => return Ok(VoteOutcome::AlreadyVoted),
+            other => other?,
+        }
+        let votable = Update::new()
             .exists()
             .require_eq("hidden", AttributeValue::Bool(false))
             .require_in(
@@ -119,81 +202,89 @@ impl Store {
                     status(QuestionStatus::Answered),
                 ],
             )
-            .add("upvotes", delta)
-            .into_transact(
-                self.table(),
-                keys::stream_pk(stream_id),
-                keys::question_sk(question_id),
-            )
+            .add("upvotes", 1);
+        let question_sk = keys::question_sk(question_id);
+        match self.update(pk.clone(), question_sk.clone(), votable).await {
+            Err(StoreError::ConditionFailed) => {
+                self.drop_vote(&pk, &vote_sk, PENDING).await?;
+                return Ok(VoteOutcome::NotVotable);
+            }
+            other => other?,
+        };
+        let counted = Update::new().exists().while_open().add("upvotes_count", 1);
+        if let Err(err) = self.update(pk.clone(), STREAM_SK.into(), counted).await {
+            if matches!(err, StoreError::ConditionFailed) {
+                let uncount = Update::new().exists().add("upvotes", -1);
+                self.update(pk.clone(), question_sk, uncount).await?;
+                self.drop_vote(&pk, &vote_sk, PENDING).await?;
+            }
+            return Err(self.finished_or(stream_id, err).await);
+        }
+        self.set_vote_state(&pk, &vote_sk, PENDING, COUNTED).await?;
+        Ok(VoteOutcome::Counted)
     }
 
-    /// Records a user's upvote: fails on [`VOTE_ACTION`] when they already voted and on
-    /// [`QUESTION_ACTION`] when the question cannot be voted on.
-    pub async fn upvote(
-        &self,
-        stream_id: &str,
-        question_id: &str,
-        user_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let vote = Put::builder()
-            .table_name(self.table())
-            .item(crate::table::PK, s(keys::stream_pk(stream_id)))
-            .item(crate::table::SK, s(keys::vote_sk(question_id, user_id)))
-            .item(KIND, s("vote"))
-            .item(GSI2PK, s(keys::user_pk(user_id)))
-            .item(GSI2SK, s(keys::vote_ref(stream_id, question_id)))
-            .item("question_id", s(question_id))
-            .item("user_id", s(user_id))
-            .item("voted_at", time(now))
-            .condition_expression("attribute_not_exists(PK)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let stream = Update::new()
-            .exists()
-            .while_open()
-            .add("upvotes_count", 1)
-            .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
-        self.transact(vec![
-            TransactWriteItem::builder().put(vote).build(),
-            self.votable(stream_id, question_id, 1),
-            stream,
-        ])
-        .await
-        .map_err(|e| Self::stream_action_failed(e, STREAM_ACTION))
-    }
-
-    /// Withdraws a user's upvote: fails on [`VOTE_ACTION`] when there was none.
+    /// Withdraws a user's upvote with four single-item writes (see the module notes).
     pub async fn remove_upvote(
         &self,
         stream_id: &str,
         question_id: &str,
         user_id: &str,
+    ) -> Result<UnvoteOutcome, StoreError> {
+        let pk = keys::stream_pk(stream_id);
+        let vote_sk = keys::vote_sk(question_id, user_id);
+        let withdrawing = counted_vote(Update::new().exists()).set(VOTE_STATE, s(REMOVING));
+        match self.update(pk.clone(), vote_sk.clone(), withdrawing).await {
+            Err(StoreError::ConditionFailed) => return Ok(UnvoteOutcome::NotVoted),
+            other => other?,
+        };
+        let uncounted = Update::new().exists().while_open().add("upvotes_count", -1);
+        if let Err(err) = self.update(pk.clone(), STREAM_SK.into(), uncounted).await {
+            if matches!(err, StoreError::ConditionFailed) {
+                match self.set_vote_state(&pk, &vote_sk, REMOVING, COUNTED).await {
+                    Ok(()) | Err(StoreError::ConditionFailed) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Err(self.finished_or(stream_id, err).await);
+        }
+        let uncount = Update::new().exists().add("upvotes", -1);
+        match self
+            .update(pk.clone(), keys::question_sk(question_id), uncount)
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => {}
+            Err(e) => return Err(e),
+        }
+        self.drop_vote(&pk, &vote_sk, REMOVING).await?;
+        Ok(UnvoteOutcome::Removed)
+    }
+
+    /// Deletes a vote item that is still in `state`.
+    async fn drop_vote(&self, pk: &str, vote_sk: &str, state: &str) -> Result<(), StoreError> {
+        let condition = Update::new().require_eq(VOTE_STATE, s(state));
+        match self
+            .delete_where(pk.to_string(), vote_sk.to_string(), condition)
+            .await
+        {
+            Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_vote_state(
+        &self,
+        pk: &str,
+        vote_sk: &str,
+        from: &str,
+        to: &str,
     ) -> Result<(), StoreError> {
-        let vote = Delete::builder()
-            .table_name(self.table())
-            .key(crate::table::PK, s(keys::stream_pk(stream_id)))
-            .key(crate::table::SK, s(keys::vote_sk(question_id, user_id)))
-            .condition_expression("attribute_exists(PK)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let question = Update::new().exists().add("upvotes", -1).into_transact(
-            self.table(),
-            keys::stream_pk(stream_id),
-            keys::question_sk(question_id),
-        );
-        let stream = Update::new()
-            .exists()
-            .while_open()
-            .add("upvotes_count", -1)
-            .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
-        self.transact(vec![
-            TransactWriteItem::builder().delete(vote).build(),
-            question,
-            stream,
-        ])
-        .await
-        .map_err(|e| Self::stream_action_failed(e, STREAM_ACTION))
+        let update = Update::new()
+            .require_eq(VOTE_STATE, s(from))
+            .set(VOTE_STATE, s(to));
+        self.update(pk.to_string(), vote_sk.to_string(), update)
+            .await
+            .map(|_| ())
     }
 
     /// Sets the answer. The first answer moves the question to answered and counts it
@@ -330,5 +421,254 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.clear_stream_field(stream_id, "highlighted_question_id", only.map(s), now)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::model::{Stream, now};
+    use crate::testing::{TEST_TABLE, TestEnv};
+
+    /// Counts the operations a client sends, by name.
+    #[derive(Debug, Clone, Default)]
+    struct Operations(Arc<Mutex<BTreeMap<String, usize>>>);
+
+    impl Operations {
+        fn count(&self, operation: &str) -> usize {
+            self.0.lock().unwrap().get(operation).copied().unwrap_or(0)
+        }
+    }
+
+    impl Intercept for Operations {
+        fn name(&self) -> &'static str {
+            "Operations"
+        }
+
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+            let target = context.request().headers().get("x-amz-target");
+            let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
+            *self.0.lock().unwrap().entry(operation.into()).or_default() += 1;
+            Ok(())
+        }
+    }
+
+    /// A store on `env`'s table whose client counts what it sends.
+    fn counting_store(env: &TestEnv) -> (Store, Operations) {
+        let operations = Operations::default();
+        let config = env
+            .dynamo
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(operations.clone())
+            .build();
+        (
+            Store::new(aws_sdk_dynamodb::Client::from_conf(config), TEST_TABLE),
+            operations,
+        )
+    }
+
+    /// A live stream with one open question by `asker`.
+    async fn live_question(store: &Store) -> (Stream, Question) {
+        let at = now();
+        let stream = Stream {
+            id: crate::model::new_id(),
+            title: "t".into(),
+            course_id: "course".into(),
+            instructor_id: "teacher".into(),
+            status: StreamStatus::Scheduled,
+            stream_key: "k".into(),
+            is_public: true,
+            created_at: at,
+            updated_at: at,
+            ..Default::default()
+        };
+        store.create_stream(&stream).await.unwrap();
+        let stream = store.start_stream(&stream.id, at).await.unwrap();
+        let question = Question {
+            id: crate::model::new_id(),
+            stream_id: stream.id.clone(),
+            user_id: "asker".into(),
+            text: "why?".into(),
+            status: QuestionStatus::Open,
+            created_at: at,
+            updated_at: at,
+            ..Default::default()
+        };
+        store.ask(&question).await.unwrap();
+        (stream, question)
+    }
+
+    async fn counts(store: &Store, stream: &Stream, question: &Question) -> (i64, i64) {
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        let question = store
+            .question(&stream.id, &question.id)
+            .await
+            .unwrap()
+            .unwrap();
+        (stream.upvotes_count, question.upvotes)
+    }
+
+    #[tokio::test]
+    async fn a_class_voting_at_once_is_counted_exactly_without_a_transaction() {
+        let env = TestEnv::start().await;
+        let (store, operations) = counting_store(&env);
+        let (stream, question) = live_question(&store).await;
+        let voters: Vec<String> = (0..200).map(|i| format!("student-{i}")).collect();
+        // Every student votes once and 50 of them twice, all at the same moment.
+        let votes = voters
+            .iter()
+            .chain(voters.iter().take(50))
+            .map(|user| store.upvote(&stream.id, &question.id, user, now()));
+        let outcomes = join_all(votes).await;
+        let counted = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(VoteOutcome::Counted)))
+            .count();
+        let again = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(VoteOutcome::AlreadyVoted)))
+            .count();
+        assert_eq!((counted, again), (200, 50), "{outcomes:?}");
+        assert_eq!(counts(&store, &stream, &question).await, (200, 200));
+        assert_eq!(operations.count("TransactWriteItems"), 0);
+        assert!(operations.count("UpdateItem") >= 600);
+
+        let withdrawals = voters
+            .iter()
+            .take(80)
+            .chain(voters.iter().take(20))
+            .map(|user| store.remove_upvote(&stream.id, &question.id, user));
+        let outcomes = join_all(withdrawals).await;
+        let removed = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(UnvoteOutcome::Removed)))
+            .count();
+        assert_eq!(removed, 80, "{outcomes:?}");
+        assert_eq!(counts(&store, &stream, &question).await, (120, 120));
+        assert_eq!(operations.count("TransactWriteItems"), 0);
+        let voted = store
+            .votes_of_user(&stream.id, "student-150")
+            .await
+            .unwrap();
+        assert_eq!(voted, vec![question.id.clone()]);
+        assert!(
+            store
+                .votes_of_user(&stream.id, "student-10")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn votes_refused_by_the_stop_or_the_question_leave_nothing_behind() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let (stream, question) = live_question(store).await;
+        store
+            .upvote(&stream.id, &question.id, "early", now())
+            .await
+            .unwrap();
+        store
+            .hide_question(&stream.id, &question.id, now())
+            .await
+            .unwrap();
+        let hidden = store
+            .upvote(&stream.id, &question.id, "late", now())
+            .await
+            .unwrap();
+        assert_eq!(hidden, VoteOutcome::NotVotable);
+        assert!(
+            store
+                .votes_of_user(&stream.id, "late")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let (stream, question) = live_question(store).await;
+        store
+            .upvote(&stream.id, &question.id, "early", now())
+            .await
+            .unwrap();
+        let started = stream.started_at.unwrap();
+        store.stop_stream(&stream.id, started, now()).await.unwrap();
+        let after = store.upvote(&stream.id, &question.id, "late", now()).await;
+        assert!(
+            matches!(after, Err(StoreError::StreamFinished)),
+            "{after:?}"
+        );
+        let withdrawn = store.remove_upvote(&stream.id, &question.id, "early").await;
+        assert!(
+            matches!(withdrawn, Err(StoreError::StreamFinished)),
+            "{withdrawn:?}"
+        );
+        assert_eq!(counts(store, &stream, &question).await, (1, 1));
+        assert!(
+            store
+                .votes_of_user(&stream.id, "late")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.votes_of_user(&stream.id, "early").await.unwrap(),
+            vec![question.id.clone()]
+        );
+        // The refused withdrawal was undone: the vote stays counted, and the stream's
+        // end refuses every later change to it.
+        let again = store.remove_upvote(&stream.id, &question.id, "early").await;
+        assert!(
+            matches!(again, Err(StoreError::StreamFinished)),
+            "{again:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vote_a_killed_request_left_pending_is_never_counted_twice() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let (stream, question) = live_question(store).await;
+        // What a request killed after counting, before its last write, leaves behind.
+        store
+            .upvote(&stream.id, &question.id, "student", now())
+            .await
+            .unwrap();
+        let pk = keys::stream_pk(&stream.id);
+        let vote_sk = keys::vote_sk(&question.id, "student");
+        store
+            .set_vote_state(&pk, &vote_sk, COUNTED, PENDING)
+            .await
+            .unwrap();
+
+        let again = store
+            .upvote(&stream.id, &question.id, "student", now())
+            .await
+            .unwrap();
+        assert_eq!(again, VoteOutcome::AlreadyVoted);
+        let withdrawn = store
+            .remove_upvote(&stream.id, &question.id, "student")
+            .await
+            .unwrap();
+        assert_eq!(withdrawn, UnvoteOutcome::NotVoted);
+        assert_eq!(counts(store, &stream, &question).await, (1, 1));
+        assert_eq!(
+            store.votes_of_user(&stream.id, "student").await.unwrap(),
+            vec![question.id.clone()]
+        );
     }
 }

@@ -196,6 +196,31 @@ impl Store {
             .map(|out| out.attributes.unwrap_or_default())
             .map_err(StoreError::from_sdk)
     }
+
+    /// Deletes one item when the condition of `condition` holds (its SET, ADD, ...
+    /// clauses are not used); [`StoreError::ConditionFailed`] otherwise.
+    pub(crate) async fn delete_where(
+        &self,
+        pk: String,
+        sk: String,
+        condition: Update,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(keys::key(pk, sk)))
+            .set_condition_expression(condition.condition())
+            .set_expression_attribute_names(
+                (!condition.names.is_empty()).then_some(condition.names),
+            )
+            .set_expression_attribute_values(
+                (!condition.values.is_empty()).then_some(condition.values),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from_sdk)
+    }
 }
 
 #[cfg(test)]
