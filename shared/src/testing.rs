@@ -43,6 +43,22 @@ impl TestEnv {
         &self.state.store
     }
 
+    /// A store on this table whose client counts the operations it sends.
+    pub fn counting_store(&self) -> (Store, Operations) {
+        let operations = Operations::default();
+        let config = self
+            .dynamo
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(operations.clone())
+            .build();
+        (
+            Store::new(aws_sdk_dynamodb::Client::from_conf(config), TEST_TABLE),
+            operations,
+        )
+    }
+
     /// A reader of the table's change stream, from now on.
     pub async fn change_stream(&self) -> crate::change_stream::ChangeStreamReader {
         crate::change_stream::ChangeStreamReader::open(
@@ -287,5 +303,37 @@ pub async fn teacher_stream(store: &Store, live: bool, public: bool) -> crate::m
             .expect("stream starts")
     } else {
         stream
+    }
+}
+
+/// Counts the DynamoDB operations a client sends, by name (`UpdateItem`,
+/// `TransactWriteItems`, ...): an SDK interceptor, so it sees exactly what goes out.
+#[derive(Debug, Clone, Default)]
+pub struct Operations(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>);
+
+impl Operations {
+    /// How many `operation` calls were sent so far (retries included).
+    pub fn count(&self, operation: &str) -> usize {
+        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.get(operation).copied().unwrap_or(0)
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "Operations"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context.request().headers().get("x-amz-target");
+        let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *counts.entry(operation.into()).or_default() += 1;
+        Ok(())
     }
 }

@@ -10,7 +10,6 @@ use futures::StreamExt;
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::{Participant, Session, Stream, now};
-use crate::store::participants::{PARTICIPANT_ACTION, STREAM_ACTION};
 use crate::store::{Store, StoreError};
 
 use super::streams::is_owner;
@@ -105,9 +104,7 @@ pub async fn enter(
                         ApiError::Internal("participant vanished after joining".into())
                     });
             }
-            Err(e @ StoreError::TransactionCancelled(_))
-                if e.failed_condition_at(STREAM_ACTION) =>
-            {
+            Err(StoreError::StreamFinished) => {
                 let latest = store
                     .stream(&stream.id)
                     .await?
@@ -117,11 +114,6 @@ pub async fn enter(
             }
             // The participant changed under us (another tab, a concurrent leave): re-read.
             Err(StoreError::ConditionFailed | StoreError::Busy(_)) => continue,
-            Err(e @ StoreError::TransactionCancelled(_))
-                if e.failed_condition_at(PARTICIPANT_ACTION) =>
-            {
-                continue;
-            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -167,34 +159,8 @@ pub async fn exit(
         };
         match result {
             Ok(()) => return Ok(store.participant(stream_id, user_id).await?),
-            Err(e @ StoreError::TransactionCancelled(_))
-                if e.failed_condition_at(STREAM_ACTION) =>
-            {
-                let stream = store
-                    .stream(stream_id)
-                    .await?
-                    .ok_or(ApiError::NotFound("stream"))?;
-                match (stream.status, stream.ended_at) {
-                    // The stop set the count to 0: close the period at the end instead.
-                    (status, Some(ended_at)) if status.is_finished() => {
-                        let since = p.watching_since.unwrap_or(p.joined_at);
-                        match store
-                            .close_at_end(stream_id, user_id, since, ended_at)
-                            .await
-                        {
-                            Ok(()) | Err(StoreError::TransactionCancelled(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    // The current count is a peak not yet recorded; record it, then leave.
-                    _ => store.record_peak(stream_id).await?,
-                }
-            }
-            Err(
-                StoreError::ConditionFailed
-                | StoreError::Busy(_)
-                | StoreError::TransactionCancelled(_),
-            ) => {}
+            // The participant changed under us (another tab, a concurrent join): re-read.
+            Err(StoreError::ConditionFailed | StoreError::Busy(_)) => {}
             Err(e) => return Err(e.into()),
         }
     }
@@ -221,7 +187,7 @@ pub async fn end_all(store: &Store, stream: &Stream) -> Result<(), ApiError> {
                 .await
             {
                 // A disconnect closed it first.
-                Err(StoreError::TransactionCancelled(_)) => Ok(()),
+                Err(StoreError::ConditionFailed) => Ok(()),
                 other => other,
             }
         })
@@ -258,4 +224,136 @@ pub async fn end_lapsed_http(
         .await?;
     }
     Ok(lapsed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::auth::Role;
+    use crate::model::StreamStatus;
+    use crate::testing::{TestEnv, identity};
+
+    async fn live_stream(store: &Store) -> Stream {
+        let at = now();
+        let stream = Stream {
+            id: crate::model::new_id(),
+            title: "t".into(),
+            course_id: "course".into(),
+            instructor_id: "teacher".into(),
+            status: StreamStatus::Scheduled,
+            stream_key: "k".into(),
+            is_public: true,
+            created_at: at,
+            updated_at: at,
+            ..Default::default()
+        };
+        store.create_stream(&stream).await.unwrap();
+        store.start_stream(&stream.id, at).await.unwrap()
+    }
+
+    fn counters(stream: &Stream) -> (i64, i64, i64) {
+        (
+            stream.viewer_count,
+            stream.max_viewers,
+            stream.unique_viewers,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_class_joining_and_leaving_at_once_is_counted_exactly_without_a_transaction() {
+        let env = TestEnv::start().await;
+        let (store, operations) = env.counting_store();
+        let stream = live_stream(&store).await;
+        let students: Vec<_> = (0..200)
+            .map(|i| identity(&format!("student-{i}"), Role::Student))
+            .collect();
+        // Every student joins over HTTP and with a socket, all at the same moment.
+        let joins = students.iter().flat_map(|who| {
+            [
+                Session::Http,
+                Session::Connection(format!("conn-{}", who.user_id)),
+            ]
+            .map(|session| {
+                let (store, stream) = (&store, &stream);
+                async move { enter(store, who, stream, &session).await }
+            })
+        });
+        let joined = join_all(joins).await;
+        assert!(joined.iter().all(Result::is_ok), "{joined:?}");
+        let now_watching = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(counters(&now_watching), (200, 200, 200));
+
+        // Half of them close the laptop: both of their sessions end at once.
+        let leaves = students.iter().take(100).flat_map(|who| {
+            [
+                Session::Http,
+                Session::Connection(format!("conn-{}", who.user_id)),
+            ]
+            .map(|session| {
+                let (store, stream) = (&store, &stream);
+                async move { exit(store, &stream.id, &who.user_id, &session).await }
+            })
+        });
+        let left = join_all(leaves).await;
+        assert!(left.iter().all(Result::is_ok), "{left:?}");
+        let after = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(counters(&after), (100, 200, 200));
+        let participants = store.all_participants(&stream.id).await.unwrap();
+        assert_eq!(participants.iter().filter(|p| p.is_watching).count(), 100);
+        assert_eq!(operations.count("TransactWriteItems"), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joins_racing_the_stop_are_counted_before_it_or_refused() {
+        let env = TestEnv::start().await;
+        let store = env.store().clone();
+        let stream = live_stream(&store).await;
+        let students: Vec<_> = (0..300)
+            .map(|i| identity(&format!("student-{i}"), Role::Student))
+            .collect();
+        let joins = join_all(students.iter().cloned().map(|who| {
+            let (store, stream) = (store.clone(), stream.clone());
+            tokio::spawn(async move { enter(&store, &who, &stream, &Session::Http).await })
+        }));
+        let teacher = identity("teacher", Role::Teacher);
+        // The stop comes once the first joins are counted, while the rest are in flight.
+        let stop = async {
+            while store
+                .stream(&stream.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .unique_viewers
+                < 100
+            {
+                tokio::task::yield_now().await;
+            }
+            crate::service::streams::stop(&store, &teacher, &stream.id)
+                .await
+                .unwrap()
+        };
+        let (joined, ended) = tokio::join!(joins, stop);
+        let joined: Vec<_> = joined.into_iter().map(Result::unwrap).collect();
+        let refused = joined
+            .iter()
+            .filter(|r| matches!(r, Err(ApiError::Conflict { .. })))
+            .count();
+        assert_eq!(
+            joined.iter().filter(|r| r.is_ok()).count() + refused,
+            students.len(),
+            "{joined:?}"
+        );
+        let last = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(last.viewer_count, 0);
+        assert_eq!(last.max_viewers, ended.max_viewers);
+        assert_eq!(last.unique_viewers, ended.unique_viewers);
+        // Nobody left before the stop: the peak is everyone it counted.
+        assert_eq!(last.max_viewers, last.unique_viewers);
+        // Every participant left is one the stream counted, and none still watches.
+        let participants = store.all_participants(&stream.id).await.unwrap();
+        assert_eq!(participants.len() as i64, last.unique_viewers);
+        assert!(participants.iter().all(|p| !p.is_watching));
+    }
 }

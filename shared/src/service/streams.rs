@@ -241,9 +241,6 @@ pub async fn start(store: &Store, who: &Identity, stream_id: &str) -> Result<Str
     }
 }
 
-/// Attempts of the stop while joins keep moving the peak between its two steps.
-const STOP_ATTEMPTS: u32 = 20;
-
 /// `POST /api/livestream/{id}/stop`: live -> ended, with the duration. Everyone stops
 /// watching at `ended_at` (the count goes to 0; peak and unique viewers stay), then
 /// the final statistics are written. The broadcaster then sends `stream.status` and
@@ -256,26 +253,12 @@ pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stre
     else {
         return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
     };
-    let mut ended = None;
-    for _ in 0..STOP_ATTEMPTS {
-        store.record_peak(&stream.id).await?;
-        match store.stop_stream(&stream.id, started_at, now()).await {
-            Ok(s) => {
-                ended = Some(s);
-                break;
-            }
-            Err(StoreError::ConditionFailed) => {
-                if load(store, &stream.id).await?.status != StreamStatus::Live {
-                    return Err(
-                        wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await,
-                    );
-                }
-                // A join raised the count after the peak was recorded: record again.
-            }
-            Err(e) => return Err(e.into()),
+    let ended = match store.stop_stream(&stream.id, started_at, now()).await {
+        Err(StoreError::ConditionFailed) => {
+            return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
         }
-    }
-    let ended = ended.ok_or_else(|| ApiError::Internal("stop kept racing joins".into()))?;
+        other => other?,
+    };
     super::presence::end_all(store, &ended).await?;
     // The stop stands even if the snapshot fails; the stats endpoint writes it later.
     if let Err(err) = super::stats::write_snapshot(store, &ended).await {

@@ -200,6 +200,7 @@ impl Store {
     }
 
     /// The transaction action that puts an item which must not exist yet.
+    #[cfg(test)]
     pub(crate) fn put_new_action(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.table)

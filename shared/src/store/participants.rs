@@ -1,16 +1,19 @@
-//! Participants and presence: the conditional writes and transactions that keep
-//! `viewer_count`, `max_viewers` and `unique_viewers` exact under concurrency.
+//! Participants and presence: the conditional writes that keep `viewer_count`,
+//! `max_viewers` and `unique_viewers` right under a class joining at once.
 //!
 //! A participant is watching while its `sessions` string set is not empty. Only the
-//! transitions not-watching -> watching and watching -> not-watching touch the stream's
-//! counters, each in one transaction with the participant's change, conditioned on the
-//! participant's state, so concurrent joins and leaves can neither double-count nor
-//! lose a change.
+//! transitions not-watching -> watching and watching -> not-watching move the stream's
+//! counters. Each transition is a conditional write of the participant item (only that
+//! user writes it), followed by one atomic `ADD` on the stream item, conditioned on the
+//! stream being live. Neither is a transaction: on DynamoDB a burst of transactions on
+//! the stream item would cancel each other and refuse every chat message numbered
+//! meanwhile. A transition the stream refuses (it ended in between) is undone or
+//! closed at the end, so counters move only while live and never after the stop.
 //!
-//! `max_viewers` has no atomic "max" in DynamoDB. The invariant kept instead: before
-//! `viewer_count` goes down, `max_viewers >= viewer_count` (a leave is conditioned on
-//! it and records the peak first when it does not hold). So every value the count
-//! reached is recorded before it falls, and the peak is `max(max_viewers, viewer_count)`.
+//! `max_viewers` has no atomic "max" in DynamoDB: a join raises it to the count its
+//! `ADD` returned, conditioned on that being higher, so every value the count reached
+//! is recorded (the stop also records the count it ends). A request killed between its
+//! two writes leaves the count one off; a leave never takes it below zero.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -144,8 +147,80 @@ impl Store {
         update.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into())
     }
 
-    /// A user's first session in a stream: the participant is created and the stream
-    /// gains a viewer and a unique viewer. Requires a live stream.
+    /// Moves the stream's counters while it is live and returns `viewer_count`
+    /// afterwards; [`StoreError::ConditionFailed`] when the stream is not live, or when
+    /// a viewer would leave a count that is already 0.
+    async fn count_viewers(
+        &self,
+        stream_id: &str,
+        viewers: i64,
+        unique: i64,
+        watched: i64,
+    ) -> Result<i64, StoreError> {
+        let mut update = Update::new().require_eq("status", s(StreamStatus::Live.as_str()));
+        if viewers < 0 {
+            update = update.require("{a0} > {0}", &["viewer_count"], vec![n(0)]);
+        }
+        for (attr, delta) in [
+            ("viewer_count", viewers),
+            ("unique_viewers", unique),
+            ("total_watch_seconds", watched),
+        ] {
+            if delta != 0 {
+                update = update.add(attr, delta);
+            }
+        }
+        let item = self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await?;
+        Ok(item
+            .get("viewer_count")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default())
+    }
+
+    /// `max_viewers := count` when that is higher, while the stream is live.
+    async fn raise_peak(&self, stream_id: &str, count: i64) -> Result<(), StoreError> {
+        let update = Update::new()
+            .require_eq("status", s(StreamStatus::Live.as_str()))
+            .require(
+                "(attribute_not_exists({a0}) OR {a0} < {0})",
+                &["max_viewers"],
+                vec![n(count)],
+            )
+            .set("max_viewers", n(count));
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
+            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new viewer is counted, then the peak raised. When the stream is no longer
+    /// live, `undo` takes the participant's change back and the join fails with
+    /// [`StoreError::StreamFinished`].
+    async fn count_new_viewer(
+        &self,
+        stream_id: &str,
+        unique: i64,
+        undo: impl std::future::Future<Output = Result<(), StoreError>>,
+    ) -> Result<(), StoreError> {
+        match self.count_viewers(stream_id, 1, unique, 0).await {
+            Ok(count) => self.raise_peak(stream_id, count).await,
+            Err(StoreError::ConditionFailed) => {
+                undo.await?;
+                Err(StoreError::StreamFinished)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A user's first session in a stream: the participant is created (only if it does
+    /// not exist: [`StoreError::ConditionFailed`]) and the stream gains a viewer and a
+    /// unique viewer, while live ([`StoreError::StreamFinished`] otherwise).
     pub async fn enter_first(
         &self,
         participant: &Participant,
@@ -181,20 +256,29 @@ impl Store {
                 )),
             );
         }
-        let put = self.put_new_action(item)?;
-        let stream = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
-            .add("viewer_count", 1)
-            .add("unique_viewers", 1);
-        self.transact(vec![
-            put,
-            self.stream_counter_update(&participant.stream_id, stream),
-        ])
-        .await
+        self.put_new(item).await?;
+        // Refused: the participant this join created goes again (a stop closing its
+        // period meanwhile does not keep it).
+        let undo = async {
+            let ours = Update::new().require_eq("joined_at", time(participant.joined_at));
+            match self
+                .delete_where(
+                    keys::stream_pk(&participant.stream_id),
+                    keys::participant_sk(&participant.user_id),
+                    ours,
+                )
+                .await
+            {
+                Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        self.count_new_viewer(&participant.stream_id, 1, undo).await
     }
 
-    /// A returning user starts watching again. Requires a live stream and a participant
-    /// that is not watching.
+    /// A returning user starts watching again: the participant must exist and not be
+    /// watching ([`StoreError::ConditionFailed`]); the stream gains a viewer while live
+    /// ([`StoreError::StreamFinished`] otherwise).
     pub async fn enter_again(
         &self,
         stream_id: &str,
@@ -211,19 +295,23 @@ impl Store {
         if *session == Session::Http {
             participant = with_http_presence(participant, stream_id, user_id, now);
         }
-        let participant = participant.into_transact(
-            self.table(),
-            keys::stream_pk(stream_id),
-            keys::participant_sk(user_id),
-        );
-        let stream = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
-            .add("viewer_count", 1);
-        self.transact(vec![
-            participant,
-            self.stream_counter_update(stream_id, stream),
-        ])
-        .await
+        self.update_participant(stream_id, user_id, participant)
+            .await?;
+        // Refused: the period this join opened closes empty, unless the stop closed it.
+        let undo = async {
+            let opened = stop_watching(
+                Update::new()
+                    .require_eq("is_watching", AttributeValue::Bool(true))
+                    .require_eq("watching_since", time(now)),
+                now,
+                0,
+            );
+            match self.update_participant(stream_id, user_id, opened).await {
+                Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        self.count_new_viewer(stream_id, 0, undo).await
     }
 
     /// Another session of a user who is already watching; counters do not change.
@@ -246,8 +334,9 @@ impl Store {
 
     /// The user's remaining `sessions` all end: they stop watching, their watch time
     /// grows, and the stream loses a viewer. Conditioned on the participant still
-    /// having exactly these sessions. Fails on the stream's action when the peak must
-    /// be recorded first ([`Store::record_peak`]).
+    /// having exactly these sessions ([`StoreError::ConditionFailed`]). When the stream
+    /// ended meanwhile, the period is closed at its end instead (the stop already set
+    /// the count to 0).
     pub async fn exit_last(
         &self,
         stream_id: &str,
@@ -267,23 +356,49 @@ impl Store {
             Update::new().require(&condition, &["sessions", "watching_since"], values),
             now,
             watched,
-        )
-        .into_transact(
-            self.table(),
-            keys::stream_pk(stream_id),
-            keys::participant_sk(user_id),
         );
-        // Live only: after the stop the count is 0 and the stop closes what is open.
-        let stream = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
-            .require("{a0} <= {a1}", &["viewer_count", "max_viewers"], vec![])
-            .add("viewer_count", -1)
-            .add("total_watch_seconds", watched);
-        self.transact(vec![
-            participant,
-            self.stream_counter_update(stream_id, stream),
-        ])
-        .await
+        self.update_participant(stream_id, user_id, participant)
+            .await?;
+        match self.count_viewers(stream_id, -1, 0, watched).await {
+            Err(StoreError::ConditionFailed) => {}
+            other => return other.map(|_| ()),
+        }
+        let Some(stream) = self.stream(stream_id).await? else {
+            return Ok(());
+        };
+        match stream.ended_at {
+            Some(ended_at) if stream.status.is_finished() && ended_at < now => {
+                // The period ran past the end: it counts only up to `ended_at`.
+                let counted = (ended_at - watching_since).num_seconds().max(0);
+                let trimmed = Update::new()
+                    .require_eq("left_at", time(now))
+                    .set("left_at", time(ended_at))
+                    .add("duration_watched", counted - watched);
+                match self.update_participant(stream_id, user_id, trimmed).await {
+                    Ok(_) | Err(StoreError::ConditionFailed) => {}
+                    Err(e) => return Err(e),
+                }
+                self.add_watch_time(stream_id, counted).await
+            }
+            Some(_) if stream.status.is_finished() => self.add_watch_time(stream_id, watched).await,
+            // Live with a count already at 0 (a join whose count was lost): only the time.
+            _ => match self.count_viewers(stream_id, 0, 0, watched).await {
+                Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Adds finished watching to the stream's total, whatever its status: the periods
+    /// the stop closes are counted after it.
+    async fn add_watch_time(&self, stream_id: &str, watched: i64) -> Result<(), StoreError> {
+        if watched == 0 {
+            return Ok(());
+        }
+        let update = Update::new().exists().add("total_watch_seconds", watched);
+        self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+            .map(|_| ())
     }
 
     /// One of several sessions ends; the user keeps watching.
@@ -331,8 +446,9 @@ impl Store {
 
     /// Closes a watching period that the stream's end cut short: at `ended_at`, every
     /// session gone, the watch time added to the stream's total. Conditioned on the
-    /// period still being the one read, so of a stop and a late disconnect exactly one
-    /// closes it. Viewer counts do not change: the stop already set them.
+    /// period still being the one read ([`StoreError::ConditionFailed`]), so of a stop
+    /// and a late disconnect exactly one closes it. Viewer counts do not change: the
+    /// stop already set them.
     pub async fn close_at_end(
         &self,
         stream_id: &str,
@@ -347,18 +463,10 @@ impl Store {
                 .require_eq("watching_since", time(watching_since)),
             ended_at,
             watched,
-        )
-        .into_transact(
-            self.table(),
-            keys::stream_pk(stream_id),
-            keys::participant_sk(user_id),
         );
-        let stream = Update::new().exists().add("total_watch_seconds", watched);
-        self.transact(vec![
-            participant,
-            self.stream_counter_update(stream_id, stream),
-        ])
-        .await
+        self.update_participant(stream_id, user_id, participant)
+            .await?;
+        self.add_watch_time(stream_id, watched).await
     }
 
     /// Participants whose last HTTP heartbeat is older than `cutoff`.
@@ -378,24 +486,6 @@ impl Store {
                 })
             })
             .collect())
-    }
-
-    /// `max_viewers := viewer_count` when the count is above the recorded peak.
-    pub async fn record_peak(&self, stream_id: &str) -> Result<(), StoreError> {
-        let update = Update::new()
-            .require(
-                "{a0} > {a1} OR attribute_not_exists({a1})",
-                &["viewer_count", "max_viewers"],
-                vec![],
-            )
-            .copy("max_viewers", "viewer_count");
-        match self
-            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-            .await
-        {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     /// Sets a participant's permissions; the participant must exist. A change of

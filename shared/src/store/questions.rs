@@ -426,60 +426,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
-
-    use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
     use futures::future::join_all;
 
     use super::*;
     use crate::model::{Stream, now};
-    use crate::testing::{TEST_TABLE, TestEnv};
-
-    /// Counts the operations a client sends, by name.
-    #[derive(Debug, Clone, Default)]
-    struct Operations(Arc<Mutex<BTreeMap<String, usize>>>);
-
-    impl Operations {
-        fn count(&self, operation: &str) -> usize {
-            self.0.lock().unwrap().get(operation).copied().unwrap_or(0)
-        }
-    }
-
-    impl Intercept for Operations {
-        fn name(&self) -> &'static str {
-            "Operations"
-        }
-
-        fn read_before_transmit(
-            &self,
-            context: &BeforeTransmitInterceptorContextRef<'_>,
-            _: &RuntimeComponents,
-            _: &mut ConfigBag,
-        ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-            let target = context.request().headers().get("x-amz-target");
-            let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
-            *self.0.lock().unwrap().entry(operation.into()).or_default() += 1;
-            Ok(())
-        }
-    }
-
-    /// A store on `env`'s table whose client counts what it sends.
-    fn counting_store(env: &TestEnv) -> (Store, Operations) {
-        let operations = Operations::default();
-        let config = env
-            .dynamo
-            .client()
-            .config()
-            .to_builder()
-            .interceptor(operations.clone())
-            .build();
-        (
-            Store::new(aws_sdk_dynamodb::Client::from_conf(config), TEST_TABLE),
-            operations,
-        )
-    }
+    use crate::testing::TestEnv;
 
     /// A live stream with one open question by `asker`.
     async fn live_question(store: &Store) -> (Stream, Question) {
@@ -525,7 +476,7 @@ mod tests {
     #[tokio::test]
     async fn a_class_voting_at_once_is_counted_exactly_without_a_transaction() {
         let env = TestEnv::start().await;
-        let (store, operations) = counting_store(&env);
+        let (store, operations) = env.counting_store();
         let (stream, question) = live_question(&store).await;
         let voters: Vec<String> = (0..200).map(|i| format!("student-{i}")).collect();
         // Every student votes once and 50 of them twice, all at the same moment.

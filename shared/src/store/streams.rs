@@ -40,6 +40,9 @@ pub fn stream_item(stream: &Stream) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// The viewer count a stop ended, kept for the peak (see [`Store::stop_stream`]).
+const VIEWERS_AT_END: &str = "viewer_count_at_end";
+
 fn status(value: StreamStatus) -> aws_sdk_dynamodb::types::AttributeValue {
     s(value.as_str())
 }
@@ -129,9 +132,10 @@ impl Store {
     }
 
     /// live -> ended, recording the end time and the duration in seconds; nobody is
-    /// watching any more, so `viewer_count` becomes 0. Like a leave, it holds only
-    /// once the current count is recorded as the peak ([`Store::record_peak`]), so
-    /// the peak survives.
+    /// watching any more, so `viewer_count` becomes 0. One conditional write, which no
+    /// join can invalidate: it keeps the count it ends as `viewer_count_at_end`, and a
+    /// second write raises the peak to it (nothing else moves the counters of an
+    /// ended stream, so that write races nothing).
     pub async fn stop_stream(
         &self,
         stream_id: &str,
@@ -141,11 +145,7 @@ impl Store {
         let duration = (now - started_at).num_seconds().max(0);
         let update = Update::new()
             .require_eq("status", status(StreamStatus::Live))
-            .require(
-                "(attribute_not_exists({a0}) OR {a0} <= {a1})",
-                &["viewer_count", "max_viewers"],
-                vec![],
-            )
+            .copy(VIEWERS_AT_END, "viewer_count")
             .set("viewer_count", n(0))
             .set("status", status(StreamStatus::Ended))
             .set("ended_at", time(now))
@@ -153,10 +153,25 @@ impl Store {
             .set("updated_at", time(now))
             .remove(GSI1PK)
             .remove(GSI1SK);
-        from_item(
+        let ended = stream_from(
             self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
                 .await?,
-        )
+        )?;
+        let peak = Update::new()
+            .require(
+                "attribute_not_exists({a0}) OR {a0} < {a1}",
+                &["max_viewers", VIEWERS_AT_END],
+                vec![],
+            )
+            .copy("max_viewers", VIEWERS_AT_END);
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), peak)
+            .await
+        {
+            Ok(item) => stream_from(item),
+            Err(StoreError::ConditionFailed) => Ok(ended),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes one attribute of a stream (a pin, a highlight) while the stream is
