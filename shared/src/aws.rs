@@ -66,10 +66,35 @@ pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
+/// Error codes the SDK retries on single-item writes, beyond its defaults: DynamoDB
+/// refuses a write with `TransactionConflictException` while a transaction holds the
+/// item (a moderator's answer or pin holds the stream item for milliseconds), and the
+/// write was not applied, so trying again after the SDK's backoff is safe.
+const SINGLE_WRITE_TRANSIENT_ERRORS: &[&str] = &[
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "TransactionConflictException",
+];
+
+fn retried_on_transaction_conflict<E>()
+-> aws_runtime::retries::classifiers::AwsErrorCodeClassifier<E> {
+    aws_runtime::retries::classifiers::AwsErrorCodeClassifier::builder()
+        .transient_errors(SINGLE_WRITE_TRANSIENT_ERRORS)
+        .build()
+}
+
 /// The DynamoDB client configuration of `config`: the shared settings, retries
-/// counted ([`CountRetries`]), and `endpoint` when given (a local table).
+/// counted ([`CountRetries`]), single writes retried when a transaction held their
+/// item ([`SINGLE_WRITE_TRANSIENT_ERRORS`]), and `endpoint` when given (a local table).
 pub fn dynamodb_config(config: &SdkConfig, endpoint: Option<String>) -> aws_sdk_dynamodb::Config {
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(config).interceptor(CountRetries);
+    use aws_sdk_dynamodb::operation::{
+        delete_item::DeleteItemError, put_item::PutItemError, update_item::UpdateItemError,
+    };
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(config)
+        .interceptor(CountRetries)
+        .retry_classifier(retried_on_transaction_conflict::<UpdateItemError>())
+        .retry_classifier(retried_on_transaction_conflict::<PutItemError>())
+        .retry_classifier(retried_on_transaction_conflict::<DeleteItemError>());
     if let Some(endpoint) = endpoint {
         builder = builder.endpoint_url(endpoint);
     }
@@ -113,20 +138,23 @@ mod tests {
     use super::*;
     use crate::telemetry::{DYNAMO_RETRIES, counted::Counted};
 
-    /// A DynamoDB endpoint that throttles the first `throttled` requests, then
-    /// answers every GetItem with no item.
-    async fn throttling_endpoint(throttled: usize) -> String {
+    /// A DynamoDB endpoint that refuses the first `refused` requests with the error
+    /// `code`, then answers every request with an empty success (no item, nothing
+    /// returned).
+    async fn refusing_endpoint(code: &'static str, refused: usize) -> String {
         let seen = Arc::new(AtomicUsize::new(0));
         let app = axum::Router::new().fallback(move || {
             let seen = seen.clone();
             async move {
-                if seen.fetch_add(1, Ordering::SeqCst) < throttled {
+                if seen.fetch_add(1, Ordering::SeqCst) < refused {
                     (
                         axum::http::StatusCode::BAD_REQUEST,
-                        r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"}"#,
+                        format!(
+                            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{code}","message":"no"}}"#
+                        ),
                     )
                 } else {
-                    (axum::http::StatusCode::OK, "{}")
+                    (axum::http::StatusCode::OK, "{}".to_string())
                 }
             }
         });
@@ -150,25 +178,71 @@ mod tests {
         let _ = aws_sdk_dynamodb::Client::new(&config);
     }
 
+    /// A client of `endpoint` with the functions' configuration and 3 attempts.
+    fn client_of(endpoint: String) -> aws_sdk_dynamodb::Client {
+        let shared = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
+                Credentials::for_tests(),
+            ))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(dynamodb_config(&shared, Some(endpoint)))
+    }
+
+    fn update(
+        client: &aws_sdk_dynamodb::Client,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        client
+            .update_item()
+            .table_name("t")
+            .key("PK", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+            .update_expression("ADD n :one")
+            .expression_attribute_values(
+                ":one",
+                aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+            )
+    }
+
+    #[test]
+    fn a_single_write_refused_while_a_transaction_held_its_item_is_retried() {
+        let counted = Counted::default();
+        counted.block_on(async {
+            let endpoint = refusing_endpoint("TransactionConflictException", 2).await;
+            let out = update(&client_of(endpoint)).send().await;
+            assert!(out.is_ok(), "{out:?}");
+        });
+        assert_eq!(
+            counted.get(DYNAMO_RETRIES, &[("Operation", "UpdateItem")]),
+            2
+        );
+    }
+
+    #[test]
+    fn a_failed_condition_is_not_retried() {
+        let counted = Counted::default();
+        counted.block_on(async {
+            let endpoint = refusing_endpoint("ConditionalCheckFailedException", 1).await;
+            let out = update(&client_of(endpoint)).send().await;
+            assert!(out.is_err(), "{out:?}");
+        });
+        assert_eq!(
+            counted.get(DYNAMO_RETRIES, &[("Operation", "UpdateItem")]),
+            0
+        );
+    }
+
     #[test]
     fn attempts_after_the_first_are_counted_by_operation() {
         let counted = Counted::default();
         counted.block_on(async {
-            let endpoint = throttling_endpoint(2).await;
-            let shared = SdkConfig::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
-                    Credentials::for_tests(),
-                ))
-                .retry_config(
-                    RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(Duration::from_millis(1)),
-                )
-                .build();
-            let client =
-                aws_sdk_dynamodb::Client::from_conf(dynamodb_config(&shared, Some(endpoint)));
+            let endpoint = refusing_endpoint("ThrottlingException", 2).await;
+            let client = client_of(endpoint);
             let out = client
                 .get_item()
                 .table_name("t")
