@@ -13,7 +13,7 @@ use futures::future::join_all;
 use livestream::apigw::{HttpRequestSpec, http_request};
 use livestream::auth::Role;
 use livestream::model::{Session, Stream};
-use livestream::service::{connections, presence, streams};
+use livestream::service::{connections, presence, questions, streams};
 use livestream::testing::{RecordingManagementApi, TestEnv, identity, teacher_stream, token};
 use livestream_broadcast::BroadcastState;
 
@@ -130,6 +130,69 @@ async fn presence_concurrency(env: &TestEnv, n: usize) -> Vec<Row> {
         (0, n as i64, n as i64)
     );
     rows
+}
+
+/// `n` joined students asking at once, then upvoting one question at once.
+async fn question_concurrency(env: &TestEnv, n: usize) -> Vec<Row> {
+    let stream = live_stream(env).await;
+    let students: Vec<_> = (0..n)
+        .map(|i| identity(&format!("q{i}"), Role::Student))
+        .collect();
+    for who in &students {
+        presence::enter(env.store(), who, &stream, &Session::Http)
+            .await
+            .unwrap();
+    }
+    let asked = Instant::now();
+    let asks = join_all(students.iter().map(|who| {
+        let stream = &stream;
+        async move {
+            let start = Instant::now();
+            let input = serde_json::from_value(serde_json::json!({ "text": "why?" })).unwrap();
+            let question = questions::ask(env.store(), who, &stream.id, input)
+                .await
+                .unwrap();
+            (
+                start.elapsed(),
+                question["id"].as_str().unwrap().to_string(),
+            )
+        }
+    }))
+    .await;
+    let asked = asked.elapsed();
+    let popular = asks[0].1.clone();
+    let voted = Instant::now();
+    let votes = join_all(students.iter().skip(1).map(|who| {
+        let (stream, popular) = (&stream, &popular);
+        async move {
+            let start = Instant::now();
+            questions::upvote(env.store(), who, &stream.id, popular)
+                .await
+                .unwrap();
+            start.elapsed()
+        }
+    }))
+    .await;
+    let voted = voted.elapsed();
+    let after = env.store().stream(&stream.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.questions_count, after.upvotes_count),
+        (n as i64, n as i64 - 1)
+    );
+    vec![
+        Row {
+            name: "ask (distinct joined users, all at once)".into(),
+            ops: n,
+            elapsed: asked,
+            latencies: asks.into_iter().map(|(l, _)| l).collect(),
+        },
+        Row {
+            name: "upvote one question (distinct users, all at once)".into(),
+            ops: n - 1,
+            elapsed: voted,
+            latencies: votes,
+        },
+    ]
 }
 
 /// One change-stream batch fanned out to `n` connections of one stream.
@@ -444,6 +507,7 @@ async fn main() {
         let stream = live_stream(&env).await;
         rows.push(get_stream_latency(&env, &stream, 500).await);
         rows.extend(presence_concurrency(&env, 200).await);
+        rows.extend(question_concurrency(&env, 200).await);
         rows.push(broadcast_fan_out(&env, 500).await);
     }
     if runs("history") {
