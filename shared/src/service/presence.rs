@@ -305,6 +305,33 @@ mod tests {
         assert_eq!(operations.count("TransactWriteItems"), 0);
     }
 
+    #[tokio::test]
+    async fn the_peak_is_the_highest_count_reached_whatever_came_between() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = live_stream(store).await;
+        let who: Vec<_> = (0..5)
+            .map(|i| identity(&format!("student-{i}"), Role::Student))
+            .collect();
+        let http = Session::Http;
+        let counted = || async { counters(&store.stream(&stream.id).await.unwrap().unwrap()) };
+        for w in &who[..3] {
+            enter(store, w, &stream, &http).await.unwrap();
+        }
+        for w in &who[..2] {
+            exit(store, &stream.id, &w.user_id, &http).await.unwrap();
+        }
+        assert_eq!(counted().await, (1, 3, 3));
+        // Below the peak: a newcomer (tried at the peak first) and a returning viewer.
+        enter(store, &who[3], &stream, &http).await.unwrap();
+        enter(store, &who[0], &stream, &http).await.unwrap();
+        assert_eq!(counted().await, (3, 3, 4));
+        // Past it.
+        enter(store, &who[1], &stream, &http).await.unwrap();
+        enter(store, &who[4], &stream, &http).await.unwrap();
+        assert_eq!(counted().await, (5, 5, 5));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn joins_racing_the_stop_are_counted_before_it_or_refused() {
         let env = TestEnv::start().await;

@@ -10,10 +10,12 @@
 //! meanwhile. A transition the stream refuses (it ended in between) is undone or
 //! closed at the end, so counters move only while live and never after the stop.
 //!
-//! `max_viewers` has no atomic "max" in DynamoDB: a join raises it to the count its
-//! `ADD` returned, conditioned on that being higher, so every value the count reached
-//! is recorded (the stop also records the count it ends). A request killed between its
-//! two writes leaves the count one off; a leave never takes it below zero.
+//! `max_viewers` has no atomic "max" in DynamoDB, so a join's one write to the stream
+//! comes in two forms: at the peak (`viewer_count >= max_viewers`) both go up, below it
+//! only the count, each conditioned on its case. The peak is therefore every value the
+//! count reached, kept in the same write that reached it. A request killed between the
+//! participant's write and the stream's leaves the count one off; a leave never takes
+//! it below zero.
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
@@ -64,6 +66,9 @@ pub struct LapsedPresence {
     pub stream_id: String,
     pub user_id: String,
 }
+
+/// Attempts of a join's counter write: each form twice.
+const JOIN_COUNT_ATTEMPTS: u32 = 4;
 
 /// Index of the participant's action in presence transactions.
 pub const PARTICIPANT_ACTION: usize = 0;
@@ -180,41 +185,76 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// `max_viewers := count` when that is higher, while the stream is live.
-    async fn raise_peak(&self, stream_id: &str, count: i64) -> Result<(), StoreError> {
-        let update = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
-            .require(
-                "(attribute_not_exists({a0}) OR {a0} < {0})",
-                &["max_viewers"],
-                vec![n(count)],
-            )
-            .set("max_viewers", n(count));
-        match self
-            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-            .await
-        {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
+    /// The stream gains a viewer (and `unique` unique viewers) while live, and its peak
+    /// follows in the same write: when the count is at the peak, both go up together
+    /// (`at_peak`), otherwise only the count. `at_peak` is the form tried first; the
+    /// other follows when its condition fails, so only a count crossing its peak
+    /// between two attempts costs a read of the stream.
+    async fn count_joining_viewer(
+        &self,
+        stream_id: &str,
+        unique: i64,
+        mut at_peak: bool,
+    ) -> Result<(), StoreError> {
+        for tried in 0..JOIN_COUNT_ATTEMPTS {
+            let mut update = Update::new()
+                .require_eq("status", s(StreamStatus::Live.as_str()))
+                .add("viewer_count", 1);
+            if unique != 0 {
+                update = update.add("unique_viewers", unique);
+            }
+            update = if at_peak {
+                update
+                    .require(
+                        "(attribute_not_exists({a1}) OR {a0} >= {a1})",
+                        &["viewer_count", "max_viewers"],
+                        vec![],
+                    )
+                    .set_offset("max_viewers", "viewer_count", 1)
+            } else {
+                update.require(
+                    "({a0} < {a1} OR (attribute_not_exists({a0}) AND {a1} > {0}))",
+                    &["viewer_count", "max_viewers"],
+                    vec![n(0)],
+                )
+            };
+            match self
+                .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::ConditionFailed) => at_peak = !at_peak,
+                Err(e) => return Err(e),
+            }
+            // Both forms failed: the stream may have stopped.
+            if tried % 2 == 1 {
+                let stream = self.stream(stream_id).await?;
+                if stream.is_none_or(|s| s.status != StreamStatus::Live) {
+                    return Err(StoreError::ConditionFailed);
+                }
+            }
         }
+        Err(StoreError::Busy(
+            "viewer count kept crossing its peak".into(),
+        ))
     }
 
-    /// A new viewer is counted, then the peak raised. When the stream is no longer
-    /// live, `undo` takes the participant's change back and the join fails with
+    /// A new viewer is counted ([`Self::count_joining_viewer`]). When the stream is no
+    /// longer live, `undo` takes the participant's change back and the join fails with
     /// [`StoreError::StreamFinished`].
     async fn count_new_viewer(
         &self,
         stream_id: &str,
         unique: i64,
+        at_peak: bool,
         undo: impl std::future::Future<Output = Result<(), StoreError>>,
     ) -> Result<(), StoreError> {
-        match self.count_viewers(stream_id, 1, unique, 0).await {
-            Ok(count) => self.raise_peak(stream_id, count).await,
+        match self.count_joining_viewer(stream_id, unique, at_peak).await {
             Err(StoreError::ConditionFailed) => {
                 undo.await?;
                 Err(StoreError::StreamFinished)
             }
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -273,7 +313,9 @@ impl Store {
                 Err(e) => Err(e),
             }
         };
-        self.count_new_viewer(&participant.stream_id, 1, undo).await
+        // A class arriving keeps the count at its peak.
+        self.count_new_viewer(&participant.stream_id, 1, true, undo)
+            .await
     }
 
     /// A returning user starts watching again: the participant must exist and not be
@@ -311,7 +353,8 @@ impl Store {
                 Err(e) => Err(e),
             }
         };
-        self.count_new_viewer(stream_id, 0, undo).await
+        // Someone coming back mostly finds the count below its peak.
+        self.count_new_viewer(stream_id, 0, false, undo).await
     }
 
     /// Another session of a user who is already watching; counters do not change.

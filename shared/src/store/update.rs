@@ -63,6 +63,18 @@ impl Update {
         self
     }
 
+    /// `SET target = if_not_exists(source, 0) + delta`, from `source` as it was before
+    /// this update (DynamoDB reads every operand before applying any clause).
+    pub fn set_offset(mut self, target: &str, source: &str, delta: i64) -> Self {
+        let t = self.name(target);
+        let s = self.name(source);
+        let zero = self.value(AttributeValue::N("0".into()));
+        let d = self.value(AttributeValue::N(delta.to_string()));
+        self.sets
+            .push(format!("{t} = if_not_exists({s}, {zero}) + {d}"));
+        self
+    }
+
     /// `SET target = source`: copies one attribute to another within the item.
     pub fn copy(mut self, target: &str, source: &str) -> Self {
         let t = self.name(target);
