@@ -95,15 +95,7 @@ pub async fn enter(
             }
         };
         match result {
-            Ok(()) => {
-                return store
-                    .participant(&stream.id, &who.user_id)
-                    .await?
-                    .map(Some)
-                    .ok_or_else(|| {
-                        ApiError::Internal("participant vanished after joining".into())
-                    });
-            }
+            Ok(participant) => return Ok(Some(participant)),
             Err(StoreError::StreamFinished) => {
                 let latest = store
                     .stream(&stream.id)

@@ -265,7 +265,7 @@ impl Store {
         &self,
         participant: &Participant,
         session: &Session,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Participant, StoreError> {
         let mut item = keyed_item(
             participant,
             keys::stream_pk(&participant.stream_id),
@@ -315,7 +315,8 @@ impl Store {
         };
         // A class arriving keeps the count at its peak.
         self.count_new_viewer(&participant.stream_id, 1, true, undo)
-            .await
+            .await?;
+        Ok(participant.clone())
     }
 
     /// A returning user starts watching again: the participant must exist and not be
@@ -327,7 +328,7 @@ impl Store {
         user_id: &str,
         session: &Session,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Participant, StoreError> {
         let mut participant = Update::new()
             .exists()
             .require_eq("is_watching", AttributeValue::Bool(false))
@@ -337,7 +338,8 @@ impl Store {
         if *session == Session::Http {
             participant = with_http_presence(participant, stream_id, user_id, now);
         }
-        self.update_participant(stream_id, user_id, participant)
+        let watching = self
+            .update_participant(stream_id, user_id, participant)
             .await?;
         // Refused: the period this join opened closes empty, unless the stop closed it.
         let undo = async {
@@ -354,7 +356,8 @@ impl Store {
             }
         };
         // Someone coming back mostly finds the count below its peak.
-        self.count_new_viewer(stream_id, 0, false, undo).await
+        self.count_new_viewer(stream_id, 0, false, undo).await?;
+        Ok(watching)
     }
 
     /// Another session of a user who is already watching; counters do not change.
