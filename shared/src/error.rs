@@ -40,7 +40,7 @@ pub struct ErrorDetail {
     /// One entry per invalid field (`validation_failed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<Vec<FieldError>>,
-    /// `rate_limited` only: the same as the `Retry-After` header.
+    /// `rate_limited` and `unavailable` only: the same as the `Retry-After` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
     /// WebSocket `error` events only: the action that failed.
@@ -84,10 +84,17 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The table stayed throttled or busy through the SDK's retries: nothing was
+    /// written, try again after `Retry-After` (the detail is logged, never returned).
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
     /// A failure of ours; the detail is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Seconds a client waits before trying an `unavailable` request again.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
 
 fn summary(errors: &[FieldError]) -> String {
     match errors {
@@ -139,6 +146,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,6 +169,7 @@ impl ApiError {
             },
             Self::Validation(_) => "validation_failed",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -169,7 +178,19 @@ impl ApiError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Internal(_) => "an internal error occurred".to_string(),
+            Self::Unavailable(_) => "the service is busy; try again shortly".to_string(),
             other => other.to_string(),
+        }
+    }
+
+    /// Seconds to wait before trying again, for errors a client should retry as is.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 
@@ -183,10 +204,8 @@ impl ApiError {
             Self::Validation(fields) => {
                 error["details"] = serde_json::to_value(fields).unwrap_or_default();
             }
-            Self::RateLimited {
-                retry_after_secs, ..
-            } => {
-                error["retry_after_seconds"] = (*retry_after_secs).into();
+            Self::RateLimited { .. } | Self::Unavailable(_) => {
+                error["retry_after_seconds"] = self.retry_after_secs().into();
             }
             _ => {}
         }
@@ -203,6 +222,7 @@ impl From<StoreError> for ApiError {
                 Self::bad_request("invalid_cursor", "cursor is not valid for this listing")
             }
             StoreError::StreamFinished => Self::stream_finished(),
+            StoreError::Busy(detail) => Self::Unavailable(detail),
             other => Self::Internal(other.to_string()),
         }
     }

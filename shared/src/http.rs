@@ -124,10 +124,13 @@ pub fn created<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
     Ok(json(http::StatusCode::CREATED, value))
 }
 
-/// The response for an error: its status, its JSON body, `Retry-After` for 429.
+/// The response for an error: its status, its JSON body, `Retry-After` for 429 and 503.
 pub fn error_response(err: &ApiError) -> Response<Body> {
     match err {
         ApiError::Internal(detail) => tracing::error!(error = %detail, "request failed"),
+        ApiError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "request refused: the table stayed busy")
+        }
         other => tracing::info!(
             code = other.code(),
             status = other.status().as_u16(),
@@ -135,14 +138,10 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
         ),
     }
     let mut response = json(err.status(), &err.body());
-    if let ApiError::RateLimited {
-        retry_after_secs, ..
-    } = err
-    {
-        response.headers_mut().insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from(*retry_after_secs),
-        );
+    if let Some(seconds) = err.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
     }
     response
 }
@@ -220,5 +219,17 @@ mod tests {
         });
         assert_eq!(response.status(), 429);
         assert_eq!(response.headers()["retry-after"], "3");
+    }
+
+    #[test]
+    fn a_table_that_stayed_busy_is_a_503_to_retry_not_a_500() {
+        let err: ApiError = crate::store::StoreError::Busy("ThrottlingException".into()).into();
+        let response = error_response(&err);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body = err.body();
+        assert_eq!(body["error"]["code"], "unavailable");
+        assert_eq!(body["error"]["retry_after_seconds"], 1);
+        assert!(!body.to_string().contains("Throttling"), "{body}");
     }
 }

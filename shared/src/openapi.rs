@@ -40,7 +40,8 @@ struct Operation {
     /// Success statuses (the first is the usual one) and the body they carry.
     success: &'static [u16],
     response: SchemaFn,
-    /// Error statuses this handler can answer, besides 401 and 500 which every route can.
+    /// Error statuses this handler can answer, besides 401, 500 and 503 which every
+    /// route can.
     errors: &'static [u16],
     query: &'static [Query],
 }
@@ -429,13 +430,16 @@ fn error_response(status: u16) -> Value {
         }
         429 => "Slow mode (`rate_limited`): retry after `Retry-After` seconds",
         500 => "Our failure (`internal_error`); the detail is logged, never returned",
+        503 => {
+            "The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds"
+        }
         _ => "Error",
     };
     let mut response = json!({
         "description": description,
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } }
     });
-    if status == 429 {
+    if status == 429 || status == 503 {
         response["headers"] = json!({ "Retry-After": {
             "description": "Seconds to wait before sending again",
             "required": true,
@@ -514,7 +518,7 @@ pub fn document() -> Value {
                 json!({ "description": description, "content": { "application/json": { "schema": body } } }),
             );
         }
-        let mut errors: Vec<u16> = op.errors.iter().copied().chain([401, 500]).collect();
+        let mut errors: Vec<u16> = op.errors.iter().copied().chain([401, 500, 503]).collect();
         errors.sort_unstable();
         for status in errors {
             statuses.insert(status.to_string(), error_response(status));

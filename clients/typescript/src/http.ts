@@ -29,7 +29,7 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly body: Schemas["ErrorBody"] | undefined,
-    /** Seconds from `Retry-After` (429, slow mode). */
+    /** Seconds from `Retry-After` (429 slow mode, 503 a busy table). */
     readonly retryAfter: number | undefined,
   ) {
     super(body?.error.message ?? `HTTP ${status}`);

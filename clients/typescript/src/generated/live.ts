@@ -35,7 +35,7 @@ export interface components {
             details?: components["schemas"]["FieldError"][] | null;
             /**
              * Format: uint64
-             * @description `rate_limited` only: the same as the `Retry-After` header.
+             * @description `rate_limited` and `unavailable` only: the same as the `Retry-After` header.
              */
             retry_after_seconds?: number | null;
             /** @description WebSocket `error` events only: the action that failed. */

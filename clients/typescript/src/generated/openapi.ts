@@ -724,7 +724,7 @@ export interface components {
             details?: components["schemas"]["FieldError"][] | null;
             /**
              * Format: uint64
-             * @description `rate_limited` only: the same as the `Retry-After` header.
+             * @description `rate_limited` and `unavailable` only: the same as the `Retry-After` header.
              */
             retry_after_seconds?: number | null;
             /** @description WebSocket `error` events only: the action that failed. */
@@ -1301,6 +1301,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "create-stream-2": {
@@ -1379,6 +1390,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "list-live-streams": {
@@ -1434,6 +1456,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1510,6 +1543,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "get-stream": {
@@ -1563,6 +1607,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1659,6 +1714,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "start-stream": {
@@ -1721,6 +1787,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1795,6 +1872,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "cancel-stream": {
@@ -1857,6 +1945,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1953,6 +2052,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "join-stream": {
@@ -2021,6 +2131,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "leave-stream": {
@@ -2083,6 +2204,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2165,6 +2297,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2263,6 +2406,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "list-chat-messages": {
@@ -2341,6 +2495,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2448,6 +2613,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "hide-chat-message": {
@@ -2512,6 +2688,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2588,6 +2775,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "unpin-chat-message": {
@@ -2656,6 +2854,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "get-stream-stats": {
@@ -2709,6 +2918,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2784,6 +3004,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "list-my-courses": {
@@ -2839,6 +3070,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2935,6 +3177,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "list-questions": {
@@ -3017,6 +3270,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3113,6 +3377,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "upvote-question": {
@@ -3183,6 +3458,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "remove-upvote": {
@@ -3247,6 +3533,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3345,6 +3642,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "hide-question": {
@@ -3409,6 +3717,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3485,6 +3804,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "dismiss-question": {
@@ -3549,6 +3879,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3625,6 +3966,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "highlight-question": {
@@ -3695,6 +4047,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     "clear-highlight": {
@@ -3757,6 +4120,17 @@ export interface operations {
             /** @description Our failure (`internal_error`); the detail is logged, never returned */
             500: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
