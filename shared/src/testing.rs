@@ -309,14 +309,51 @@ pub async fn teacher_stream(store: &Store, live: bool, public: bool) -> crate::m
 /// Counts the DynamoDB operations a client sends, by name (`UpdateItem`,
 /// `TransactWriteItems`, ...): an SDK interceptor, so it sees exactly what goes out.
 #[derive(Debug, Clone, Default)]
-pub struct Operations(std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>);
+pub struct Operations(std::sync::Arc<std::sync::Mutex<Sent>>);
+
+#[derive(Debug, Default)]
+struct Sent {
+    counts: std::collections::BTreeMap<String, usize>,
+    /// The `(PK, SK)` of every item each transaction named, in order.
+    transactions: Vec<Vec<(String, String)>>,
+}
 
 impl Operations {
+    fn sent(&self) -> std::sync::MutexGuard<'_, Sent> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// How many `operation` calls were sent so far (retries included).
     pub fn count(&self, operation: &str) -> usize {
-        let counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        counts.get(operation).copied().unwrap_or(0)
+        self.sent().counts.get(operation).copied().unwrap_or(0)
     }
+
+    /// The `(PK, SK)` of the items of every transaction sent so far.
+    pub fn transaction_items(&self) -> Vec<Vec<(String, String)>> {
+        self.sent().transactions.clone()
+    }
+}
+
+/// The `(PK, SK)` each action of a TransactWriteItems body names.
+fn transaction_keys(body: &[u8]) -> Vec<(String, String)> {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let actions = json["TransactItems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    actions
+        .iter()
+        .filter_map(|action| action.as_object()?.values().next().cloned())
+        .map(|action| {
+            let key = if action["Key"].is_object() {
+                &action["Key"]
+            } else {
+                &action["Item"]
+            };
+            let part = |name: &str| key[name]["S"].as_str().unwrap_or_default().to_string();
+            (part("PK"), part("SK"))
+        })
+        .collect()
 }
 
 impl aws_sdk_dynamodb::config::Intercept for Operations {
@@ -330,10 +367,15 @@ impl aws_sdk_dynamodb::config::Intercept for Operations {
         _: &aws_sdk_dynamodb::config::RuntimeComponents,
         _: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        let target = context.request().headers().get("x-amz-target");
+        let request = context.request();
+        let target = request.headers().get("x-amz-target");
         let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("?");
-        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *counts.entry(operation.into()).or_default() += 1;
+        let mut sent = self.sent();
+        *sent.counts.entry(operation.into()).or_default() += 1;
+        if operation == "TransactWriteItems" {
+            let keys = transaction_keys(request.body().bytes().unwrap_or_default());
+            sent.transactions.push(keys);
+        }
         Ok(())
     }
 }

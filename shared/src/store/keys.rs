@@ -10,6 +10,7 @@
 //! | question    | STREAM#s    | QUESTION#q      |                                    |                            |
 //! | upvote      | STREAM#s    | VOTE#q#u        |                                    | USER#u / VOTE#s#q          |
 //! | stats       | STREAM#s    | STATS           |                                    |                            |
+//! | closed      | STREAM#s    | CLOSED          |                                    |                            |
 //! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           | CONNS#n / {checked_at}#id  |
 //!
 //! Connection items carry `ttl` (API Gateway's 2-hour limit plus a margin).
@@ -118,6 +119,11 @@ pub fn vote_ref_prefix(stream_id: &str) -> String {
 
 /// The final statistics of an ended stream.
 pub const STATS_SK: &str = "STATS";
+
+/// Present once a stream is ended or cancelled: what moderation transactions check,
+/// so they never hold the stream item the whole class writes
+/// (`shared/src/store/lifecycle.rs`).
+pub const CLOSED_SK: &str = "CLOSED";
 
 pub fn connection_pk(connection_id: &str) -> String {
     format!("CONN#{connection_id}")

@@ -143,6 +143,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Stream, StoreError> {
         let duration = (now - started_at).num_seconds().max(0);
+        self.close(stream_id, now).await?;
         let update = Update::new()
             .require_eq("status", status(StreamStatus::Live))
             .copy(VIEWERS_AT_END, "viewer_count")
@@ -216,10 +217,22 @@ impl Store {
             .set("updated_at", time(now))
             .remove(GSI1PK)
             .remove(GSI1SK);
-        from_item(
-            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-                .await?,
-        )
+        self.close(stream_id, now).await?;
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
+            Ok(item) => from_item(item),
+            Err(err) => {
+                // Not scheduled any more: live (a start won) keeps its class open.
+                if let Ok(Some(stream)) = self.stream(stream_id).await
+                    && !stream.status.is_finished()
+                {
+                    self.reopen(stream_id).await?;
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Streams in `status` (scheduled or live), newest first for live, soonest first
