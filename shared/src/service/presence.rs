@@ -224,25 +224,10 @@ mod tests {
 
     use super::*;
     use crate::auth::Role;
-    use crate::model::StreamStatus;
-    use crate::testing::{TestEnv, identity};
+    use crate::testing::{TEACHER, TestEnv, identity, teacher_stream};
 
     async fn live_stream(store: &Store) -> Stream {
-        let at = now();
-        let stream = Stream {
-            id: crate::model::new_id(),
-            title: "t".into(),
-            course_id: "course".into(),
-            instructor_id: "teacher".into(),
-            status: StreamStatus::Scheduled,
-            stream_key: "k".into(),
-            is_public: true,
-            created_at: at,
-            updated_at: at,
-            ..Default::default()
-        };
-        store.create_stream(&stream).await.unwrap();
-        store.start_stream(&stream.id, at).await.unwrap()
+        teacher_stream(store, true, true).await
     }
 
     fn counters(stream: &Stream) -> (i64, i64, i64) {
@@ -336,7 +321,7 @@ mod tests {
             let (store, stream) = (store.clone(), stream.clone());
             tokio::spawn(async move { enter(&store, &who, &stream, &Session::Http).await })
         }));
-        let teacher = identity("teacher", Role::Teacher);
+        let teacher = identity(TEACHER, Role::Teacher);
         // The stop comes once the first joins are counted, while the rest are in flight.
         let stop = async {
             while store

@@ -124,27 +124,10 @@ mod tests {
     use crate::model::{ChatMessage, MessageType, Question, QuestionStatus, Session, Stream};
     use crate::model::{new_id, now};
     use crate::store::keys::STREAM_SK;
-    use crate::testing::{TestEnv, identity};
+    use crate::testing::{TestEnv, identity, teacher_stream};
 
     async fn stream(store: &Store, live: bool) -> Stream {
-        let at = now();
-        let stream = Stream {
-            id: new_id(),
-            title: "t".into(),
-            course_id: "course".into(),
-            instructor_id: "teacher".into(),
-            status: StreamStatus::Scheduled,
-            stream_key: "k".into(),
-            is_public: true,
-            created_at: at,
-            updated_at: at,
-            ..Default::default()
-        };
-        store.create_stream(&stream).await.unwrap();
-        if !live {
-            return stream;
-        }
-        store.start_stream(&stream.id, at).await.unwrap()
+        teacher_stream(store, live, true).await
     }
 
     async fn question(store: &Store, stream: &Stream, status: QuestionStatus) -> Question {

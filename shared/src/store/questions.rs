@@ -430,25 +430,12 @@ mod tests {
 
     use super::*;
     use crate::model::{Stream, now};
-    use crate::testing::TestEnv;
+    use crate::testing::{TestEnv, teacher_stream};
 
     /// A live stream with one open question by `asker`.
     async fn live_question(store: &Store) -> (Stream, Question) {
         let at = now();
-        let stream = Stream {
-            id: crate::model::new_id(),
-            title: "t".into(),
-            course_id: "course".into(),
-            instructor_id: "teacher".into(),
-            status: StreamStatus::Scheduled,
-            stream_key: "k".into(),
-            is_public: true,
-            created_at: at,
-            updated_at: at,
-            ..Default::default()
-        };
-        store.create_stream(&stream).await.unwrap();
-        let stream = store.start_stream(&stream.id, at).await.unwrap();
+        let stream = teacher_stream(store, true, true).await;
         let question = Question {
             id: crate::model::new_id(),
             stream_id: stream.id.clone(),
