@@ -23,7 +23,7 @@ async fn back_off(attempt: u32) {
 }
 
 fn busy() -> ApiError {
-    ApiError::Internal("presence update kept conflicting".into())
+    ApiError::Unavailable("presence update kept conflicting".into())
 }
 
 fn require_live(stream: &Stream) -> Result<(), ApiError> {
