@@ -261,19 +261,19 @@ pub async fn upvote(
             "you cannot upvote your own question",
         ));
     }
-    match store
+    let current = match store
         .upvote(&stream.id, &question.id, &who.user_id, now())
         .await?
     {
-        VoteOutcome::Counted | VoteOutcome::AlreadyVoted => {}
+        VoteOutcome::Counted(voted) => *voted,
+        VoteOutcome::AlreadyVoted => load_question(store, &stream, &question.id).await?,
         VoteOutcome::NotVotable => {
             return Err(ApiError::conflict(
                 "question_not_votable",
                 "only approved, visible questions can be upvoted",
             ));
         }
-    }
-    let current = load_question(store, &stream, &question.id).await?;
+    };
     Ok(current.view(Some(who), moderator, true))
 }
 

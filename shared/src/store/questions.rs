@@ -37,9 +37,10 @@ const COUNTED: &str = "counted";
 const REMOVING: &str = "removing";
 
 /// What an upvote did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum VoteOutcome {
-    Counted,
+    /// The vote counts; the question as the vote left it.
+    Counted(Box<Question>),
     /// The user's vote was there already; nothing changed.
     AlreadyVoted,
     /// The question is hidden or not approved; nothing changed.
@@ -204,12 +205,12 @@ impl Store {
             )
             .add("upvotes", 1);
         let question_sk = keys::question_sk(question_id);
-        match self.update(pk.clone(), question_sk.clone(), votable).await {
+        let question: Question = match self.update(pk.clone(), question_sk.clone(), votable).await {
             Err(StoreError::ConditionFailed) => {
                 self.drop_vote(&pk, &vote_sk, PENDING).await?;
                 return Ok(VoteOutcome::NotVotable);
             }
-            other => other?,
+            other => from_item(other?)?,
         };
         let counted = Update::new().exists().while_open().add("upvotes_count", 1);
         if let Err(err) = self.update(pk.clone(), STREAM_SK.into(), counted).await {
@@ -221,7 +222,7 @@ impl Store {
             return Err(self.finished_or(stream_id, err).await);
         }
         self.set_vote_state(&pk, &vote_sk, PENDING, COUNTED).await?;
-        Ok(VoteOutcome::Counted)
+        Ok(VoteOutcome::Counted(Box::new(question)))
     }
 
     /// Withdraws a user's upvote with four single-item writes (see the module notes).
@@ -474,7 +475,7 @@ mod tests {
         let outcomes = join_all(votes).await;
         let counted = outcomes
             .iter()
-            .filter(|o| matches!(o, Ok(VoteOutcome::Counted)))
+            .filter(|o| matches!(o, Ok(VoteOutcome::Counted(_))))
             .count();
         let again = outcomes
             .iter()
