@@ -309,6 +309,34 @@ mod tests {
         assert_eq!(counted().await, (5, 5, 5));
     }
 
+    #[tokio::test]
+    async fn a_leave_never_takes_a_count_that_lost_a_join_below_zero() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = live_stream(store).await;
+        let student = identity("student", Role::Student);
+        enter(store, &student, &stream, &Session::Http)
+            .await
+            .unwrap();
+        // What a join killed between its two writes leaves: watching, not counted.
+        let lost = crate::store::Update::new().set("viewer_count", crate::store::n(0));
+        store
+            .update(
+                crate::store::keys::stream_pk(&stream.id),
+                crate::store::keys::STREAM_SK.into(),
+                lost,
+            )
+            .await
+            .unwrap();
+        exit(store, &stream.id, "student", &Session::Http)
+            .await
+            .unwrap();
+        let after = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(after.viewer_count, 0);
+        let participant = store.participant(&stream.id, "student").await.unwrap();
+        assert!(!participant.unwrap().is_watching);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn joins_racing_the_stop_are_counted_before_it_or_refused() {
         let env = TestEnv::start().await;

@@ -152,37 +152,30 @@ impl Store {
         update.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into())
     }
 
-    /// Moves the stream's counters while it is live and returns `viewer_count`
-    /// afterwards; [`StoreError::ConditionFailed`] when the stream is not live, or when
-    /// a viewer would leave a count that is already 0.
-    async fn count_viewers(
+    /// A viewer leaves the stream's count (`viewers` is -1, or 0 to add only the time)
+    /// and their watching joins its total, while it is live;
+    /// [`StoreError::ConditionFailed`] when it is not, or when the count is already 0.
+    async fn count_leaving_viewer(
         &self,
         stream_id: &str,
         viewers: i64,
-        unique: i64,
         watched: i64,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<(), StoreError> {
+        if viewers == 0 && watched == 0 {
+            return Ok(());
+        }
         let mut update = Update::new().require_eq("status", s(StreamStatus::Live.as_str()));
         if viewers < 0 {
-            update = update.require("{a0} > {0}", &["viewer_count"], vec![n(0)]);
+            update = update
+                .require("{a0} > {0}", &["viewer_count"], vec![n(0)])
+                .add("viewer_count", viewers);
         }
-        for (attr, delta) in [
-            ("viewer_count", viewers),
-            ("unique_viewers", unique),
-            ("total_watch_seconds", watched),
-        ] {
-            if delta != 0 {
-                update = update.add(attr, delta);
-            }
+        if watched != 0 {
+            update = update.add("total_watch_seconds", watched);
         }
-        let item = self
-            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-            .await?;
-        Ok(item
-            .get("viewer_count")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_default())
+        self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+            .map(|_| ())
     }
 
     /// The stream gains a viewer (and `unique` unique viewers) while live, and its peak
@@ -405,9 +398,9 @@ impl Store {
         );
         self.update_participant(stream_id, user_id, participant)
             .await?;
-        match self.count_viewers(stream_id, -1, 0, watched).await {
+        match self.count_leaving_viewer(stream_id, -1, watched).await {
             Err(StoreError::ConditionFailed) => {}
-            other => return other.map(|_| ()),
+            other => return other,
         }
         let Some(stream) = self.stream(stream_id).await? else {
             return Ok(());
@@ -428,7 +421,7 @@ impl Store {
             }
             Some(_) if stream.status.is_finished() => self.add_watch_time(stream_id, watched).await,
             // Live with a count already at 0 (a join whose count was lost): only the time.
-            _ => match self.count_viewers(stream_id, 0, 0, watched).await {
+            _ => match self.count_leaving_viewer(stream_id, 0, watched).await {
                 Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
                 Err(e) => Err(e),
             },
