@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, CONNECTION_SK};
-use super::{QuerySpec, Store, StoreError, Update, from_item, n, s, to_item};
+use super::{QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, n, s, to_item};
 use crate::model::{Connection, sort_time};
 use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, KIND, TTL};
 
@@ -78,17 +78,14 @@ impl Store {
             GSI2SK,
             s(keys::connection_check_sk(&sort_time(now), connection_id)),
         );
-        match self
-            .update(
+        done_unless_failed(
+            self.update(
                 keys::connection_pk(connection_id),
                 CONNECTION_SK.into(),
                 update,
             )
-            .await
-        {
-            Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .await,
+        )
     }
 
     /// One chat action's token from the connection's bucket (GCRA: the item keeps the

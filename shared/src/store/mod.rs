@@ -92,6 +92,15 @@ impl StoreError {
     }
 }
 
+/// Done, for a write whose condition says its work is done already or no longer
+/// wanted: [`StoreError::ConditionFailed`] (nothing was written) is no error here.
+pub(crate) fn done_unless_failed<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
+    match result {
+        Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The countable outcome of a DynamoDB error code; `None` for other failures.
 fn outcome_of(code: &str) -> Option<DynamoOutcome<'static>> {
     match code {

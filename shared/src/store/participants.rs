@@ -21,7 +21,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s, time};
+use super::{
+    Cursor, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, n, s,
+    time,
+};
 use crate::model::{Participant, Session, StreamStatus, sort_time};
 use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2PK, GSI2SK};
 
@@ -294,17 +297,14 @@ impl Store {
         // period meanwhile does not keep it).
         let undo = async {
             let ours = Update::new().require_eq("joined_at", time(participant.joined_at));
-            match self
-                .delete_where(
+            done_unless_failed(
+                self.delete_where(
                     keys::stream_pk(&participant.stream_id),
                     keys::participant_sk(&participant.user_id),
                     ours,
                 )
-                .await
-            {
-                Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
-                Err(e) => Err(e),
-            }
+                .await,
+            )
         };
         // A class arriving keeps the count at its peak.
         self.count_new_viewer(&participant.stream_id, 1, true, undo)
@@ -343,10 +343,7 @@ impl Store {
                 now,
                 0,
             );
-            match self.update_participant(stream_id, user_id, opened).await {
-                Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-                Err(e) => Err(e),
-            }
+            done_unless_failed(self.update_participant(stream_id, user_id, opened).await)
         };
         // Someone coming back mostly finds the count below its peak.
         self.count_new_viewer(stream_id, 0, false, undo).await?;
@@ -413,18 +410,12 @@ impl Store {
                     .require_eq("left_at", time(now))
                     .set("left_at", time(ended_at))
                     .add("duration_watched", counted - watched);
-                match self.update_participant(stream_id, user_id, trimmed).await {
-                    Ok(_) | Err(StoreError::ConditionFailed) => {}
-                    Err(e) => return Err(e),
-                }
+                done_unless_failed(self.update_participant(stream_id, user_id, trimmed).await)?;
                 self.add_watch_time(stream_id, counted).await
             }
             Some(_) if stream.status.is_finished() => self.add_watch_time(stream_id, watched).await,
             // Live with a count already at 0 (a join whose count was lost): only the time.
-            _ => match self.count_leaving_viewer(stream_id, 0, watched).await {
-                Ok(_) | Err(StoreError::ConditionFailed) => Ok(()),
-                Err(e) => Err(e),
-            },
+            _ => done_unless_failed(self.count_leaving_viewer(stream_id, 0, watched).await),
         }
     }
 

@@ -22,7 +22,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem}
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{QuerySpec, Store, StoreError, Update, from_item, keyed_item, s, time};
+use super::{
+    QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, s, time,
+};
 use crate::model::{Question, QuestionStatus, StreamStatus};
 use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
 
@@ -242,21 +244,15 @@ impl Store {
         let uncounted = Update::new().exists().while_open().add("upvotes_count", -1);
         if let Err(err) = self.update(pk.clone(), STREAM_SK.into(), uncounted).await {
             if matches!(err, StoreError::ConditionFailed) {
-                match self.set_vote_state(&pk, &vote_sk, REMOVING, COUNTED).await {
-                    Ok(()) | Err(StoreError::ConditionFailed) => {}
-                    Err(e) => return Err(e),
-                }
+                done_unless_failed(self.set_vote_state(&pk, &vote_sk, REMOVING, COUNTED).await)?;
             }
             return Err(self.finished_or(stream_id, err).await);
         }
         let uncount = Update::new().exists().add("upvotes", -1);
-        match self
-            .update(pk.clone(), keys::question_sk(question_id), uncount)
-            .await
-        {
-            Ok(_) | Err(StoreError::ConditionFailed) => {}
-            Err(e) => return Err(e),
-        }
+        done_unless_failed(
+            self.update(pk.clone(), keys::question_sk(question_id), uncount)
+                .await,
+        )?;
         self.drop_vote(&pk, &vote_sk, REMOVING).await?;
         Ok(UnvoteOutcome::Removed)
     }
@@ -264,13 +260,10 @@ impl Store {
     /// Deletes a vote item that is still in `state`.
     async fn drop_vote(&self, pk: &str, vote_sk: &str, state: &str) -> Result<(), StoreError> {
         let condition = Update::new().require_eq(VOTE_STATE, s(state));
-        match self
-            .delete_where(pk.to_string(), vote_sk.to_string(), condition)
-            .await
-        {
-            Ok(()) | Err(StoreError::ConditionFailed) => Ok(()),
-            Err(e) => Err(e),
-        }
+        done_unless_failed(
+            self.delete_where(pk.to_string(), vote_sk.to_string(), condition)
+                .await,
+        )
     }
 
     async fn set_vote_state(
