@@ -66,26 +66,21 @@ pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-/// Error codes the SDK retries on single-item writes, beyond its defaults: DynamoDB
-/// refuses a write with `TransactionConflictException` while a transaction holds the
-/// item (a moderator's answer or pin holds the stream item for milliseconds), and the
-/// write was not applied, so trying again after the SDK's backoff is safe.
-const SINGLE_WRITE_TRANSIENT_ERRORS: &[&str] = &[
-    "RequestTimeout",
-    "RequestTimeoutException",
-    "TransactionConflictException",
-];
-
+/// Retries single-item writes on the SDK's transient error codes and on
+/// `TransactionConflictException`: DynamoDB refuses a write with it while a transaction
+/// holds the item (a moderator's answer or pin holds the stream item for milliseconds),
+/// and the write was not applied, so trying again after the SDK's backoff is safe.
 fn retried_on_transaction_conflict<E>()
 -> aws_runtime::retries::classifiers::AwsErrorCodeClassifier<E> {
-    aws_runtime::retries::classifiers::AwsErrorCodeClassifier::builder()
-        .transient_errors(SINGLE_WRITE_TRANSIENT_ERRORS)
+    use aws_runtime::retries::classifiers::{AwsErrorCodeClassifier, TRANSIENT_ERRORS};
+    AwsErrorCodeClassifier::builder()
+        .transient_errors([TRANSIENT_ERRORS, &["TransactionConflictException"]].concat())
         .build()
 }
 
 /// The DynamoDB client configuration of `config`: the shared settings, retries
 /// counted ([`CountRetries`]), single writes retried when a transaction held their
-/// item ([`SINGLE_WRITE_TRANSIENT_ERRORS`]), and `endpoint` when given (a local table).
+/// item ([`retried_on_transaction_conflict`]), and `endpoint` when given (a local table).
 pub fn dynamodb_config(config: &SdkConfig, endpoint: Option<String>) -> aws_sdk_dynamodb::Config {
     use aws_sdk_dynamodb::operation::{
         delete_item::DeleteItemError, put_item::PutItemError, update_item::UpdateItemError,

@@ -200,14 +200,11 @@ impl ApiError {
             "code": self.code(),
             "message": self.public_message(),
         });
-        match self {
-            Self::Validation(fields) => {
-                error["details"] = serde_json::to_value(fields).unwrap_or_default();
-            }
-            Self::RateLimited { .. } | Self::Unavailable(_) => {
-                error["retry_after_seconds"] = self.retry_after_secs().into();
-            }
-            _ => {}
+        if let Self::Validation(fields) = self {
+            error["details"] = serde_json::to_value(fields).unwrap_or_default();
+        }
+        if let Some(seconds) = self.retry_after_secs() {
+            error["retry_after_seconds"] = seconds.into();
         }
         serde_json::json!({ "error": error })
     }
