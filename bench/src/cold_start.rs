@@ -182,18 +182,25 @@ pub fn median(values: &mut [Duration]) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
-/// Builds the measured binaries with this benchmark's own profile (release under
-/// `cargo run --release`), into the directory of its binary. `COLD_START_BIN_DIR`
-/// measures binaries built elsewhere instead (another profile, other rustflags).
+/// Builds the measured binaries with the profile the Lambda is deployed with (release;
+/// dev when this benchmark is a debug build) and returns their directory.
+/// `COLD_START_BIN_DIR` measures binaries built elsewhere instead (another profile,
+/// other rustflags).
 pub fn build(binaries: &[(&str, &str)]) -> PathBuf {
     if let Some(dir) = std::env::var_os("COLD_START_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    let dir = std::env::current_exe()
+    // This benchmark runs from `<target>/<its profile>/`, often `local`, not release.
+    let own_dir = std::env::current_exe()
         .unwrap()
         .parent()
         .unwrap()
         .to_path_buf();
+    let dir = if cfg!(debug_assertions) {
+        own_dir
+    } else {
+        own_dir.parent().unwrap().join("release")
+    };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     // One build per package: built together, the packages' features would unify (the
     // bench's test utilities into the function) and the binary would not be the one

@@ -1,4 +1,4 @@
-//! `cargo run --release -p livestream-bench`: measures the hot paths against the
+//! `cargo run --profile local -p livestream-bench`: measures the hot paths against the
 //! embedded DynamoDB on loopback and prints a table. Numbers are for this machine and
 //! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
 
@@ -489,7 +489,7 @@ const GROUPS: &str = "handlers, chat, history, live, fan-out, cold";
 
 #[tokio::main]
 async fn main() {
-    // Groups to run (default: all), e.g. `cargo run --release -p livestream-bench -- history`.
+    // Groups to run (default: all), e.g. `cargo run --profile local -p livestream-bench -- history`.
     let chosen: Vec<String> = std::env::args().skip(1).collect();
     // `cold` builds release binaries of its own, so it runs only when asked for.
     let runs =
