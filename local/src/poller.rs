@@ -6,7 +6,7 @@
 //! It reads again as soon as a function that may have written returns (see
 //! [`Invoker::wrote`]), right after a batch, and otherwise every
 //! [`IDLE_POLL_INTERVAL`] for writes that bypass the functions (the TTL sweep, a
-//! client of the DynamoDB endpoint).
+//! client of the DynamoDB endpoint); never twice within [`MIN_POLL_GAP`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,10 @@ use crate::invoker::Invoker;
 /// few large batches, and posts each viewer once per batch, not once per 100 records.
 pub const BATCH_SIZE: i32 = 1000;
 pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// The shortest time from one read to the next. The writes of a burst that land within
+/// it are read and broadcast as one batch, so the store (one thread for the whole
+/// stack) serves a read and a connection lookup per gap, not per write.
+pub const MIN_POLL_GAP: Duration = Duration::from_millis(10);
 const MAX_RETRIES: u32 = 3;
 
 /// Runs until `shutdown` turns true.
@@ -30,6 +34,7 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
+        let read_at = tokio::time::Instant::now();
         let records = match reader.next_records(BATCH_SIZE).await {
             Ok(records) => records,
             Err(err) => {
@@ -39,15 +44,17 @@ pub async fn run(
         };
         if records.is_empty() {
             tokio::select! {
-                _ = invoker.wrote() => continue,
-                _ = tokio::time::sleep(IDLE_POLL_INTERVAL) => continue,
+                _ = invoker.wrote() => {}
+                _ = tokio::time::sleep(IDLE_POLL_INTERVAL) => {}
                 _ = shutdown.changed() => return,
             }
+        } else {
+            deliver(&invoker, records).await;
+            if *shutdown.borrow() {
+                return;
+            }
         }
-        deliver(&invoker, records).await;
-        if *shutdown.borrow() {
-            return;
-        }
+        tokio::time::sleep_until(read_at + MIN_POLL_GAP).await;
     }
 }
 
