@@ -243,15 +243,31 @@ async fn dispatch(api: &WebSocketApi, opened: &Opened, text: &str) {
 /// The socket's reader and writer. Frames are handed to a worker through a bounded
 /// queue, so reading (and the protocol's ping/pong) never waits for `$default`; the
 /// keepalive action has its own lane ahead of the queue.
+/// What the socket's reader tells the task that writes to it.
+enum FromReader {
+    /// A frame was dropped: this `error` event goes to the client.
+    Dropped(String),
+    /// The frame was too big or the socket failed: close with 1009.
+    Failed,
+}
+
 async fn serve_connection(
     api: Arc<WebSocketApi>,
-    mut socket: WebSocket,
+    socket: WebSocket,
     opened: Opened,
     mut queue: mpsc::UnboundedReceiver<Outbound>,
 ) {
+    use futures::{SinkExt, StreamExt};
+
     let limits = api.limits;
-    let ends_at = tokio::time::Instant::now() + limits.max_duration;
-    let mut idle_since = tokio::time::Instant::now();
+    let started = tokio::time::Instant::now();
+    let ends_at = started + limits.max_duration;
+    // Milliseconds from `started` to the last frame either way, for the idle limit.
+    let last_activity = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let touch = move |activity: &std::sync::atomic::AtomicU64| {
+        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        activity.fetch_max(elapsed, std::sync::atomic::Ordering::Relaxed);
+    };
     let mut shutdown = api.shutdown.clone();
     let close = |code: u16, reason: &'static str| {
         Message::Close(Some(CloseFrame {
@@ -277,62 +293,96 @@ async fn serve_connection(
             }
         })
     };
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => {
+    // Reading in a task of its own: in one `select!` with the writes, every frame sent
+    // polled the socket for input too, and each poll readied (zeroed) its read buffer.
+    let (mut sink, mut stream) = socket.split();
+    let (to_writer, mut from_reader) = mpsc::channel::<FromReader>(4);
+    // It ends when the client closes or fails; then `from_reader` ends.
+    let reader = {
+        let opened = opened.clone();
+        let last_activity = last_activity.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = stream.next().await {
                 let text = match incoming {
-                    Some(Ok(Message::Text(text))) => text.to_string(),
-                    Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        idle_since = tokio::time::Instant::now();
+                    Ok(Message::Text(text)) => text.to_string(),
+                    Ok(Message::Binary(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Ok(Message::Ping(_) | Message::Pong(_)) => {
+                        touch(&last_activity);
                         continue;
                     }
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Err(err)) => {
+                    Ok(Message::Close(_)) => break,
+                    Err(err) => {
                         tracing::info!(connection = %opened.connection_id, error = %err, "socket error");
-                        let _ = socket.send(close(1009, "Message too big")).await;
+                        let _ = to_writer.send(FromReader::Failed).await;
                         break;
                     }
                 };
-                idle_since = tokio::time::Instant::now();
+                touch(&last_activity);
                 *opened.last_active.lock().unwrap() = Utc::now();
                 let lane = if is_keepalive(&text) { &pings } else { &frames };
                 if let Err(mpsc::error::TrySendError::Full(text)) = lane.try_send(text) {
                     let dropped = dropped_frame_event(&opened.stream_id, &text);
-                    if socket.send(Message::Text(dropped.into())).await.is_err() {
+                    if to_writer.send(FromReader::Dropped(dropped)).await.is_err() {
                         break;
                     }
                 }
             }
+        })
+    };
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    loop {
+        tokio::select! {
+            from = from_reader.recv() => match from {
+                Some(FromReader::Dropped(event)) => {
+                    if sink.send(Message::Text(event.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(FromReader::Failed) => {
+                    let _ = sink.send(close(1009, "Message too big")).await;
+                    break;
+                }
+                None => break,
+            },
             outbound = queue.recv() => match outbound {
                 Some(Outbound::Text(text)) => {
-                    idle_since = tokio::time::Instant::now();
-                    if socket.send(Message::Text(text.into())).await.is_err() {
+                    touch(&last_activity);
+                    if sink.send(Message::Text(text.into())).await.is_err() {
                         break;
                     }
                 }
                 Some(Outbound::Close) | None => {
-                    let _ = socket.send(close(1000, "Closed by the server")).await;
+                    let _ = sink.send(close(1000, "Closed by the server")).await;
                     break;
                 }
             },
-            _ = tokio::time::sleep_until(idle_since + limits.idle_timeout) => {
-                let _ = socket.send(close(1001, "Going away: idle timeout")).await;
+            // The timer is moved on only when it fires, not at every frame.
+            _ = &mut idle => {
+                let last = last_activity.load(std::sync::atomic::Ordering::Relaxed);
+                let idle_until = started + Duration::from_millis(last) + limits.idle_timeout;
+                if idle_until > tokio::time::Instant::now() {
+                    idle.as_mut().reset(idle_until);
+                    continue;
+                }
+                let _ = sink.send(close(1001, "Going away: idle timeout")).await;
                 break;
             }
             _ = tokio::time::sleep_until(ends_at) => {
-                let _ = socket.send(close(1001, "Going away: connection duration limit")).await;
+                let _ = sink.send(close(1001, "Going away: connection duration limit")).await;
                 break;
             }
             _ = shutdown.changed() => {
-                let _ = socket.send(close(1001, "Going away: server shutting down")).await;
+                let _ = sink.send(close(1001, "Going away: server shutting down")).await;
                 break;
             }
         }
     }
     // Posts from now on answer 410, as for a closed connection.
     drop(queue);
-    drop((frames, pings));
+    // The reader holds the lanes' senders: ending it closes them.
+    reader.abort();
+    let _ = reader.await;
     // Frames already accepted finish first (at most the queue's bound), as in-flight
     // invocations do on API Gateway; then `$disconnect`. The connection stays listed
     // until that returns, so a shutdown waits for it.
