@@ -429,7 +429,9 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
     local::seed::seed(env.store(), secret)
         .await
         .expect("the sample ids are seeded");
-    println!("building the measured binaries (this benchmark's profile)...");
+    println!(
+        "building the measured binaries (release, the profile the Lambda is deployed with)..."
+    );
     let dir = cold_start::build(&[
         ("livestream-bench", "hello-lambda"),
         ("livestream-bootstrap", "bootstrap"),
