@@ -337,13 +337,12 @@ impl Operations {
 /// The `(PK, SK)` each action of a TransactWriteItems body names.
 fn transaction_keys(body: &[u8]) -> Vec<(String, String)> {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let actions = json["TransactItems"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let Some(actions) = json["TransactItems"].as_array() else {
+        return Vec::new();
+    };
     actions
         .iter()
-        .filter_map(|action| action.as_object()?.values().next().cloned())
+        .filter_map(|action| action.as_object()?.values().next())
         .map(|action| {
             let key = if action["Key"].is_object() {
                 &action["Key"]
@@ -351,7 +350,7 @@ fn transaction_keys(body: &[u8]) -> Vec<(String, String)> {
                 &action["Item"]
             };
             let part = |name: &str| key[name]["S"].as_str().unwrap_or_default().to_string();
-            (part("PK"), part("SK"))
+            (part(crate::table::PK), part(crate::table::SK))
         })
         .collect()
 }
