@@ -17,6 +17,10 @@ use livestream::service::{connections, presence, questions, streams};
 use livestream::testing::{RecordingManagementApi, TestEnv, identity, teacher_stream, token};
 use livestream_broadcast::BroadcastState;
 
+// The allocator `cargo run -p local` runs with (local/src/main.rs), so the figures are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub(crate) struct Row {
     name: String,
     ops: usize,

@@ -6,6 +6,7 @@
 //! `broadcast`, and a periodic TTL sweep. Tests start it on random ports.
 
 pub mod http_api;
+pub mod in_process;
 pub mod invoker;
 pub mod poller;
 pub mod seed;
@@ -188,7 +189,9 @@ impl LocalStack {
             Authenticator::hs256(config.jwt_secret.as_bytes(), None, None)
                 .map_err(|e| e.to_string())
         };
-        let connections = Connections::local(&connections_url);
+        // In-process functions post to this process's own `@connections`, once it serves.
+        let management = in_process::RouterSlot::default();
+        let connections = Connections::local_over(&connections_url, management.http_client());
         let invoker = Arc::new(
             Invoker::new(match &config.functions {
                 FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
@@ -232,6 +235,7 @@ impl LocalStack {
             config.limits,
             stopped.clone(),
         ));
+        management.set(websocket::router(ws.clone()));
         let http = Arc::new(http_api::HttpApi {
             invoker: invoker.clone(),
             cors_origins: config.cors_origins.clone(),

@@ -3,6 +3,12 @@
 use livestream::auth::Role;
 use local::{Config, FunctionMode, LOCAL_JWT_SECRET, LocalStack, dev_token};
 
+// The stack's tasks allocate and free on both cores at once (SDK requests, JSON,
+// frames); glibc's allocator spent a fifth of the chat profile in its own locks and
+// bookkeeping.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: local [options]            run the whole system
        local token --user ID --role teacher|student|admin [--name NAME] [--hours H]
