@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use livestream::model::Connection;
+use livestream::model::Recipient;
 use livestream::realtime::{Connections, PostError, pack_frames};
 use livestream::service::connections as connection_rules;
 use livestream::store::Store;
@@ -21,11 +21,11 @@ pub struct Group {
     pub connection_ids: Vec<String>,
 }
 
-fn is_moderator(connection: &Connection, moderators: &HashSet<String>) -> bool {
+fn is_moderator(connection: &Recipient, moderators: &HashSet<String>) -> bool {
     connection.is_staff || moderators.contains(&connection.user_id)
 }
 
-fn receives(event: &Outgoing, connection: &Connection, moderators: &HashSet<String>) -> bool {
+fn receives(event: &Outgoing, connection: &Recipient, moderators: &HashSet<String>) -> bool {
     match &event.audience {
         Audience::Everyone => true,
         Audience::Moderators { also } => {
@@ -41,7 +41,7 @@ fn receives(event: &Outgoing, connection: &Connection, moderators: &HashSet<Stri
 /// connection. Connections that see none of the events are left out.
 pub fn group(
     events: &[Outgoing],
-    connections: &[Connection],
+    connections: &[Recipient],
     moderators: &HashSet<String>,
 ) -> Vec<Group> {
     let mut by_events: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();

@@ -293,7 +293,7 @@ async fn deliver(
     may_queue: bool,
 ) -> Result<BatchReport, livestream::store::StoreError> {
     let mut report = BatchReport::default();
-    let mut connections = state.store.stream_connections(stream_id).await?;
+    let mut connections = state.store.stream_recipients(stream_id).await?;
     if connections.is_empty() {
         return Ok(report);
     }

@@ -39,3 +39,32 @@ impl Connection {
         }
     }
 }
+
+/// What delivery needs of a connection: where to post and which events it may see.
+/// The broadcaster reads only these of every connection of a stream at each batch.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Recipient {
+    pub connection_id: String,
+    pub user_id: String,
+    #[serde(default)]
+    pub is_staff: bool,
+    #[serde(default)]
+    pub private_ok: bool,
+}
+
+impl Recipient {
+    /// The stored attributes a recipient is read from.
+    pub const ATTRIBUTES: &'static [&'static str] =
+        &["connection_id", "user_id", "is_staff", "private_ok"];
+}
+
+impl From<&Connection> for Recipient {
+    fn from(connection: &Connection) -> Self {
+        Self {
+            connection_id: connection.connection_id.clone(),
+            user_id: connection.user_id.clone(),
+            is_staff: connection.is_staff,
+            private_ok: connection.private_ok,
+        }
+    }
+}

@@ -9,7 +9,7 @@ pub mod stream;
 pub mod text;
 
 pub use chat::{ChatMessage, MessageType};
-pub use connection::Connection;
+pub use connection::{Connection, Recipient};
 pub use course::{Course, Enrollment};
 pub use participant::{Participant, Session};
 pub use question::{Question, QuestionStatus};

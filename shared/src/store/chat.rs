@@ -171,6 +171,7 @@ impl Store {
                         sort_after: Some(keys::chat_sk(read.last_seq)),
                         forward: true,
                         limit: budget,
+                        projection: None,
                     },
                     None,
                 )
@@ -224,6 +225,7 @@ impl Store {
             sort_after: None,
             forward: true,
             limit: 1,
+            projection: None,
         };
         let key = cursor.start_key(&spec)?;
         key.get(crate::table::SK)

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::keys::{self, CONNECTION_SK};
 use super::{QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, n, s, to_item};
-use crate::model::{Connection, sort_time};
+use crate::model::{Connection, Recipient, sort_time};
 use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, KIND, TTL};
 
 /// Chat actions over one connection: a sustained rate of one per this many ms...
@@ -167,6 +167,20 @@ impl Store {
 
     /// Every connection watching a stream.
     pub async fn stream_connections(&self, stream_id: &str) -> Result<Vec<Connection>, StoreError> {
+        self.stream_connection_items(stream_id, None).await
+    }
+
+    /// Every connection watching a stream, as much of each as delivery needs.
+    pub async fn stream_recipients(&self, stream_id: &str) -> Result<Vec<Recipient>, StoreError> {
+        self.stream_connection_items(stream_id, Some(Recipient::ATTRIBUTES))
+            .await
+    }
+
+    async fn stream_connection_items<T: serde::de::DeserializeOwned>(
+        &self,
+        stream_id: &str,
+        projection: Option<&'static [&'static str]>,
+    ) -> Result<Vec<T>, StoreError> {
         let spec = QuerySpec {
             index: Some(GSI1),
             partition_attr: GSI1PK,
@@ -176,6 +190,7 @@ impl Store {
             sort_after: None,
             forward: true,
             limit: 1000,
+            projection,
         };
         self.query_all(spec, usize::MAX)
             .await?

@@ -69,6 +69,7 @@ impl Store {
                     sort_after: None,
                     forward: false,
                     limit,
+                    projection: None,
                 },
                 cursor,
             )
@@ -115,6 +116,7 @@ impl Store {
             sort_after: None,
             forward: true,
             limit: 500,
+            projection: None,
         };
         let items = self.query_all(spec, usize::MAX).await?;
         Ok(items

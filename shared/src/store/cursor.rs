@@ -111,6 +111,7 @@ mod tests {
             sort_after: Some(after.into()),
             forward: true,
             limit: 10,
+            projection: None,
         }
     }
 
@@ -186,6 +187,7 @@ mod tests {
             sort_after: None,
             forward: false,
             limit: 10,
+            projection: None,
         };
         let full = r#"{"GSI1PK":"STATUS#live","GSI1SK":"2030#s","PK":"STREAM#s","SK":"STREAM"}"#;
         assert!(crafted(full).start_key(&spec).is_ok());

@@ -137,6 +137,8 @@ pub struct QuerySpec<'a> {
     pub sort_after: Option<String>,
     pub forward: bool,
     pub limit: i32,
+    /// Only these attributes of each item (all of them when `None`).
+    pub projection: Option<&'static [&'static str]>,
 }
 
 /// The table and a client to reach it. Cheap to clone.
@@ -304,6 +306,16 @@ impl Store {
         if let Some(cursor) = cursor {
             request = request.set_exclusive_start_key(Some(cursor.start_key(&spec)?));
         }
+        if let Some(attributes) = spec.projection {
+            let mut projection = String::new();
+            for (i, attribute) in attributes.iter().enumerate() {
+                let name = format!("#p{i}");
+                projection.push_str(if i == 0 { "" } else { ", " });
+                projection.push_str(&name);
+                request = request.expression_attribute_names(name, *attribute);
+            }
+            request = request.projection_expression(projection);
+        }
         let out = request
             .key_condition_expression(condition)
             .send()
@@ -357,6 +369,7 @@ impl Store {
                 sort_after: Some(crate::model::sort_time(cutoff)),
                 forward: false,
                 limit: 500,
+                projection: None,
             };
             items.extend(self.query_all(spec, 5000).await?);
         }

@@ -106,6 +106,7 @@ impl Store {
                     sort_after: None,
                     forward: true,
                     limit,
+                    projection: None,
                 },
                 cursor,
             )
@@ -127,6 +128,7 @@ impl Store {
             sort_after: None,
             forward: true,
             limit: 500,
+            projection: None,
         };
         self.query_all(spec, usize::MAX)
             .await?

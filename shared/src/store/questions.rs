@@ -125,6 +125,7 @@ impl Store {
             sort_after: None,
             forward: true,
             limit: 500,
+            projection: None,
         };
         self.query_all(spec, max)
             .await?
@@ -149,6 +150,7 @@ impl Store {
             sort_after: None,
             forward: true,
             limit: 1000,
+            projection: None,
         };
         let items = self.query_all(spec, usize::MAX).await?;
         Ok(items

@@ -254,6 +254,7 @@ impl Store {
                     sort_after: None,
                     forward: state == StreamStatus::Scheduled,
                     limit,
+                    projection: None,
                 },
                 cursor,
             )
@@ -285,6 +286,7 @@ impl Store {
                     sort_after: None,
                     forward: false,
                     limit,
+                    projection: None,
                 },
                 cursor,
             )
