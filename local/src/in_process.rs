@@ -73,3 +73,60 @@ impl HttpConnector for RouterConnector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::extract::Path;
+    use livestream::realtime::{Connections, PostError};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn posts_reach_the_router_unsigned_and_its_answers_come_back() {
+        let seen: Arc<Mutex<Vec<(String, bool, Vec<u8>)>>> = Arc::default();
+        let slot = RouterSlot::default();
+        // No port is listening here: only the slot's router can answer.
+        let connections = Connections::local_over("http://127.0.0.1:9", slot.http_client());
+        assert!(
+            connections.post("early", b"x".to_vec()).await.is_err(),
+            "nothing answers before the router is set"
+        );
+        let recorded = seen.clone();
+        slot.set(axum::Router::new().route(
+            "/@connections/{id}",
+            axum::routing::post(
+                move |Path(id): Path<String>, headers: http::HeaderMap, body: axum::body::Bytes| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let signed = headers.contains_key(http::header::AUTHORIZATION);
+                        recorded
+                            .lock()
+                            .unwrap()
+                            .push((id.clone(), signed, body.to_vec()));
+                        if id == "gone" {
+                            crate::websocket::gone()
+                        } else {
+                            axum::response::IntoResponse::into_response(http::StatusCode::OK)
+                        }
+                    }
+                },
+            ),
+        ));
+
+        connections.post("c1", b"{\"a\":1}".to_vec()).await.unwrap();
+        assert!(matches!(
+            connections.post("gone", b"{}".to_vec()).await,
+            Err(PostError::Gone)
+        ));
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                ("c1".to_string(), false, b"{\"a\":1}".to_vec()),
+                ("gone".to_string(), false, b"{}".to_vec()),
+            ]
+        );
+    }
+}

@@ -421,7 +421,7 @@ async fn disconnect(api: &WebSocketApi, connection_id: &str, connected_at: DateT
     tracing::info!(route = "$disconnect", status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %connection_id, "websocket");
 }
 
-fn gone() -> Response {
+pub(crate) fn gone() -> Response {
     (
         StatusCode::GONE,
         [

@@ -26,11 +26,10 @@ fn post_retries() -> aws_sdk_apigatewaymanagement::config::retry::RetryConfig {
 }
 
 fn local_config(endpoint: &str) -> aws_sdk_apigatewaymanagement::config::Builder {
-    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Region};
     aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("local", "local", None, None, "local"))
         .endpoint_url(endpoint)
         .retry_config(post_retries())
 }
@@ -64,7 +63,13 @@ impl Connections {
     /// A client of an `@connections` endpoint on this machine (the local stack, tests):
     /// fixed region, dummy credentials.
     pub fn local(endpoint: &str) -> Self {
-        Self::new(Client::from_conf(local_config(endpoint).build()))
+        use aws_sdk_apigatewaymanagement::config::Credentials;
+        let credentials = Credentials::new("local", "local", None, None, "local");
+        Self::new(Client::from_conf(
+            local_config(endpoint)
+                .credentials_provider(credentials)
+                .build(),
+        ))
     }
 
     /// [`Connections::local`] sending through `http_client` (the local stack's
