@@ -79,11 +79,15 @@ impl Connections {
         endpoint: &str,
         http_client: aws_sdk_apigatewaymanagement::config::SharedHttpClient,
     ) -> Self {
-        let mut conf = local_config(endpoint)
-            .http_client(http_client)
-            .allow_no_auth();
-        conf.set_credentials_provider(None);
-        Self::new(Client::from_conf(conf.build()))
+        use aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig;
+        Self::new(Client::from_conf(
+            local_config(endpoint)
+                .http_client(http_client)
+                .allow_no_auth()
+                // An answer handed over in memory cannot stall.
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+                .build(),
+        ))
     }
 
     /// Sends one frame to a connection.
