@@ -13,7 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{
+    BehaviorVersion, Credentials, Region, StalledStreamProtectionConfig,
+};
 
 /// An embedded DynamoDB served over HTTP on 127.0.0.1, from a thread of its own.
 ///
@@ -106,6 +108,9 @@ impl EmbeddedDynamo {
                 "local", "local", None, None, "local",
             ))
             .endpoint_url(&self.endpoint)
+            .stalled_stream_protection(
+                aws_sdk_dynamodbstreams::config::StalledStreamProtectionConfig::disabled(),
+            )
             .build();
         aws_sdk_dynamodbstreams::Client::from_conf(conf)
     }
@@ -119,7 +124,9 @@ impl Drop for EmbeddedDynamo {
     }
 }
 
-/// Client configuration for a DynamoDB endpoint on this machine.
+/// Client configuration for a DynamoDB endpoint on this machine. Without the SDK's
+/// stalled-stream protection: an answer over loopback does not stall, and the timer
+/// the protection arms for every response was a large part of each call's cost.
 pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -127,6 +134,7 @@ pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
         .credentials_provider(Credentials::new("local", "local", None, None, "local"))
         .endpoint_url(endpoint)
         .interceptor(WithoutTransactionTokens)
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build()
 }
 
