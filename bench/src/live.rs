@@ -173,6 +173,24 @@ fn latencies(
 }
 
 /// Rows for `viewers` sockets: the connect storm, chat during it, and steady chat at
+/// Waits until no frame has reached any viewer for half a second (at least 2 s, at
+/// most 30 s after `since`); returns how long after `since` the last frame came.
+async fn drain(logs: &[Arc<Mutex<Received>>], since: Instant) -> Duration {
+    let quiet = Duration::from_millis(500);
+    let last_frame = || {
+        logs.iter()
+            .filter_map(|l| l.lock().unwrap().frames.last().copied())
+            .max()
+            .unwrap_or(since)
+            .max(since)
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while last_frame().elapsed() < quiet && since.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last_frame() - since
+}
+
 /// 10 messages a second for `seconds`, with the stack's CPU share in the notes.
 pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, Vec<String>) {
     let stack_rt = tokio::runtime::Builder::new_multi_thread()
@@ -228,8 +246,10 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
         tokio::time::sleep(CHAT_INTERVAL).await;
     }
     let storm = storm_started.elapsed();
-    // Messages of the storm reach the sockets open when they were sent.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Messages of the storm reach the sockets open when they were sent, and the
+    // storm's own events (a viewer count per batch of connects) drain: the steady part
+    // starts once no frame has reached any viewer for half a second.
+    let drained = drain(&logs, storm_started + storm).await;
     let during_storm = latencies(&logs, &sent);
 
     // Steady chat.
@@ -267,9 +287,10 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
     let frames: usize = logs.iter().map(|l| l.lock().unwrap().frames.len()).sum();
     let expected = messages * viewers;
     let notes = vec![format!(
-        "{label}: storm of {viewers} connects took {:.2} s (slowest chat send meanwhile {:.2} s); steady chat {messages} messages in {:.1} s: {} of {expected} deliveries, stack CPU {:.0} % of a core, {:.1} frames per viewer over {} messages, shortest gap between two frames to a viewer {} ms, median {} ms",
+        "{label}: storm of {viewers} connects took {:.2} s (slowest chat send meanwhile {:.2} s, its frames drained {:.1} s after the last connect); steady chat {messages} messages in {:.1} s: {} of {expected} deliveries, stack CPU {:.0} % of a core, {:.1} frames per viewer over {} messages, shortest gap between two frames to a viewer {} ms, median {} ms",
         storm.as_secs_f64(),
         slowest_send.as_secs_f64(),
+        drained.as_secs_f64(),
         elapsed.as_secs_f64(),
         steady.len(),
         100.0 * cpu / elapsed.as_secs_f64(),

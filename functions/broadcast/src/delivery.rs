@@ -86,9 +86,59 @@ pub struct Posted {
     pub failed: Vec<String>,
 }
 
+/// Connections a lane of [`post_all`] takes at least: fewer are not worth a task.
+const MIN_LANE: usize = 64;
+
 /// Posts `frames`, in order, to each connection, with up to `concurrency` posts in
-/// flight.
+/// flight. A large set is split into a lane per worker thread of the runtime, each a
+/// task of its own: a post costs CPU (the SDK serializes and signs it), and the posts
+/// of one task all run on one core while the others idle.
 pub async fn post_all(
+    connections: &Connections,
+    frames: &[String],
+    connection_ids: &[String],
+    concurrency: usize,
+) -> Posted {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let lanes = workers.min(connection_ids.len() / MIN_LANE).max(1);
+    if lanes == 1 {
+        return post_lane(connections, frames, connection_ids, concurrency).await;
+    }
+    let frames: std::sync::Arc<[String]> = frames.into();
+    let per_lane = connection_ids.len().div_ceil(lanes);
+    let lane_concurrency = concurrency.div_ceil(lanes);
+    let tasks: Vec<_> = connection_ids
+        .chunks(per_lane)
+        .map(|lane| {
+            let connections = connections.clone();
+            let frames = frames.clone();
+            let lane = lane.to_vec();
+            let task = tokio::spawn({
+                let lane = lane.clone();
+                async move { post_lane(&connections, &frames, &lane, lane_concurrency).await }
+            });
+            (lane, task)
+        })
+        .collect();
+    let mut posted = Posted::default();
+    for (lane, task) in tasks {
+        match task.await {
+            Ok(lane_posted) => {
+                posted.posts += lane_posted.posts;
+                posted.gone.extend(lane_posted.gone);
+                posted.failed.extend(lane_posted.failed);
+            }
+            Err(err) => {
+                // Which of its posts went out is unknown: the lane is failed, to retry.
+                tracing::error!(error = %err, connections = lane.len(), "a lane of posts panicked");
+                posted.failed.extend(lane);
+            }
+        }
+    }
+    posted
+}
+
+async fn post_lane(
     connections: &Connections,
     frames: &[String],
     connection_ids: &[String],
@@ -150,4 +200,40 @@ pub async fn prune(store: &Store, gone: &[String]) -> usize {
         }
     }
     gone.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use livestream::testing::RecordingManagementApi;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn posts_split_over_lanes_reach_each_connection_once_in_order() {
+        let api = RecordingManagementApi::start().await;
+        let ids: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+        for gone in ["c7", "c299"] {
+            api.mark_gone(gone);
+        }
+        api.fail_next("c150", 10);
+        let frames = vec![r#"{"n":1}"#.to_string(), r#"{"n":2}"#.to_string()];
+
+        let posted = post_all(&api.connections(), &frames, &ids, 16).await;
+
+        let mut gone = posted.gone.clone();
+        gone.sort();
+        assert_eq!(gone, ["c299", "c7"]);
+        assert_eq!(posted.failed, ["c150"]);
+        assert_eq!(posted.posts, 297 * 2);
+        for id in ids
+            .iter()
+            .filter(|id| !["c7", "c299", "c150"].contains(&id.as_str()))
+        {
+            assert_eq!(
+                api.frames(id),
+                [serde_json::json!({"n": 1}), serde_json::json!({"n": 2})],
+                "{id}"
+            );
+        }
+    }
 }
