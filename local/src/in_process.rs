@@ -83,9 +83,12 @@ mod tests {
 
     use super::*;
 
+    /// Each post the router got: the connection, whether it was signed, the body.
+    type Seen = Arc<Mutex<Vec<(String, bool, Vec<u8>)>>>;
+
     #[tokio::test]
     async fn posts_reach_the_router_unsigned_and_its_answers_come_back() {
-        let seen: Arc<Mutex<Vec<(String, bool, Vec<u8>)>>> = Arc::default();
+        let seen: Seen = Arc::default();
         let slot = RouterSlot::default();
         // No port is listening here: only the slot's router can answer.
         let connections = Connections::local_over("http://127.0.0.1:9", slot.http_client());
