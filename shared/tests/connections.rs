@@ -18,15 +18,15 @@ async fn recipients_are_every_connection_across_pages_with_what_delivery_needs()
         connection_id: format!("c{i}-{stream_id}"),
         stream_id: stream_id.to_string(),
         user_id: format!("u{i}"),
-        role: if i % 100 == 0 {
+        role: if i.is_multiple_of(100) {
             Role::Teacher
         } else {
             Role::Student
         },
         display_name: format!("User {i}"),
-        is_staff: i % 100 == 0,
+        is_staff: i.is_multiple_of(100),
         connected_at: now,
-        private_ok: i % 3 == 0,
+        private_ok: i.is_multiple_of(3),
         ttl: now.timestamp() + CONNECTION_TTL_SECS,
     };
     let writes = (0..1005)
