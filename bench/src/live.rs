@@ -172,7 +172,6 @@ fn latencies(
     out
 }
 
-/// Rows for `viewers` sockets: the connect storm, chat during it, and steady chat at
 /// Waits until no frame has reached any viewer for half a second (at least 2 s, at
 /// most 30 s after `since`); returns how long after `since` the last frame came.
 async fn drain(logs: &[Arc<Mutex<Received>>], since: Instant) -> Duration {
@@ -191,6 +190,7 @@ async fn drain(logs: &[Arc<Mutex<Received>>], since: Instant) -> Duration {
     last_frame() - since
 }
 
+/// Rows for `viewers` sockets: the connect storm, chat during it, and steady chat at
 /// 10 messages a second for `seconds`, with the stack's CPU share in the notes.
 pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, Vec<String>) {
     let stack_rt = tokio::runtime::Builder::new_multi_thread()

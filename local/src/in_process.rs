@@ -2,9 +2,9 @@
 //! that API's router as a call, not over loopback. The in-process functions post every
 //! live frame to `@connections` this way; on loopback, each post was a TCP round trip
 //! and an HTTP encode and parse at both ends, a quarter of the stack's CPU when it
-//! delivered to 1,000 sockets. The request and the handler are the ones HTTP carries
-//! (the SDK signs and serializes as it would for API Gateway), and `cargo lambda` mode,
-//! whose functions run in other processes, still posts over HTTP.
+//! delivered to 1,000 sockets. The request (serialized by the SDK as for API Gateway)
+//! and the handler are the ones HTTP carries, and `cargo lambda` mode, whose functions
+//! run in other processes, still posts over HTTP.
 
 use std::sync::{Arc, OnceLock};
 

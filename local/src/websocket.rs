@@ -240,9 +240,6 @@ async fn dispatch(api: &WebSocketApi, opened: &Opened, text: &str) {
     tracing::info!(route = route_key, status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %opened.connection_id, "websocket");
 }
 
-/// The socket's reader and writer. Frames are handed to a worker through a bounded
-/// queue, so reading (and the protocol's ping/pong) never waits for `$default`; the
-/// keepalive action has its own lane ahead of the queue.
 /// What the socket's reader tells the task that writes to it.
 enum FromReader {
     /// A frame was dropped: this `error` event goes to the client.
@@ -251,6 +248,9 @@ enum FromReader {
     Failed,
 }
 
+/// The socket's reader and writer. Frames are handed to a worker through a bounded
+/// queue, so reading (and the protocol's ping/pong) never waits for `$default`; the
+/// keepalive action has its own lane ahead of the queue.
 async fn serve_connection(
     api: Arc<WebSocketApi>,
     socket: WebSocket,

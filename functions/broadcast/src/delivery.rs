@@ -112,10 +112,9 @@ pub async fn post_all(
         .map(|lane| {
             let connections = connections.clone();
             let frames = frames.clone();
-            let lane = lane.to_vec();
-            let task = tokio::spawn({
-                let lane = lane.clone();
-                async move { post_lane(&connections, &frames, &lane, lane_concurrency).await }
+            let ids = lane.to_vec();
+            let task = tokio::spawn(async move {
+                post_lane(&connections, &frames, &ids, lane_concurrency).await
             });
             (lane, task)
         })
@@ -131,7 +130,7 @@ pub async fn post_all(
             Err(err) => {
                 // Which of its posts went out is unknown: the lane is failed, to retry.
                 tracing::error!(error = %err, connections = lane.len(), "a lane of posts panicked");
-                posted.failed.extend(lane);
+                posted.failed.extend(lane.iter().cloned());
             }
         }
     }
