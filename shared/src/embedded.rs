@@ -103,7 +103,7 @@ impl EmbeddedDynamo {
             .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
             .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
             .allow_no_auth()
-            .interceptor(UnverifiedAuthMaterial)
+            .interceptor(ForTheLocalStore)
             .endpoint_url(&self.endpoint)
             .stalled_stream_protection(
                 aws_sdk_dynamodbstreams::config::StalledStreamProtectionConfig::disabled(),
@@ -124,41 +124,39 @@ impl Drop for EmbeddedDynamo {
 /// Client configuration for a DynamoDB endpoint on this machine. Without the SDK's
 /// stalled-stream protection: an answer over loopback does not stall, and the timer
 /// the protection arms for every response was a large part of each call's cost.
-/// Unsigned, with [`UnverifiedAuthMaterial`] in place of a signature.
+/// Unsigned, and shaped by [`ForTheLocalStore`].
 pub fn dynamo_config(endpoint: &str) -> aws_sdk_dynamodb::Config {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .allow_no_auth()
-        .interceptor(UnverifiedAuthMaterial)
         .endpoint_url(endpoint)
-        .interceptor(WithoutTransactionTokens)
+        .interceptor(ForTheLocalStore)
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .build()
 }
 
-/// A fixed SigV4 `Authorization` header and date on each request, in place of signing.
-/// The store checks that auth material is present and complete, as DynamoDB does, but
-/// never verifies a signature; computing one was a sixteenth of the CPU of a chat
-/// message across the functions.
+/// What requests to the embedded store carry instead of what the SDK would add.
+///
+/// - A fixed SigV4 `Authorization` header and date instead of a signature. The store
+///   checks that auth material is present and complete, as DynamoDB does, but never
+///   verifies a signature; computing one was about 6 % of the functions' CPU in a
+///   chat burst.
+/// - Transactions without the idempotency token the SDK adds to each. The store keeps
+///   every token for ten minutes and walks all of them at each transaction, so a
+///   burst of joins or connects made every later transaction slower; a store in this
+///   process sees no retry from another one that a token would guard against.
 #[derive(Debug)]
-struct UnverifiedAuthMaterial;
+struct ForTheLocalStore;
 
 const UNVERIFIED_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 \
     Credential=local/20260101/us-east-1/dynamodb/aws4_request, \
     SignedHeaders=host;x-amz-date, \
     Signature=0000000000000000000000000000000000000000000000000000000000000000";
 
-impl UnverifiedAuthMaterial {
-    fn add_to(headers: &mut aws_smithy_runtime_api::http::Headers) {
-        headers.insert("authorization", UNVERIFIED_AUTHORIZATION);
-        headers.insert("x-amz-date", "20260101T000000Z");
-    }
-}
-
-impl aws_sdk_dynamodb::config::Intercept for UnverifiedAuthMaterial {
+impl aws_sdk_dynamodb::config::Intercept for ForTheLocalStore {
     fn name(&self) -> &'static str {
-        "UnverifiedAuthMaterial"
+        "ForTheLocalStore"
     }
 
     fn modify_before_transmit(
@@ -169,33 +167,10 @@ impl aws_sdk_dynamodb::config::Intercept for UnverifiedAuthMaterial {
         _: &aws_sdk_dynamodb::config::RuntimeComponents,
         _: &mut aws_sdk_dynamodb::config::ConfigBag,
     ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
-        Self::add_to(context.request_mut().headers_mut());
-        Ok(())
-    }
-}
-
-/// Sends transactions to the embedded store without the idempotency token the SDK
-/// adds to each. The store keeps every token for ten minutes and walks all of them at
-/// each transaction, so a burst of joins or connects made every later transaction
-/// slower; a store in this process sees no retry from another one that a token would
-/// guard against.
-#[derive(Debug)]
-struct WithoutTransactionTokens;
-
-impl aws_sdk_dynamodb::config::Intercept for WithoutTransactionTokens {
-    fn name(&self) -> &'static str {
-        "WithoutTransactionTokens"
-    }
-
-    fn modify_before_signing(
-        &self,
-        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
-            '_,
-        >,
-        _: &aws_sdk_dynamodb::config::RuntimeComponents,
-        _: &mut aws_sdk_dynamodb::config::ConfigBag,
-    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
         let request = context.request_mut();
+        let headers = request.headers_mut();
+        headers.insert("authorization", UNVERIFIED_AUTHORIZATION);
+        headers.insert("x-amz-date", "20260101T000000Z");
         if request.headers().get("x-amz-target") != Some("DynamoDB_20120810.TransactWriteItems") {
             return Ok(());
         }
@@ -254,8 +229,8 @@ pub fn open_file(path: &Path) -> Result<dynoxide::Database, String> {
 fn commits_without_fsync() {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
-        // SAFETY: the routine opens no database and leaves the list of automatic
-        // extensions alone, the two things `register_auto_extension` forbids.
+        // SAFETY: the routine opens no database, closes none and leaves the list of
+        // automatic extensions alone: what `register_auto_extension` forbids.
         if let Err(e) = unsafe { rusqlite::auto_extension::register_auto_extension(on_open) } {
             tracing::warn!(error = %e, "the store will fsync its commits");
         }
