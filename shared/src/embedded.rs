@@ -203,7 +203,8 @@ const STREAM_INDEXES: &str = "
         ON _stream_records (table_name, shard_id, CAST(sequence_number AS INTEGER));";
 
 /// Opens (or creates) a store file with its change stream indexed, and drops change
-/// records older than [`STREAM_RETENTION`].
+/// records older than [`STREAM_RETENTION`]. From the first call on, this process's
+/// SQLite connections commit without fsync (see [`commits_without_fsync`]).
 pub fn open_file(path: &Path) -> Result<dynoxide::Database, String> {
     commits_without_fsync();
     let db = dynoxide::Database::new(&path.to_string_lossy())
