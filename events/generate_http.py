@@ -45,7 +45,7 @@ BODIES = {
 }
 QUERIES = {"list-live-streams": "limit=20", "list-my-streams": "limit=20", "list-chat-messages": "since=0&limit=50",
            "list-questions": "sort=top&filter=unanswered"}
-TEACHER_FUNCTIONS = {"create-stream", "list-my-streams", "update-stream", "start-stream", "stop-stream", "cancel-stream",
+TEACHER_FUNCTIONS = {"get-ingest", "rotate-stream-key", "create-stream", "list-my-streams", "update-stream", "start-stream", "stop-stream", "cancel-stream",
                      "create-course", "enroll-student", "update-stream-settings", "update-participant", "list-participants",
                      "hide-chat-message", "pin-chat-message", "unpin-chat-message", "get-stream-stats", "answer-question",
                      "hide-question", "approve-question", "dismiss-question", "reopen-question", "highlight-question",

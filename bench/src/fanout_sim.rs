@@ -146,7 +146,7 @@ pub async fn rows() -> (Vec<Row>, Vec<String>) {
     let mut notes = Vec::new();
     for (path, state) in [("fan-out queue", &*queued), ("direct, as before", &direct)] {
         let input = serde_json::from_value(serde_json::json!({"title": path})).unwrap();
-        streams::update(env.store(), &teacher, &stream.id, input)
+        streams::update(env.store(), None, &teacher, &stream.id, input)
             .await
             .unwrap();
         let event = reader.drain().await.unwrap();

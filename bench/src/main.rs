@@ -221,7 +221,7 @@ async fn broadcast_fan_out(env: &TestEnv, n: usize) -> Row {
     let teacher = identity("teacher-1", Role::Teacher);
     for i in 0..10 {
         let input = serde_json::from_value(serde_json::json!({"title": format!("t{i}")})).unwrap();
-        streams::update(env.store(), &teacher, &stream.id, input)
+        streams::update(env.store(), None, &teacher, &stream.id, input)
             .await
             .unwrap();
     }

@@ -220,6 +220,7 @@ impl Invoker {
                 match Box::pin(livestream::service::sweep::run(
                     &state.store,
                     &state.connections,
+                    state.video.as_ref(),
                     livestream::model::now(),
                 ))
                 .await
@@ -228,6 +229,7 @@ impl Invoker {
                     Ok(report) => tracing::info!(
                         http_presences_ended = report.http_presences_ended,
                         connections_gone = report.connections_gone,
+                        classes_ended = report.classes_ended,
                         "presence sweep"
                     ),
                     Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
@@ -241,6 +243,26 @@ impl Invoker {
                 }
             }
         }
+    }
+
+    /// Invokes the video events function with an EventBridge event, as the rule on
+    /// `aws.ivs` does on AWS; `Err` when it failed (EventBridge would retry).
+    pub async fn video_event(&self, event: Value) -> Result<(), String> {
+        let result = match &self.functions {
+            Functions::InProcess(functions) => {
+                let event = serde_json::from_value(event)
+                    .map_err(|e| format!("the video event did not parse: {e}"))?;
+                livestream_broadcast::handle_video_event(&functions.broadcast, event)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Functions::CargoLambda { .. } => {
+                self.invoke_remote("video-events", &event).await.map(|_| ())
+            }
+        };
+        self.wrote.notify_one();
+        result
     }
 
     /// Invokes the broadcaster with a DynamoDB Streams event.

@@ -8,6 +8,7 @@
 pub mod http_api;
 pub mod in_process;
 pub mod invoker;
+pub mod ivs;
 pub mod poller;
 pub mod seed;
 pub mod sqs;
@@ -72,6 +73,12 @@ pub struct Config {
     pub delivery_window: Duration,
     /// Invocations of one HTTP or WebSocket function at a time (see [`Invoker`]).
     pub function_concurrency: usize,
+    /// The RTMP ingest's port (encoders push here).
+    pub rtmp_port: u16,
+    /// The IVS API's port (the functions call it).
+    pub ivs_port: u16,
+    /// How long a dropped push may stay away before its class ends.
+    pub ingest_grace: Duration,
 }
 
 impl Default for Config {
@@ -92,6 +99,9 @@ impl Default for Config {
             fan_out_page_size: FanOut::DEFAULT_PAGE_SIZE,
             delivery_window: Duration::ZERO,
             function_concurrency: invoker::DEFAULT_CONCURRENCY,
+            rtmp_port: 1935,
+            ivs_port: 9800,
+            ingest_grace: livestream::video::DEFAULT_RECONNECT_GRACE,
         }
     }
 }
@@ -105,6 +115,8 @@ impl Config {
             ws_port: 0,
             dynamo_port: 0,
             sqs_port: 0,
+            rtmp_port: 0,
+            ivs_port: 0,
             data_dir,
             ..Self::default()
         }
@@ -119,7 +131,12 @@ pub struct LocalStack {
     pub dynamo_url: String,
     /// The fan-out queue's SQS endpoint.
     pub sqs_url: String,
+    /// The IVS API.
+    pub ivs_url: String,
+    /// Where encoders push: `rtmp://host:port/app/` (the stream key follows).
+    pub rtmp_url: String,
     pub ws: Arc<websocket::WebSocketApi>,
+    pub ivs: Arc<ivs::LocalIvs>,
     pub fan_out_queue: Arc<sqs::LocalQueue>,
     dynamo: EmbeddedDynamo,
     stop: watch::Sender<bool>,
@@ -181,6 +198,17 @@ impl LocalStack {
             FAN_OUT_QUEUE,
             config.fan_out_queue,
         ));
+        let rtmp_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.rtmp_port))
+            .await
+            .map_err(|e| format!("RTMP port {}: {e}", config.rtmp_port))?;
+        let ivs_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.ivs_port))
+            .await
+            .map_err(|e| format!("IVS port {}: {e}", config.ivs_port))?;
+        let rtmp_addr = rtmp_listener.local_addr().map_err(|e| e.to_string())?;
+        let ivs_url = format!(
+            "http://{}",
+            ivs_listener.local_addr().map_err(|e| e.to_string())?
+        );
         let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
         let ws_addr = ws_listener.local_addr().map_err(|e| e.to_string())?;
         let connections_url = format!("http://{ws_addr}");
@@ -189,13 +217,28 @@ impl LocalStack {
             Authenticator::hs256(config.jwt_secret.as_bytes(), None, None)
                 .map_err(|e| e.to_string())
         };
+        // Video: the ingest and the IVS API over it; the functions sign viewer tokens
+        // with a key pair made for this run, whose public half is imported as on AWS.
+        let (ingest, ingest_events) = local_video::Ingest::new(local_video::IngestConfig {
+            recording_dir: config.data_dir.as_ref().map(|d| d.join("recordings")),
+            ..local_video::IngestConfig::default()
+        });
+        let ivs = ivs::LocalIvs::new(
+            ingest.clone(),
+            rtmp_addr.to_string(),
+            format!("http://{http_addr}/video"),
+        );
+        let (playback_private, playback_public) =
+            ivs::playback_key_pair(config.data_dir.as_deref())?;
+        let video = || video_service(&ivs_url, &playback_private, config.ingest_grace);
+
         // In-process functions post to this process's own `@connections`, once it serves.
         let management = in_process::RouterSlot::default();
         let connections = Connections::local_over(&connections_url, management.http_client());
         let invoker = Arc::new(
             Invoker::new(match &config.functions {
                 FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
-                    api: AppState::new(store.clone(), auth()?),
+                    api: AppState::new(store.clone(), auth()?).with_video(video()),
                     ws: WsState {
                         app: AppState::new(store.clone(), auth()?),
                         connections: connections.clone(),
@@ -208,6 +251,7 @@ impl LocalStack {
                             config.fan_out_page_size,
                         )),
                         window: config.delivery_window,
+                        video: Some(video()),
                         ..BroadcastState::new(store.clone(), connections)
                     },
                 })),
@@ -240,16 +284,23 @@ impl LocalStack {
             invoker: invoker.clone(),
             cors_origins: config.cors_origins.clone(),
         });
+        let ivs_router = ivs.router();
+        let playback = {
+            let ivs = ivs.clone();
+            ingest.playback_router(Arc::new(move |channel, token| ivs.may_play(channel, token)))
+        };
         let reader =
             ChangeStreamReader::open(dynamo.streams_client(), TABLE_NAME, REGION, StartAt::Latest)
                 .await?;
         let mut tasks = vec![
             tokio::spawn(serve(
                 http_listener,
-                http_api::router(http).merge(web::router(web::WebConfig {
-                    ws_url: format!("ws://{ws_addr}"),
-                    jwt_secret: config.jwt_secret.clone(),
-                })),
+                http_api::router(http)
+                    .merge(playback)
+                    .merge(web::router(web::WebConfig {
+                        ws_url: format!("ws://{ws_addr}"),
+                        jwt_secret: config.jwt_secret.clone(),
+                    })),
                 stopped.clone(),
             )),
             tokio::spawn(serve(
@@ -260,6 +311,13 @@ impl LocalStack {
             tokio::spawn(serve(
                 sqs_listener,
                 sqs::router(fan_out_queue.clone()),
+                stopped.clone(),
+            )),
+            tokio::spawn(serve(ivs_listener, ivs_router, stopped.clone())),
+            tokio::spawn(ingest.clone().serve_rtmp(rtmp_listener, stopped.clone())),
+            tokio::spawn(ivs.clone().deliver_events(
+                ingest_events,
+                invoker.clone(),
                 stopped.clone(),
             )),
             tokio::spawn(poller::run(reader, invoker.clone(), stopped.clone())),
@@ -313,7 +371,11 @@ impl LocalStack {
                 }
             }
         }));
+        import_playback_key(&ivs_url, &playback_public).await?;
         Ok(Self {
+            ivs_url,
+            rtmp_url: format!("rtmp://{rtmp_addr}/app/"),
+            ivs,
             http_url: format!("http://{http_addr}"),
             ws_url: format!("ws://{ws_addr}"),
             connections_url,
@@ -342,6 +404,40 @@ impl LocalStack {
         }
         self.dynamo.shutdown().await;
     }
+}
+
+/// The functions' video service: the IVS API at `ivs_url`, what the local ingest
+/// carries, viewer tokens signed with `private_pem`.
+pub fn video_service(
+    ivs_url: &str,
+    private_pem: &str,
+    grace: Duration,
+) -> livestream::video::Video {
+    livestream::video::Video::new(
+        livestream::video::Video::local_client(ivs_url),
+        livestream::model::video::VideoLimits::LOCAL,
+        livestream::video::IngestScheme::Rtmp,
+        livestream::video::PlaybackKey::Pem(private_pem.to_string()),
+    )
+    .with_reconnect_grace(grace)
+}
+
+/// Imports the public half of the playback key pair into the IVS API, as the
+/// deployment's template does on AWS.
+pub async fn import_playback_key(ivs_url: &str, public_pem: &str) -> Result<(), String> {
+    livestream::video::Video::local_client(ivs_url)
+        .import_playback_key_pair()
+        .name("local-playback")
+        .public_key_material(public_pem)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "importing the playback key: {}",
+                aws_sdk_ivs::error::DisplayErrorContext(e)
+            )
+        })
 }
 
 /// A dev token for `user_id` in `role`, signed with `secret`.

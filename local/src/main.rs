@@ -24,6 +24,10 @@ options:
   --data-dir DIR       where the database file lives (default .local-data)
   --in-memory          keep nothing on disk
   --sqs-port N         the fan-out queue's SQS endpoint port (default 9324)
+  --rtmp-port N        the video ingest, where OBS and ffmpeg push (default 1935)
+  --ivs-port N         the IVS API the functions call (default 9800)
+  --ingest-grace-seconds N  how long a dropped push may stay away before a class that
+                       went live from its encoder ends (default 60)
   --fan-out-threshold N  streams with more connections go through the fan-out queue
                        (default 1000)
   --delivery-window-ms N  at most one frame per viewer per N ms (default 0: at once;
@@ -115,6 +119,15 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
             "--ws-port" => config.ws_port = port(&mut args, "--ws-port")?,
             "--dynamo-port" => config.dynamo_port = port(&mut args, "--dynamo-port")?,
             "--sqs-port" => config.sqs_port = port(&mut args, "--sqs-port")?,
+            "--rtmp-port" => config.rtmp_port = port(&mut args, "--rtmp-port")?,
+            "--ivs-port" => config.ivs_port = port(&mut args, "--ivs-port")?,
+            "--ingest-grace-seconds" => {
+                config.ingest_grace = std::time::Duration::from_secs(
+                    value(&mut args, "--ingest-grace-seconds")?
+                        .parse()
+                        .map_err(|_| "--ingest-grace-seconds needs seconds")?,
+                )
+            }
             "--fan-out-threshold" => {
                 config.fan_out_threshold = value(&mut args, "--fan-out-threshold")?
                     .parse()
@@ -163,7 +176,9 @@ fn print_banner(stack: &LocalStack, config: &Config) {
          WebSocket API   {ws}/?token=<JWT>&stream_id=<id>\n\
          @connections    {conn}/@connections/<connection id>\n\
          DynamoDB        {dynamo} (table {table}, data {storage})\n\
-         SQS             {sqs} (fan-out queue {queue})\n\n\
+         SQS             {sqs} (fan-out queue {queue})\n\
+         Video ingest    {rtmp}<stream key>  (OBS: Service \"Custom\"; the key from the console)\n\
+         IVS API         {ivs} (live playlists at {http}/video/<channel>/index.m3u8)\n\n\
          Dev tokens (24 h; `cargo run -p local -- token --user ID --role ROLE` for more):\n\
          TEACHER=\"{teacher}\"\n\
          STUDENT1=\"{student1}\"\n\
@@ -175,6 +190,8 @@ fn print_banner(stack: &LocalStack, config: &Config) {
         table = local::TABLE_NAME,
         sqs = stack.sqs_url,
         queue = stack.fan_out_queue.url,
+        rtmp = stack.rtmp_url,
+        ivs = stack.ivs_url,
     );
     if let FunctionMode::CargoLambda(url) = &config.functions {
         // `cargo lambda watch` listens where the stack sends invocations.
@@ -184,12 +201,20 @@ fn print_banner(stack: &LocalStack, config: &Config) {
             "Functions are invoked through cargo lambda at {url}; start it in another terminal with:\n  \
              TABLE_NAME={table} DYNAMODB_ENDPOINT={dynamo} JWT_SECRET='{secret}' WS_MANAGEMENT_ENDPOINT={conn} \\\n  \
              FANOUT_QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={sqs} \\\n  \
+             VIDEO_SERVICE=local AWS_ENDPOINT_URL_IVS={ivs} PLAYBACK_PRIVATE_KEY=\"$(cat {key})\" INGEST_GRACE_SECONDS={grace} \\\n  \
              AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch -F livestream-bootstrap/watch -A {address} -P {port}\n",
             table = local::TABLE_NAME,
             dynamo = stack.dynamo_url,
             conn = stack.connections_url,
             queue = stack.fan_out_queue.url,
             sqs = stack.sqs_url,
+            ivs = stack.ivs_url,
+            key = config
+                .data_dir
+                .as_ref()
+                .map(|d| d.join("playback-key.pem").display().to_string())
+                .unwrap_or_else(|| "<run with --data-dir for a kept key>".into()),
+            grace = config.ingest_grace.as_secs(),
         );
     }
 }

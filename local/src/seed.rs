@@ -12,6 +12,7 @@ use livestream::model::chat::SendMessageInput;
 use livestream::model::{Course, Enrollment, Question, QuestionStatus, Stream, StreamStatus, now};
 use livestream::service;
 use livestream::store::{Store, keys};
+use livestream::video::Channel;
 
 use crate::dev_token;
 
@@ -27,6 +28,11 @@ pub const STREAM_SCHEDULED: &str = "01JD5Z8Q6T3V0K2M4N6P8R0S3A";
 pub const STREAM_TO_CANCEL: &str = "01JD5Z8Q6T3V0K2M4N6P8R0S4B";
 /// Live, for `stop-stream` (which ends it: the others stay live).
 pub const STREAM_TO_STOP: &str = "01JD5Z8Q6T3V0K2M4N6P8R0S5C";
+/// Scheduled, with a video channel: the `events/ivs/` samples push to it, so it goes
+/// live from its encoder, drops and comes back.
+pub const STREAM_VIDEO: &str = "01JD5Z8Q6T3V0K2M4N6P8R0S6D";
+/// The channel of [`STREAM_VIDEO`], as the `events/ivs/` samples name it.
+pub const VIDEO_CHANNEL: &str = "arn:aws:ivs:us-east-1:000000000000:channel/SampleChan01";
 /// Open, asked by student-2 so student-1 may upvote it.
 pub const QUESTION_OPEN: &str = "01JD5ZB9C8D7E6F5G4H3J2K1M0";
 pub const QUESTION_PENDING: &str = "01JD5ZB9C8D7E6F5G4H3J2K1M1";
@@ -43,6 +49,7 @@ const STREAMS: &[&str] = &[
     STREAM_SCHEDULED,
     STREAM_TO_CANCEL,
     STREAM_TO_STOP,
+    STREAM_VIDEO,
 ];
 
 fn person(user_id: &str, role: Role) -> Identity {
@@ -122,6 +129,7 @@ pub async fn seed(store: &Store, jwt_secret: &str) -> Result<(), String> {
         clear_partition(store, keys::stream_pk(id)).await?;
     }
     clear_partition(store, keys::course_pk(COURSE)).await?;
+    clear_partition(store, keys::channel_pk(VIDEO_CHANNEL)).await?;
     for id in OTHER_CONNECTIONS.iter().chain([&CONNECTION]) {
         clear_partition(store, keys::connection_pk(id)).await?;
     }
@@ -154,12 +162,25 @@ pub async fn seed(store: &Store, jwt_secret: &str) -> Result<(), String> {
         (STREAM_SCHEDULED, "Lifetimes"),
         (STREAM_TO_CANCEL, "Traits (to cancel)"),
         (STREAM_TO_STOP, "Iterators (to stop)"),
+        (STREAM_VIDEO, "Closures (goes live from its encoder)"),
     ] {
         store
             .create_stream(&stream(id, title))
             .await
             .map_err(|e| format!("stream: {e}"))?;
     }
+    // A channel as the video service would have made it; the samples' events name it.
+    let channel = Channel {
+        arn: VIDEO_CHANNEL.into(),
+        ingest_url: "rtmp://127.0.0.1:1935/app/".into(),
+        playback_url: "http://127.0.0.1:3000/video/SampleChan01/index.m3u8".into(),
+        stream_key: "sk_us-east-1_SampleKeyOfTheSeededVideoStream".into(),
+        stream_key_arn: "arn:aws:ivs:us-east-1:000000000000:stream-key/SampleKey001".into(),
+    };
+    store
+        .set_channel(STREAM_VIDEO, &channel, at)
+        .await
+        .map_err(|e| format!("channel: {e}"))?;
     for id in [STREAM_LIVE, STREAM_TO_STOP] {
         service::streams::start(store, &teacher, id)
             .await

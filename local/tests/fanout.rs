@@ -115,7 +115,7 @@ async fn rename(tier: &Tier, stream: &Stream, times: usize) {
     for i in 0..times {
         let input =
             serde_json::from_value(serde_json::json!({"title": format!("Title {i}")})).unwrap();
-        streams::update(tier.env.store(), &teacher, &stream.id, input)
+        streams::update(tier.env.store(), None, &teacher, &stream.id, input)
             .await
             .unwrap();
     }

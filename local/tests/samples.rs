@@ -2,6 +2,8 @@
 //! as `cargo lambda invoke` would invoke the function, in directory order, once; then
 //! again after seeding anew (seeding resets what the samples changed).
 
+use std::future::IntoFuture;
+
 use aws_lambda_events::dynamodb::Event;
 use livestream::AppState;
 use livestream::auth::Authenticator;
@@ -70,11 +72,35 @@ async fn run_every_sample(invoker: &Invoker, posts: &RecordingManagementApi) {
         assert!(errors.is_empty(), "{name}: {errors:?}");
         count += 1;
     }
-    let on_disk = ["http", "streams", "ws"]
+    for (name, event) in samples("ivs") {
+        invoker
+            .video_event(event)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        count += 1;
+    }
+    let on_disk = ["http", "streams", "ws", "ivs"]
         .iter()
         .map(|d| samples(d).len())
         .sum::<usize>();
     assert_eq!(count, on_disk);
+}
+
+/// The local stack's IVS API on a free port, its playback key imported: the video
+/// service of the functions under test.
+async fn video() -> impl Fn() -> livestream::video::Video {
+    let (ingest, _events) = local_video::Ingest::new(local_video::IngestConfig::default());
+    let ivs = local::ivs::LocalIvs::new(
+        ingest,
+        "127.0.0.1:1935".into(),
+        "http://127.0.0.1:3000/video".into(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, ivs.router()).into_future());
+    let (private, public) = local::ivs::playback_key_pair(None).unwrap();
+    local::import_playback_key(&url, &public).await.unwrap();
+    move || local::video_service(&url, &private, std::time::Duration::from_secs(60))
 }
 
 #[tokio::test]
@@ -83,13 +109,17 @@ async fn every_sample_event_answers_2xx_against_a_seeded_table_and_seeding_again
     let posts = RecordingManagementApi::start().await;
     let secret = std::str::from_utf8(TEST_SECRET).unwrap();
     let auth = || Authenticator::hs256(TEST_SECRET, None, None).unwrap();
+    let video = video().await;
     let invoker = Invoker::new(Functions::InProcess(Box::new(InProcess {
-        api: AppState::new(env.store().clone(), auth()),
+        api: AppState::new(env.store().clone(), auth()).with_video(video()),
         ws: WsState {
             app: AppState::new(env.store().clone(), auth()),
             connections: posts.connections(),
         },
-        broadcast: BroadcastState::new(env.store().clone(), posts.connections()),
+        broadcast: BroadcastState {
+            video: Some(video()),
+            ..BroadcastState::new(env.store().clone(), posts.connections())
+        },
     })));
 
     seed(env.store(), secret).await.unwrap();

@@ -3,25 +3,41 @@
 use crate::auth::{Authenticator, Identity};
 use crate::error::ApiError;
 use crate::store::Store;
+use crate::video::Video;
 
 /// The clients and settings a function's handler borrows.
 pub struct AppState {
     pub store: Store,
     pub auth: Authenticator,
+    /// The video service (`None`: a deployment without video).
+    pub video: Option<Video>,
 }
 
 impl AppState {
+    /// Without video.
     pub fn new(store: Store, auth: Authenticator) -> Self {
-        Self { store, auth }
+        Self {
+            store,
+            auth,
+            video: None,
+        }
+    }
+
+    pub fn with_video(self, video: Video) -> Self {
+        Self {
+            video: Some(video),
+            ..self
+        }
     }
 
     /// From the environment: `TABLE_NAME`, the JWT settings (see
-    /// [`Authenticator::from_env`]) and optionally `DYNAMODB_ENDPOINT`. Fails fast,
-    /// naming what is missing.
+    /// [`Authenticator::from_env`]), optionally `DYNAMODB_ENDPOINT`, and the video
+    /// settings (see [`Video::from_env`]). Fails fast, naming what is missing.
     pub async fn from_env() -> Result<Self, String> {
         let auth = Authenticator::from_env().map_err(|e| e.to_string())?;
         let store = Store::from_env().await?;
-        Ok(Self { store, auth })
+        let video = Video::from_env().await?;
+        Ok(Self { store, auth, video })
     }
 
     /// The caller of an HTTP request, from its bearer token (noted for the request's

@@ -78,6 +78,14 @@ pub enum ApiError {
     /// Well-formed input that breaks a validation rule.
     #[error("{}", summary(.0))]
     Validation(Vec<FieldError>),
+    /// Valid input this deployment cannot carry (a video quality its video service
+    /// does not take), with the fields at fault.
+    #[error("{message}")]
+    Unsupported {
+        code: &'static str,
+        message: String,
+        details: Vec<FieldError>,
+    },
     /// Slow mode or another rate limit: try again after `retry_after_secs`.
     #[error("{message}")]
     RateLimited {
@@ -144,7 +152,7 @@ impl ApiError {
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::Unsupported { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -156,7 +164,8 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Forbidden { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Conflict { code, .. }
+            | Self::Unsupported { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::NotFound(what) => match *what {
                 "stream" => "stream_not_found",
@@ -200,7 +209,11 @@ impl ApiError {
             "code": self.code(),
             "message": self.public_message(),
         });
-        if let Self::Validation(fields) = self {
+        if let Self::Validation(fields)
+        | Self::Unsupported {
+            details: fields, ..
+        } = self
+        {
             error["details"] = serde_json::to_value(fields).unwrap_or_default();
         }
         if let Some(seconds) = self.retry_after_secs() {

@@ -25,6 +25,7 @@ pub mod service;
 pub mod store;
 pub mod table;
 pub mod telemetry;
+pub mod video;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorDetail;
 use crate::model::text::pattern;
 use crate::model::{
-    ChatMessage, MessageType, QualitySettings, Question, QuestionStatus, StreamStatus,
+    ChatMessage, IngestState, MessageType, QualitySettings, Question, QuestionStatus, StreamStatus,
 };
 
 /// Messages one `catch_up` returns by default and at most.
@@ -75,6 +75,18 @@ pub struct StreamStatusChanged {
     pub ended_at: Option<DateTime<Utc>>,
     /// Seconds live, once ended.
     pub duration: Option<i64>,
+}
+
+/// `data` of `stream.ingest`: the encoder's connection changed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StreamIngestChanged {
+    pub state: IngestState,
+    /// While `reconnecting`: when the class ends unless the push comes back (a stream
+    /// that went live from its encoder).
+    pub reconnect_deadline: Option<DateTime<Utc>>,
+    /// The stream went live from its encoder (and so ends when the push does not
+    /// come back).
+    pub live_from_encoder: bool,
 }
 
 /// `data` of `stream.updated`: the details and interaction settings everyone sees.
@@ -187,6 +199,13 @@ pub const SERVER_EVENTS: &[ServerEvent] = &[
         audience: "everyone",
         summary: "scheduled -> live -> ended, or cancelled",
         data: schema::<StreamStatusChanged>,
+    },
+    ServerEvent {
+        name: "stream.ingest",
+        origin: Origin::Live,
+        audience: "everyone",
+        summary: "The encoder connected, dropped (reconnecting) or is gone (idle)",
+        data: schema::<StreamIngestChanged>,
     },
     ServerEvent {
         name: "stream.updated",

@@ -24,6 +24,7 @@ use crate::service::chat::ChatPage;
 use crate::service::participation::{PermissionsInput, Presence, SettingsInput};
 use crate::service::questions::{self, QuestionPage};
 use crate::service::stats::StreamStats;
+use crate::service::video::{IngestInfo, Playback};
 use crate::service::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::store::Page;
 
@@ -229,6 +230,33 @@ fn operation(function: &str) -> Operation {
             &[200],
             schema::<StreamStats>,
             &[403, 404],
+            &[],
+        ),
+        "get-ingest" => op(
+            "Your encoder's ingest URL and stream key, the push's state and health, and the \
+             encoder settings for the stream's quality (instructor, until it ends)",
+            None,
+            &[200],
+            schema::<IngestInfo>,
+            &[403, 404, 409, 503],
+            &[],
+        ),
+        "rotate-stream-key" => op(
+            "A new stream key: the old one stops working at once and an encoder on it is \
+             cut off (instructor, until it ends)",
+            None,
+            &[200],
+            schema::<IngestInfo>,
+            &[403, 404, 409, 503],
+            &[],
+        ),
+        "get-playback" => op(
+            "Where to play the live video: a private stream's URL carries a short-lived \
+             token for you only (anyone who may watch, until it ends)",
+            None,
+            &[200],
+            schema::<Playback>,
+            &[403, 404, 409, 503],
             &[],
         ),
         "create-course" => op(

@@ -65,6 +65,13 @@ pub const ROUTES: &[Route] = &[
         "unpin-chat-message",
     ),
     route("GET", "/api/livestream/{id}/stats", "get-stream-stats"),
+    route("GET", "/api/livestream/{id}/ingest", "get-ingest"),
+    route(
+        "POST",
+        "/api/livestream/{id}/stream-key",
+        "rotate-stream-key",
+    ),
+    route("GET", "/api/livestream/{id}/playback", "get-playback"),
     route("POST", "/api/courses", "create-course"),
     route("GET", "/api/courses/mine", "list-my-courses"),
     route("POST", "/api/courses/{id}/enrollments", "enroll-student"),

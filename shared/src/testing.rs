@@ -294,7 +294,7 @@ pub async fn teacher_stream(store: &Store, live: bool, public: bool) -> crate::m
         "is_public": public,
     }))
     .expect("a valid stream input");
-    let stream = crate::service::streams::create(store, &teacher, input)
+    let stream = crate::service::streams::create(store, None, &teacher, input)
         .await
         .expect("stream is created");
     if live {

@@ -71,7 +71,7 @@ macro_rules! handler {
 /// The HTTP functions and their handlers: the one table the Lambda bootstrap and the
 /// local stack both dispatch through (a test checks it against the routes).
 pub const HANDLERS: &[(&str, Handler)] = {
-    use handlers::{chat, courses, participation, questions, streams};
+    use handlers::{chat, courses, participation, questions, streams, video};
     &[
         ("create-stream", handler!(streams::create)),
         ("list-live-streams", handler!(streams::list_live)),
@@ -90,6 +90,9 @@ pub const HANDLERS: &[(&str, Handler)] = {
         ("list-participants", handler!(participation::list)),
         ("update-participant", handler!(participation::update)),
         ("get-stream-stats", handler!(participation::stats)),
+        ("get-ingest", handler!(video::ingest)),
+        ("rotate-stream-key", handler!(video::rotate_key)),
+        ("get-playback", handler!(video::playback)),
         ("send-chat-message", handler!(chat::send)),
         ("list-chat-messages", handler!(chat::list)),
         ("hide-chat-message", handler!(chat::hide)),

@@ -20,6 +20,8 @@ pub enum Entry {
     FanOut,
     /// The scheduled presence sweeper.
     SweepPresence,
+    /// The video service's stream state events.
+    VideoEvents,
 }
 
 /// The functions served by the broadcaster crate, by name.
@@ -27,6 +29,7 @@ const BROADCAST: &[(&str, Entry)] = &[
     ("broadcast", Entry::Broadcast),
     ("fan-out", Entry::FanOut),
     ("sweep-presence", Entry::SweepPresence),
+    ("video-events", Entry::VideoEvents),
 ];
 
 /// What serves the function named `name`, if this bootstrap has it.
@@ -79,6 +82,7 @@ pub fn run(handler: Option<&str>) -> Result<(), lambda_runtime::Error> {
             Entry::Broadcast => livestream_broadcast::serve().await,
             Entry::FanOut => livestream_broadcast::serve_fan_out().await,
             Entry::SweepPresence => livestream_broadcast::serve_sweep().await,
+            Entry::VideoEvents => livestream_broadcast::serve_video_events().await,
         }
     })
 }

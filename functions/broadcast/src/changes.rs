@@ -3,7 +3,8 @@
 
 use aws_lambda_events::dynamodb::EventRecord;
 use livestream::live::{
-    ChatHidden, QuestionRemoved, StreamStatusChanged, StreamUpdated, ViewersUpdated, data,
+    ChatHidden, QuestionRemoved, StreamIngestChanged, StreamStatusChanged, StreamUpdated,
+    ViewersUpdated, data,
 };
 use livestream::model::{ChatMessage, Connection, Question, QuestionStatus, Stream, StreamStatus};
 use livestream::realtime::client_event;
@@ -179,6 +180,17 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
         }
     }
     let Some(old) = old else { return };
+    if old.ingest.state != new.ingest.state && !new.status.is_finished() {
+        out.events.push(Outgoing::everyone(
+            &id,
+            "stream.ingest",
+            data(&StreamIngestChanged {
+                state: new.ingest.state,
+                reconnect_deadline: new.ingest.reconnect_deadline,
+                live_from_encoder: new.live_from_encoder,
+            }),
+        ));
+    }
     if old.is_public && !new.is_public && !new.status.is_finished() {
         out.effects.push(SideEffect::RevokeOutsiders(id.clone()));
     }

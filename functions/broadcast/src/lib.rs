@@ -44,6 +44,9 @@ pub struct BroadcastState {
     pub fan_out: Option<FanOut>,
     /// The shortest time between two batches' deliveries (zero: none).
     pub window: Duration,
+    /// The video service, for the sweeper's and the video events' state changes
+    /// (`None`: a deployment without video).
+    pub video: Option<livestream::video::Video>,
 }
 
 impl BroadcastState {
@@ -54,6 +57,7 @@ impl BroadcastState {
             connections,
             fan_out: None,
             window: Duration::ZERO,
+            video: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl BroadcastState {
             connections: Connections::from_env().await?,
             fan_out: FanOut::from_env().await?,
             window: Duration::from_millis(window),
+            video: livestream::video::Video::from_env().await?,
         })
     }
 }
@@ -373,6 +378,7 @@ pub async fn serve_sweep() -> Result<(), lambda_runtime::Error> {
             let report = Box::pin(livestream::service::sweep::run(
                 &state.store,
                 &state.connections,
+                state.video.as_ref(),
                 livestream::model::now(),
             ))
             .await
@@ -380,9 +386,47 @@ pub async fn serve_sweep() -> Result<(), lambda_runtime::Error> {
             tracing::info!(
                 http_presences_ended = report.http_presences_ended,
                 connections_gone = report.connections_gone,
+                classes_ended = report.classes_ended,
                 "presence sweep"
             );
             Ok::<_, lambda_runtime::Error>(report)
+        },
+    ))
+    .await
+}
+
+/// Applies one video service event ("IVS Stream State Change" from EventBridge) to its
+/// stream's ingest state; an error fails the invocation, so EventBridge retries it.
+pub async fn handle_video_event(
+    state: &BroadcastState,
+    event: livestream::service::video::StreamStateEvent,
+) -> Result<livestream::service::video::EventOutcome, livestream::ApiError> {
+    // Boxed: the stop it may lead to makes the future deep and large.
+    let outcome = Box::pin(livestream::service::video::on_stream_state_change(
+        &state.store,
+        state.video.as_ref(),
+        &event,
+    ))
+    .await?;
+    tracing::info!(
+        event = %event.detail.event_name,
+        channel = ?event.resources.as_ref().and_then(|r| r.first()),
+        session = ?event.detail.stream_id,
+        outcome = ?outcome,
+        "video event"
+    );
+    Ok(outcome)
+}
+
+/// Runs the video events function as a Lambda (an EventBridge rule on `aws.ivs`).
+pub async fn serve_video_events() -> Result<(), lambda_runtime::Error> {
+    livestream::telemetry::init();
+    let state: &'static BroadcastState = Box::leak(Box::new(BroadcastState::from_env().await?));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<livestream::service::video::StreamStateEvent>| async move {
+            handle_video_event(state, event.payload)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))
         },
     ))
     .await

@@ -7,6 +7,7 @@ pub mod participant;
 pub mod question;
 pub mod stream;
 pub mod text;
+pub mod video;
 
 pub use chat::{ChatMessage, MessageType};
 pub use connection::{Connection, Recipient};
@@ -14,6 +15,7 @@ pub use course::{Course, Enrollment};
 pub use participant::{Participant, Session};
 pub use question::{Question, QuestionStatus};
 pub use stream::{QualitySettings, Resolution, Stream, StreamStatus};
+pub use video::{Ingest, IngestHealth, IngestState};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::text::{parse_text, pattern};
+use super::video::Ingest;
 use crate::error::{FieldError, Validator};
 
 /// The life of a stream: scheduled -> live -> ended, or scheduled -> cancelled.
@@ -34,8 +35,10 @@ impl StreamStatus {
     }
 }
 
-/// Output resolution.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// Output resolution, smallest first.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub enum Resolution {
     #[serde(rename = "480p")]
     P480,
@@ -176,6 +179,29 @@ pub struct Stream {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 
+    // Video, on the deployment's video service (Amazon IVS, or the local stack's).
+    /// Where the encoder pushes (OBS: Settings > Stream > Service "Custom", Server);
+    /// the stream key goes beside it. Only for the instructor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_url: Option<String>,
+    /// The live HLS playlist. A private stream's plays only with a viewer token: ask
+    /// `GET /api/livestream/{id}/playback` for the URL to play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playback_url: Option<String>,
+    /// The stream's channel on the video service. Only for the instructor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_arn: Option<String>,
+    /// The video service's id of the stream key. Only for the instructor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_key_arn: Option<String>,
+    /// The encoder's connection (`idle`, `connected`, `reconnecting`).
+    #[serde(default)]
+    pub ingest: Ingest,
+    /// The stream went live when its encoder started pushing, so it also ends by itself
+    /// when the push stops and does not come back within the grace period.
+    #[serde(default)]
+    pub live_from_encoder: bool,
+
     // Interaction settings, changed by the instructor.
     /// Slow mode: minimum seconds between two chat messages of one user (0 = off).
     #[serde(default)]
@@ -254,7 +280,13 @@ fn example() -> Stream {
 }
 
 /// Fields [`Stream::view`] removes for everyone but the instructor.
-const OWNER_ONLY: [&str; 2] = ["stream_key", "blocked_words"];
+const OWNER_ONLY: [&str; 5] = [
+    "stream_key",
+    "blocked_words",
+    "ingest_url",
+    "channel_arn",
+    "stream_key_arn",
+];
 
 fn owner_only_fields_optional(schema: &mut schemars::Schema) {
     if let Some(required) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
@@ -270,8 +302,8 @@ impl Stream {
         self
     }
 
-    /// The stream as a client sees it. The stream key (the ingest secret) and the
-    /// blocked-words list (which would show how to get around it) only for `owner`,
+    /// The stream as a client sees it. The stream key (the ingest secret), where it is
+    /// used (the ingest URL, the channel) and the blocked-words list (which would show how to get around it) only for `owner`,
     /// the instructor.
     pub fn view(self, owner: bool) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or_default();

@@ -13,6 +13,7 @@ pub mod roles;
 pub mod stats;
 pub mod streams;
 pub mod sweep;
+pub mod video;
 
 use crate::error::ApiError;
 use crate::store::Cursor;

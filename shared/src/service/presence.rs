@@ -362,7 +362,7 @@ mod tests {
             {
                 tokio::task::yield_now().await;
             }
-            crate::service::streams::stop(&store, &teacher, &stream.id)
+            crate::service::streams::stop(&store, None, &teacher, &stream.id)
                 .await
                 .unwrap()
         };

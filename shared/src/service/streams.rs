@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
 use crate::model::{Stream, StreamStatus, new_id, now, parse_id};
 use crate::store::{Page, Store, StoreError};
+use crate::video::Video;
 
 use super::PageRequest;
 
@@ -110,8 +111,12 @@ pub async fn load_owned(
 }
 
 /// `POST /api/livestream/`: a teacher schedules a stream of one of their courses.
+///
+/// With video, its channel is created at once, so the instructor has the ingest URL
+/// and key in the answer; quality settings the video service cannot carry are a 422.
 pub async fn create(
     store: &Store,
+    video: Option<&Video>,
     who: &Identity,
     input: CreateStreamInput,
 ) -> Result<Stream, ApiError> {
@@ -123,6 +128,9 @@ pub async fn create(
     }
     let now = now();
     let new = input.validate(now)?;
+    if let Some(video) = video {
+        video.limits.check(&new.quality_settings)?;
+    }
     let course = store
         .course(&new.course_id)
         .await?
@@ -157,12 +165,19 @@ pub async fn create(
         ..Default::default()
     };
     store.create_stream(&stream).await?;
-    Ok(stream)
+    match video {
+        Some(video) => super::video::ensure_channel(store, video, stream).await,
+        None => Ok(stream),
+    }
 }
 
 /// `PUT /api/livestream/{id}`: the instructor changes details, not after the end.
+///
+/// With video, quality settings its service cannot carry are a 422, and the channel
+/// follows the new settings (type, private playback, recording).
 pub async fn update(
     store: &Store,
+    video: Option<&Video>,
     who: &Identity,
     stream_id: &str,
     input: UpdateStreamInput,
@@ -173,11 +188,19 @@ pub async fn update(
     if changes.is_empty() {
         return Ok(current);
     }
+    if let (Some(video), Some(quality)) = (video, &changes.quality_settings) {
+        video.limits.check(quality)?;
+    }
     match store
         .update_stream_details(&current.id, &changes, now())
         .await
     {
-        Ok(stream) => Ok(stream),
+        Ok(stream) => {
+            if let Some(video) = video {
+                super::video::follow_settings(video, &current, &stream).await?;
+            }
+            Ok(stream)
+        }
         Err(StoreError::ConditionFailed) => {
             let latest = load(store, stream_id).await?;
             ensure_editable(&latest)?;
@@ -233,7 +256,7 @@ async fn wrong_state(
 /// `POST /api/livestream/{id}/start`: scheduled -> live. Concurrent starts: one wins.
 pub async fn start(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
     let stream = load_owned(store, who, stream_id).await?;
-    match store.start_stream(&stream.id, now()).await {
+    match store.start_stream(&stream.id, now(), false).await {
         Err(StoreError::ConditionFailed) => {
             Err(wrong_state(store, &stream.id, StreamStatus::Scheduled, "started").await)
         }
@@ -245,15 +268,37 @@ pub async fn start(store: &Store, who: &Identity, stream_id: &str) -> Result<Str
 /// watching at `ended_at` (the count goes to 0; peak and unique viewers stay), then
 /// the final statistics are written. The broadcaster then sends `stream.status` and
 /// closes the stream's sockets. The answer is what a GET returns next.
-pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
+///
+/// With video, the encoder is cut off and its key refuses new pushes.
+pub async fn stop(
+    store: &Store,
+    video: Option<&Video>,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<Stream, ApiError> {
     let stream = load_owned(store, who, stream_id).await?;
+    finish(store, video, &stream, None).await
+}
+
+/// Ends a live class (`/stop`, or, with `abandoned_push`, an encoder that did not come
+/// back from that push): live -> ended, presence ended, final statistics written, the
+/// encoder cut off.
+pub async fn finish(
+    store: &Store,
+    video: Option<&Video>,
+    stream: &Stream,
+    abandoned_push: Option<&str>,
+) -> Result<Stream, ApiError> {
     let Some(started_at) = stream
         .started_at
         .filter(|_| stream.status == StreamStatus::Live)
     else {
         return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
     };
-    let ended = match store.stop_stream(&stream.id, started_at, now()).await {
+    let ended = match store
+        .stop_stream(&stream.id, started_at, now(), abandoned_push)
+        .await
+    {
         Err(StoreError::ConditionFailed) => {
             return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
         }
@@ -264,18 +309,37 @@ pub async fn stop(store: &Store, who: &Identity, stream_id: &str) -> Result<Stre
     if let Err(err) = super::stats::write_snapshot(store, &ended).await {
         tracing::error!(stream = %ended.id, error = %err, "final stats snapshot not written");
     }
+    if let Some(video) = video {
+        // The class has ended whatever the video service says; the key is revoked again
+        // when the channel is deleted.
+        if let Err(err) = super::video::cut_off(video, &ended).await {
+            tracing::error!(stream = %ended.id, error = %err, "encoder not cut off at the stop");
+        }
+    }
     load(store, &stream.id).await
 }
 
 /// `POST /api/livestream/{id}/cancel`: scheduled -> cancelled.
-pub async fn cancel(store: &Store, who: &Identity, stream_id: &str) -> Result<Stream, ApiError> {
+/// With video, the channel's key stops working (nothing will be pushed to it).
+pub async fn cancel(
+    store: &Store,
+    video: Option<&Video>,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<Stream, ApiError> {
     let stream = load_owned(store, who, stream_id).await?;
-    match store.cancel_stream(&stream.id, now()).await {
+    let cancelled = match store.cancel_stream(&stream.id, now()).await {
         Err(StoreError::ConditionFailed) => {
-            Err(wrong_state(store, &stream.id, StreamStatus::Scheduled, "cancelled").await)
+            return Err(wrong_state(store, &stream.id, StreamStatus::Scheduled, "cancelled").await);
         }
-        other => Ok(other?),
+        other => other?,
+    };
+    if let Some(video) = video
+        && let Err(err) = super::video::cut_off(video, &cancelled).await
+    {
+        tracing::error!(stream = %cancelled.id, error = %err, "key not revoked at the cancel");
     }
+    Ok(cancelled)
 }
 
 /// `GET /api/livestream/{id}`.

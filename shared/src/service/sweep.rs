@@ -1,7 +1,8 @@
 //! The presence sweeper (an EventBridge schedule on AWS, a timer locally): ends
 //! presence that nobody ended. HTTP-only viewers whose heartbeat lapsed stop
 //! watching; connections that died without a `$disconnect` (a killed process, a lost
-//! event) are found by asking `@connections` and disconnected. Both are Queries on
+//! event) are found by asking `@connections` and disconnected; classes whose encoder
+//! did not come back within the grace period end. Both are Queries on
 //! sharded index partitions, never a Scan.
 
 use chrono::{DateTime, Utc};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::realtime::Connections;
 use crate::store::Store;
+use crate::video::Video;
 
 use super::connections::{self, CONNECTION_CHECK_AFTER_SECS};
 use super::presence::{self, HTTP_PRESENCE_TIMEOUT_SECS};
@@ -19,12 +21,15 @@ use super::presence::{self, HTTP_PRESENCE_TIMEOUT_SECS};
 pub struct SweepReport {
     pub http_presences_ended: usize,
     pub connections_gone: usize,
+    /// Classes ended because their encoder did not come back within the grace period.
+    pub classes_ended: usize,
 }
 
 /// One sweep at `now`.
 pub async fn run(
     store: &Store,
     sockets: &Connections,
+    video: Option<&Video>,
     now: DateTime<Utc>,
 ) -> Result<SweepReport, ApiError> {
     let http_cutoff = now - chrono::Duration::seconds(HTTP_PRESENCE_TIMEOUT_SECS);
@@ -32,6 +37,7 @@ pub async fn run(
     Ok(SweepReport {
         http_presences_ended: presence::end_lapsed_http(store, http_cutoff).await?,
         connections_gone: connections::sweep(store, sockets, check_cutoff).await?,
+        classes_ended: super::video::end_abandoned(store, video, now).await?,
     })
 }
 
@@ -50,7 +56,7 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
         }
     }
     Ok(SweepReport {
-        http_presences_ended: 0,
         connections_gone: gone,
+        ..SweepReport::default()
     })
 }

@@ -12,6 +12,7 @@
 //! | stats       | STREAM#s    | STATS           |                                    |                            |
 //! | closed      | STREAM#s    | CLOSED          |                                    |                            |
 //! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           | CONNS#n / {checked_at}#id  |
+//! | channel     | CHANNEL#arn | CHANNEL         |                                    |                            |
 //!
 //! Connection items carry `ttl` (API Gateway's 2-hour limit plus a margin).
 //!
@@ -124,6 +125,13 @@ pub const STATS_SK: &str = "STATS";
 /// so they never hold the stream item the whole class writes
 /// (`shared/src/store/lifecycle.rs`).
 pub const CLOSED_SK: &str = "CLOSED";
+
+/// The video channel of a stream, by its ARN: how a video service event finds its class.
+pub fn channel_pk(channel_arn: &str) -> String {
+    format!("CHANNEL#{channel_arn}")
+}
+
+pub const CHANNEL_SK: &str = "CHANNEL";
 
 pub fn connection_pk(connection_id: &str) -> String {
     format!("CONN#{connection_id}")

@@ -206,7 +206,7 @@ mod tests {
         );
 
         store
-            .stop_stream(&stream.id, stream.started_at.unwrap(), now())
+            .stop_stream(&stream.id, stream.started_at.unwrap(), now(), None)
             .await
             .unwrap();
         let hidden = store.hide_question(&stream.id, &pending.id, now()).await;
@@ -230,7 +230,10 @@ mod tests {
         let env = TestEnv::start().await;
         let store = env.store();
         let scheduled = stream(store, false).await;
-        let started = store.start_stream(&scheduled.id, now()).await.unwrap();
+        let started = store
+            .start_stream(&scheduled.id, now(), false)
+            .await
+            .unwrap();
         let cancelled = store.cancel_stream(&started.id, now()).await;
         assert!(
             matches!(cancelled, Err(StoreError::ConditionFailed)),

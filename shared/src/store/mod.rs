@@ -17,6 +17,7 @@ pub mod participants;
 pub mod questions;
 pub mod streams;
 pub mod update;
+pub mod video;
 
 use std::collections::HashMap;
 
@@ -211,7 +212,6 @@ impl Store {
     }
 
     /// The transaction action that puts an item which must not exist yet.
-    #[cfg(test)]
     pub(crate) fn put_new_action(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
         let put = aws_sdk_dynamodb::types::Put::builder()
             .table_name(&self.table)

@@ -540,7 +540,10 @@ mod tests {
             .await
             .unwrap();
         let started = stream.started_at.unwrap();
-        store.stop_stream(&stream.id, started, now()).await.unwrap();
+        store
+            .stop_stream(&stream.id, started, now(), None)
+            .await
+            .unwrap();
         let after = store.upvote(&stream.id, &question.id, "late", now()).await;
         assert!(
             matches!(after, Err(StoreError::StreamFinished)),

@@ -112,15 +112,21 @@ impl Store {
         stream_from(item)
     }
 
-    /// scheduled -> live; exactly one of concurrent calls succeeds.
+    /// scheduled -> live; exactly one of concurrent calls succeeds. `from_encoder`: the
+    /// push of the stream's encoder started it (so the push's end ends it too).
     pub async fn start_stream(
         &self,
         stream_id: &str,
         now: DateTime<Utc>,
+        from_encoder: bool,
     ) -> Result<Stream, StoreError> {
         let update = Update::new()
             .require_eq("status", status(StreamStatus::Scheduled))
             .set("status", status(StreamStatus::Live))
+            .set(
+                "live_from_encoder",
+                aws_sdk_dynamodb::types::AttributeValue::Bool(from_encoder),
+            )
             .set("started_at", time(now))
             .set("updated_at", time(now))
             .set(GSI1PK, s(keys::status_pk(StreamStatus::Live)))
@@ -136,16 +142,33 @@ impl Store {
     /// join can invalidate: it keeps the count it ends as `viewer_count_at_end`, and a
     /// second write raises the peak to it (nothing else moves the counters of an
     /// ended stream, so that write races nothing).
+    ///
+    /// With `abandoned_push`, only while the ingest is still reconnecting from that
+    /// push (a push that came back meanwhile keeps the class going).
     pub async fn stop_stream(
         &self,
         stream_id: &str,
         started_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        abandoned_push: Option<&str>,
     ) -> Result<Stream, StoreError> {
         let duration = (now - started_at).num_seconds().max(0);
         self.close(stream_id, now).await?;
-        let update = Update::new()
-            .require_eq("status", status(StreamStatus::Live))
+        let mut update = Update::new().require_eq("status", status(StreamStatus::Live));
+        if let Some(session) = abandoned_push {
+            update = update
+                .require(
+                    "{a0}.{a1} = {0}",
+                    &["ingest", "state"],
+                    vec![s(crate::model::IngestState::Reconnecting.as_str())],
+                )
+                .require(
+                    "{a0}.{a1} = {0}",
+                    &["ingest", "session_id"],
+                    vec![s(session)],
+                );
+        }
+        let update = update
             .copy(VIEWERS_AT_END, "viewer_count")
             .set("viewer_count", n(0))
             .set("status", status(StreamStatus::Ended))
@@ -154,10 +177,21 @@ impl Store {
             .set("updated_at", time(now))
             .remove(GSI1PK)
             .remove(GSI1SK);
-        let ended = stream_from(
-            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-                .await?,
-        )?;
+        let ended = match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
+            Ok(item) => stream_from(item)?,
+            Err(err) => {
+                // Still live (the push came back): its class stays open.
+                if let Ok(Some(stream)) = self.stream(stream_id).await
+                    && !stream.status.is_finished()
+                {
+                    self.reopen(stream_id).await?;
+                }
+                return Err(err);
+            }
+        };
         let peak = Update::new()
             .require(
                 "attribute_not_exists({a0}) OR {a0} < {a1}",

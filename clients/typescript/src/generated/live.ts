@@ -68,6 +68,23 @@ export interface components {
          * @enum {string}
          */
         StreamStatus: "scheduled" | "live" | "ended" | "cancelled";
+        /** @description `data` of `stream.ingest`: the encoder's connection changed. */
+        StreamIngestChanged: {
+            state: components["schemas"]["IngestState"];
+            /**
+             * Format: date-time
+             * @description While `reconnecting`: when the class ends unless the push comes back (a stream
+             *     that went live from its encoder).
+             */
+            reconnect_deadline: string | null;
+            /**
+             * @description The stream went live from its encoder (and so ends when the push does not
+             *     come back).
+             */
+            live_from_encoder: boolean;
+        };
+        /** @description The encoder's connection, beside the stream's `status`. */
+        IngestState: "idle" | "connected" | "reconnecting";
         /** @description `data` of `stream.updated`: the details and interaction settings everyone sees. */
         StreamUpdated: {
             title: string;
@@ -93,7 +110,7 @@ export interface components {
             bitrate_kbps: number;
         };
         /**
-         * @description Output resolution.
+         * @description Output resolution, smallest first.
          * @enum {string}
          */
         Resolution: "480p" | "720p" | "1080p" | "4K";
@@ -318,6 +335,14 @@ export interface components {
             /** @description Live events: the change record's sequence number, a decimal string that only grows within a stream (compare as integers; order and de-duplicate by it). Replies to the sender's own action (pong, chat.accepted, chat.history, error and the chat.message events of catch_up) are not part of that order: null. Chat messages have their own gap-free `seq` in `data`, which is what catch_up resumes from. */
             sequence: string;
         };
+        StreamIngestEvent: {
+            /** @constant */
+            type: "stream.ingest";
+            stream_id: string;
+            data: components["schemas"]["StreamIngestChanged"];
+            /** @description Live events: the change record's sequence number, a decimal string that only grows within a stream (compare as integers; order and de-duplicate by it). Replies to the sender's own action (pong, chat.accepted, chat.history, error and the chat.message events of catch_up) are not part of that order: null. Chat messages have their own gap-free `seq` in `data`, which is what catch_up resumes from. */
+            sequence: string;
+        };
         StreamUpdatedEvent: {
             /** @constant */
             type: "stream.updated";
@@ -366,7 +391,7 @@ export interface components {
             /** @description Live events: the change record's sequence number, a decimal string that only grows within a stream (compare as integers; order and de-duplicate by it). Replies to the sender's own action (pong, chat.accepted, chat.history, error and the chat.message events of catch_up) are not part of that order: null. Chat messages have their own gap-free `seq` in `data`, which is what catch_up resumes from. */
             sequence: string;
         };
-        BatchEvent: (components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"])[];
+        BatchEvent: (components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamIngestEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"])[];
     };
     responses: never;
     parameters: never;
@@ -380,7 +405,7 @@ export type operations = Record<string, never>;
 /** A message a client sends. */
 export type ClientAction = components["schemas"]["PingAction"] | components["schemas"]["ChatAction"] | components["schemas"]["CatchUpAction"];
 /** One message the server sends (a frame holds one, or an array of several). */
-export type ServerMessage = components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"];
+export type ServerMessage = components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamIngestEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"];
 export type ServerMessageType = ServerMessage["type"];
 /** The `data` of the server message of type `T`. */
 export type EventData<T extends ServerMessageType> = Extract<ServerMessage, { type: T }>["data"];

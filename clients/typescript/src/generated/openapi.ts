@@ -310,6 +310,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/livestream/{id}/ingest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your encoder's ingest URL and stream key, the push's state and health, and the encoder settings for the stream's quality (instructor, until it ends) */
+        get: operations["get-ingest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/livestream/{id}/stream-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new stream key: the old one stops working at once and an encoder on it is cut off (instructor, until it ends) */
+        post: operations["rotate-stream-key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/livestream/{id}/playback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Where to play the live video: a private stream's URL carries a short-lived token for you only (anyone who may watch, until it ends) */
+        get: operations["get-playback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/courses": {
         parameters: {
             query?: never;
@@ -574,7 +625,7 @@ export interface components {
             bitrate?: number | null;
         };
         /**
-         * @description Output resolution.
+         * @description Output resolution, smallest first.
          * @enum {string}
          */
         Resolution: "480p" | "720p" | "1080p" | "4K";
@@ -767,6 +818,13 @@ export interface components {
          *       "is_recording": false,
          *       "created_at": "2030-01-20T16:40:00Z",
          *       "updated_at": "2030-01-31T09:20:31Z",
+         *       "ingest": {
+         *         "state": "idle",
+         *         "session_id": null,
+         *         "changed_at": null,
+         *         "reconnect_deadline": null
+         *       },
+         *       "live_from_encoder": false,
          *       "chat_slow_mode_seconds": 5,
          *       "blocked_words": [
          *         "spam"
@@ -830,6 +888,36 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+            /**
+             * @description Where the encoder pushes (OBS: Settings > Stream > Service "Custom", Server);
+             *     the stream key goes beside it. Only for the instructor.
+             */
+            ingest_url?: string | null;
+            /**
+             * @description The live HLS playlist. A private stream's plays only with a viewer token: ask
+             *     `GET /api/livestream/{id}/playback` for the URL to play.
+             */
+            playback_url?: string | null;
+            /** @description The stream's channel on the video service. Only for the instructor. */
+            channel_arn?: string | null;
+            /** @description The video service's id of the stream key. Only for the instructor. */
+            stream_key_arn?: string | null;
+            /**
+             * @description The encoder's connection (`idle`, `connected`, `reconnecting`).
+             * @default {
+             *       "state": "idle",
+             *       "session_id": null,
+             *       "changed_at": null,
+             *       "reconnect_deadline": null
+             *     }
+             */
+            ingest: components["schemas"]["Ingest"];
+            /**
+             * @description The stream went live when its encoder started pushing, so it also ends by itself
+             *     when the push stops and does not come back within the grace period.
+             * @default false
+             */
+            live_from_encoder: boolean;
             /**
              * Format: uint32
              * @description Slow mode: minimum seconds between two chat messages of one user (0 = off).
@@ -905,6 +993,30 @@ export interface components {
             /** Format: uint32 */
             bitrate_kbps: number;
         };
+        /** @description What the stream item keeps of its ingest: the state and the session it belongs to. */
+        Ingest: {
+            state: components["schemas"]["IngestState"];
+            /**
+             * @description The video service's id of the current (or last) push.
+             * @default null
+             */
+            session_id: string | null;
+            /**
+             * Format: date-time
+             * @description The video service's time of the event that set this state: an older event never
+             *     overrides a newer one, however late it arrives.
+             * @default null
+             */
+            changed_at: string | null;
+            /**
+             * Format: date-time
+             * @description While reconnecting: when the class ends unless the push comes back.
+             * @default null
+             */
+            reconnect_deadline: string | null;
+        };
+        /** @description The encoder's connection, beside the stream's `status`. */
+        IngestState: "idle" | "connected" | "reconnecting";
         /** @description One page of a listing and the opaque cursor of the next page, if any. */
         StreamPage: {
             items: components["schemas"]["Stream"][];
@@ -1123,6 +1235,106 @@ export interface components {
              * @default 0
              */
             readonly current_viewers: number;
+        };
+        /**
+         * @description What the instructor's encoder needs, and how the push is doing.
+         * @example {
+         *       "ingest_url": "rtmps://a1b2c3d4e5f6.global-contribute.live-video.net:443/app/",
+         *       "stream_key": "sk_us-east-1_AbCdEf0123456789",
+         *       "state": "connected",
+         *       "session_id": "st-1A2b3C4d5E6f",
+         *       "reconnect_deadline": null,
+         *       "health": {
+         *         "video_codec": "avc1.64001f",
+         *         "audio_codec": "mp4a.40.2",
+         *         "width": 1280,
+         *         "height": 720,
+         *         "frame_rate": 30,
+         *         "bitrate_kbps": 2480.5,
+         *         "keyframe_interval_seconds": 2
+         *       },
+         *       "encoder": {
+         *         "video_codec": "H.264 (x264), profile main or high, no B-frames",
+         *         "audio_codec": "AAC-LC, 48 kHz, 160 kbps",
+         *         "width": 1280,
+         *         "height": 720,
+         *         "frame_rate": 30,
+         *         "bitrate_kbps": 2500,
+         *         "keyframe_interval_seconds": 2,
+         *         "rate_control": "CBR"
+         *       }
+         *     }
+         */
+        IngestInfo: {
+            /** @description OBS: Settings > Stream > Service "Custom", Server. */
+            ingest_url: string;
+            /** @description OBS: Stream Key. A secret: whoever has it can broadcast to the class. */
+            stream_key: string;
+            state: components["schemas"]["IngestState"];
+            /** @description The push of the current (or last) ingest state. */
+            session_id: string | null;
+            /**
+             * Format: date-time
+             * @description While `reconnecting`: when the class ends unless the push comes back.
+             */
+            reconnect_deadline: string | null;
+            /** @description Measured from what arrives, while an encoder is pushing. */
+            health: components["schemas"]["IngestHealth"] | null;
+            /** @description The encoder settings that match the stream's quality settings. */
+            encoder: components["schemas"]["EncoderSettings"];
+        };
+        /** @description Health of a push, measured from what arrives. */
+        IngestHealth: {
+            /** @description RFC 6381, e.g. `avc1.64001f`. */
+            video_codec: string | null;
+            audio_codec: string | null;
+            /** Format: uint32 */
+            width: number | null;
+            /** Format: uint32 */
+            height: number | null;
+            /** Format: double */
+            frame_rate: number | null;
+            /** Format: double */
+            bitrate_kbps: number | null;
+            /** Format: double */
+            keyframe_interval_seconds: number | null;
+        };
+        /**
+         * @description Encoder output settings for the stream's quality settings (OBS: Settings > Output,
+         *     Output Mode "Advanced"; Settings > Video).
+         */
+        EncoderSettings: {
+            video_codec: string;
+            audio_codec: string;
+            /** Format: uint32 */
+            width: number;
+            /** Format: uint32 */
+            height: number;
+            /** Format: uint16 */
+            frame_rate: number;
+            /** Format: uint32 */
+            bitrate_kbps: number;
+            /**
+             * Format: uint32
+             * @description A keyframe every 2 seconds: segments, and so the delay, follow it.
+             */
+            keyframe_interval_seconds: number;
+            rate_control: string;
+        };
+        /** @description Where a viewer plays the class. */
+        Playback: {
+            /** @description The HLS playlist to play; a private stream's carries the viewer's token. */
+            playback_url: string;
+            /** @description A private stream's viewer token (also in `playback_url`), for this viewer only. */
+            token: string | null;
+            /**
+             * Format: date-time
+             * @description When the token stops playing: ask again before then.
+             */
+            expires_at: string | null;
+            status: components["schemas"]["StreamStatus"];
+            /** @description `idle` before the teacher pushes ("waiting for the teacher"). */
+            ingest_state: components["schemas"]["IngestState"];
         };
         /** @description A course taught by one teacher. */
         Course: {
@@ -2908,6 +3120,243 @@ export interface operations {
             };
             /** @description Not found, or not visible to this caller */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "get-ingest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IngestInfo"];
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "rotate-stream-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IngestInfo"];
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "get-playback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Playback"];
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

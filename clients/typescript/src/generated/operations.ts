@@ -63,6 +63,15 @@ export function operations(options: ClientOptions) {
     /** Analytics: running while live, the final snapshot once ended (instructor, admins) (`GET /api/livestream/{id}/stats`) */
     getStreamStats: (path: PathParams<"get-stream-stats">): Promise<SuccessBody<"get-stream-stats">> =>
       call(options, "GET", "/api/livestream/{id}/stats", { path }),
+    /** Your encoder's ingest URL and stream key, the push's state and health, and the encoder settings for the stream's quality (instructor, until it ends) (`GET /api/livestream/{id}/ingest`) */
+    getIngest: (path: PathParams<"get-ingest">): Promise<SuccessBody<"get-ingest">> =>
+      call(options, "GET", "/api/livestream/{id}/ingest", { path }),
+    /** A new stream key: the old one stops working at once and an encoder on it is cut off (instructor, until it ends) (`POST /api/livestream/{id}/stream-key`) */
+    rotateStreamKey: (path: PathParams<"rotate-stream-key">): Promise<SuccessBody<"rotate-stream-key">> =>
+      call(options, "POST", "/api/livestream/{id}/stream-key", { path }),
+    /** Where to play the live video: a private stream's URL carries a short-lived token for you only (anyone who may watch, until it ends) (`GET /api/livestream/{id}/playback`) */
+    getPlayback: (path: PathParams<"get-playback">): Promise<SuccessBody<"get-playback">> =>
+      call(options, "GET", "/api/livestream/{id}/playback", { path }),
     /** Create a course (teacher) (`POST /api/courses`) */
     createCourse: (body: RequestBody<"create-course">): Promise<SuccessBody<"create-course">> =>
       call(options, "POST", "/api/courses", { body }),

@@ -6,6 +6,7 @@ pub mod courses;
 pub mod participation;
 pub mod questions;
 pub mod streams;
+pub mod video;
 
 use lambda_http::Request;
 use livestream::ApiError;

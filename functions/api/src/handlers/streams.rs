@@ -12,7 +12,8 @@ pub async fn create(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            let stream = rules::create(&state.store, &who, json_body(&req)?).await?;
+            let stream =
+                rules::create(&state.store, state.video.as_ref(), &who, json_body(&req)?).await?;
             created(&stream.view(true))
         }
         .await,
@@ -58,7 +59,14 @@ pub async fn update(state: &AppState, req: Request) -> Response<Body> {
         async {
             let who = state.authenticate(&req).await?;
             let id = path_param(&req, "id")?;
-            let stream = rules::update(&state.store, &who, &id, json_body(&req)?).await?;
+            let stream = rules::update(
+                &state.store,
+                state.video.as_ref(),
+                &who,
+                &id,
+                json_body(&req)?,
+            )
+            .await?;
             ok(&stream.view(true))
         }
         .await,
@@ -82,7 +90,13 @@ pub async fn stop(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            let stream = rules::stop(&state.store, &who, &path_param(&req, "id")?).await?;
+            let stream = rules::stop(
+                &state.store,
+                state.video.as_ref(),
+                &who,
+                &path_param(&req, "id")?,
+            )
+            .await?;
             ok(&stream.view(true))
         }
         .await,
@@ -94,7 +108,13 @@ pub async fn cancel(state: &AppState, req: Request) -> Response<Body> {
     respond(
         async {
             let who = state.authenticate(&req).await?;
-            let stream = rules::cancel(&state.store, &who, &path_param(&req, "id")?).await?;
+            let stream = rules::cancel(
+                &state.store,
+                state.video.as_ref(),
+                &who,
+                &path_param(&req, "id")?,
+            )
+            .await?;
             ok(&stream.view(true))
         }
         .await,

@@ -375,7 +375,7 @@ async fn http_viewers_who_stop_sending_heartbeats_are_swept() {
     let store = app.env.store();
     // Nobody to ask about connections: there are none.
     let sockets = Connections::local("http://127.0.0.1:9");
-    let report = livestream::service::sweep::run(store, &sockets, now())
+    let report = livestream::service::sweep::run(store, &sockets, None, now())
         .await
         .unwrap();
     assert_eq!(report.http_presences_ended, 0);
@@ -394,7 +394,7 @@ async fn http_viewers_who_stop_sending_heartbeats_are_swept() {
     assert_eq!(heartbeat.status, StatusCode::OK);
     let swept_at = between
         + chrono::Duration::seconds(livestream::service::presence::HTTP_PRESENCE_TIMEOUT_SECS);
-    let report = livestream::service::sweep::run(store, &sockets, swept_at)
+    let report = livestream::service::sweep::run(store, &sockets, None, swept_at)
         .await
         .unwrap();
     assert_eq!(report.http_presences_ended, 2);

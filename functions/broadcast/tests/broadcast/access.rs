@@ -30,7 +30,7 @@ async fn turning_private_closes_outsiders_and_sends_them_nothing_more() {
     h.management.clear();
 
     let private = serde_json::from_value(serde_json::json!({ "is_public": false })).unwrap();
-    streams::update(h.store(), &teacher, &stream.id, private)
+    streams::update(h.store(), None, &teacher, &stream.id, private)
         .await
         .unwrap();
     // Written after the change committed, in the same batch as the change.
@@ -95,7 +95,7 @@ async fn connections_that_died_without_disconnect_are_swept() {
 
     // Not checked again until they have been quiet for the check interval.
     let now = livestream::model::now();
-    let report = sweep::run(h.store(), &h.state.connections, now)
+    let report = sweep::run(h.store(), &h.state.connections, None, now)
         .await
         .unwrap();
     assert_eq!(report.connections_gone, 0);
@@ -103,7 +103,7 @@ async fn connections_that_died_without_disconnect_are_swept() {
         + chrono::Duration::seconds(
             livestream::service::connections::CONNECTION_CHECK_AFTER_SECS + 1,
         );
-    let report = sweep::run(h.store(), &h.state.connections, later)
+    let report = sweep::run(h.store(), &h.state.connections, None, later)
         .await
         .unwrap();
     assert_eq!(report.connections_gone, 1);
@@ -111,7 +111,7 @@ async fn connections_that_died_without_disconnect_are_swept() {
     assert!(h.store().connection("dead").await.unwrap().is_none());
     assert!(h.store().connection("alive").await.unwrap().is_some());
     // The live one was marked alive: the same sweep again finds nothing to check.
-    let report = sweep::run(h.store(), &h.state.connections, later)
+    let report = sweep::run(h.store(), &h.state.connections, None, later)
         .await
         .unwrap();
     assert_eq!(report, Default::default());

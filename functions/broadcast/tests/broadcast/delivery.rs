@@ -63,7 +63,7 @@ async fn status_changes_are_broadcast_and_waiting_viewers_start_counting() {
         ["stream.status", "viewers.updated"]
     );
 
-    streams::stop(h.store(), &teacher, &stream.id)
+    streams::stop(h.store(), None, &teacher, &stream.id)
         .await
         .unwrap();
     h.broadcast().await;
@@ -94,10 +94,10 @@ async fn no_event_carries_the_stream_key() {
     h.connect("c1", "s1", Role::Student, &stream).await;
     let teacher = identity("teacher-1", Role::Teacher);
     let input = serde_json::from_value(serde_json::json!({"title": "Renamed"})).unwrap();
-    streams::update(h.store(), &teacher, &stream.id, input)
+    streams::update(h.store(), None, &teacher, &stream.id, input)
         .await
         .unwrap();
-    streams::stop(h.store(), &teacher, &stream.id)
+    streams::stop(h.store(), None, &teacher, &stream.id)
         .await
         .unwrap();
     h.broadcast().await;
@@ -119,7 +119,7 @@ async fn a_batch_goes_to_each_connection_as_one_frame() {
     for i in 0..5 {
         let input =
             serde_json::from_value(serde_json::json!({"title": format!("Title {i}")})).unwrap();
-        streams::update(h.store(), &teacher, &stream.id, input)
+        streams::update(h.store(), None, &teacher, &stream.id, input)
             .await
             .unwrap();
     }

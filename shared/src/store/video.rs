@@ -1,0 +1,137 @@
+//! A stream's video channel and the state of its ingest on the stream item, and the
+//! channel's lookup item (`CHANNEL#arn`), which is how an event of the video service,
+//! named by its channel's ARN, finds its class with one GetItem.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{self, CHANNEL_SK, STREAM_SK};
+use super::{Store, StoreError, Update, from_item, keyed_item, n, s};
+use crate::model::Stream;
+use crate::model::video::Ingest;
+use crate::video::{Channel, StreamKey};
+
+/// The lookup item of a channel.
+#[derive(Debug, Serialize, Deserialize)]
+struct ChannelRef {
+    stream_id: String,
+}
+
+/// The video service's time of the last ingest event applied, in milliseconds: kept as
+/// a number so that conditions compare it (time strings of varying precision do not
+/// sort as times).
+const INGEST_EVENT_MS: &str = "ingest_event_ms";
+
+fn value<T: Serialize>(v: &T) -> Result<aws_sdk_dynamodb::types::AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(v).map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+impl Store {
+    /// Stores a new channel on a stream that has none, with its lookup item, in one
+    /// transaction; [`StoreError::ConditionFailed`] if the stream already has one.
+    pub async fn set_channel(
+        &self,
+        stream_id: &str,
+        channel: &Channel,
+        now: DateTime<Utc>,
+    ) -> Result<Stream, StoreError> {
+        let update = Update::new()
+            .exists()
+            .require("attribute_not_exists({a0})", &["channel_arn"], vec![])
+            .set("channel_arn", s(&channel.arn))
+            .set("ingest_url", s(&channel.ingest_url))
+            .set("playback_url", s(&channel.playback_url))
+            .set("stream_key", s(&channel.stream_key))
+            .set("stream_key_arn", s(&channel.stream_key_arn))
+            .set("updated_at", super::time(now));
+        let lookup = keyed_item(
+            &ChannelRef {
+                stream_id: stream_id.to_string(),
+            },
+            keys::channel_pk(&channel.arn),
+            CHANNEL_SK.into(),
+            "channel",
+        )?;
+        let actions = vec![
+            update.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into()),
+            self.put_new_action(lookup)?,
+        ];
+        self.transact(actions).await.map_err(|e| {
+            if e.failed_condition_at(0) {
+                StoreError::ConditionFailed
+            } else {
+                e
+            }
+        })?;
+        self.stream(stream_id)
+            .await?
+            .ok_or(StoreError::ConditionFailed)
+    }
+
+    /// The stream a channel belongs to.
+    pub async fn stream_of_channel(&self, channel_arn: &str) -> Result<Option<String>, StoreError> {
+        let found: Option<ChannelRef> = self
+            .get_as(keys::channel_pk(channel_arn), CHANNEL_SK.into())
+            .await?;
+        Ok(found.map(|c| c.stream_id))
+    }
+
+    /// Replaces the stream's key with one the video service just issued, while the
+    /// stream is open and still on that channel.
+    pub async fn replace_stream_key(
+        &self,
+        stream_id: &str,
+        channel_arn: &str,
+        key: &StreamKey,
+        now: DateTime<Utc>,
+    ) -> Result<Stream, StoreError> {
+        let update = Update::new()
+            .while_open()
+            .require_eq("channel_arn", s(channel_arn))
+            .set("stream_key", s(&key.value))
+            .set("stream_key_arn", s(&key.arn))
+            .set("updated_at", super::time(now));
+        match self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await
+        {
+            Ok(item) => from_item::<Stream>(item).map(Stream::with_peak),
+            Err(e) => Err(self.finished_or(stream_id, e).await),
+        }
+    }
+
+    /// Applies an ingest state from a video service event at `event_at`, unless a later
+    /// event was applied already (events arrive late, twice and out of order); with
+    /// `only_session`, only while that push is the stream's current one (the end of a
+    /// push that another has replaced changes nothing). [`StoreError::ConditionFailed`]
+    /// when the event is stale.
+    pub async fn record_ingest(
+        &self,
+        stream_id: &str,
+        ingest: &Ingest,
+        event_at: DateTime<Utc>,
+        only_session: Option<&str>,
+    ) -> Result<Stream, StoreError> {
+        let at = event_at.timestamp_millis();
+        let mut update = Update::new()
+            .exists()
+            .require(
+                "(attribute_not_exists({a0}) OR {a0} <= {0})",
+                &[INGEST_EVENT_MS],
+                vec![n(at)],
+            )
+            .set("ingest", value(ingest)?)
+            .set(INGEST_EVENT_MS, n(at));
+        if let Some(session) = only_session {
+            update = update.require(
+                "{a0}.{a1} = {0}",
+                &["ingest", "session_id"],
+                vec![s(session)],
+            );
+        }
+        let item = self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await?;
+        from_item::<Stream>(item).map(Stream::with_peak)
+    }
+}
