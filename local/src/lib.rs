@@ -39,8 +39,8 @@ pub const TABLE_NAME: &str = "livestream";
 pub const FAN_OUT_QUEUE: &str = "livestream-fan-out";
 const REGION: &str = "us-east-1";
 const TTL_SWEEP_INTERVAL: Duration = Duration::from_secs(30);
-/// How often the presence sweeper runs (a one-minute schedule on AWS); with the
-/// 60-second heartbeat timeout, a vanished HTTP viewer is ended within 75 seconds.
+/// How often the presence sweeper runs by default (a one-minute schedule on AWS); with
+/// the 60-second heartbeat timeout, a vanished HTTP viewer is ended within 75 seconds.
 const PRESENCE_SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
 /// How functions are called.
@@ -79,6 +79,8 @@ pub struct Config {
     pub ivs_port: u16,
     /// How long a dropped push may stay away before its class ends.
     pub ingest_grace: Duration,
+    /// How often the sweeper runs (presence, dead connections, abandoned pushes).
+    pub sweep_interval: Duration,
 }
 
 impl Default for Config {
@@ -102,6 +104,7 @@ impl Default for Config {
             rtmp_port: 1935,
             ivs_port: 9800,
             ingest_grace: livestream::video::DEFAULT_RECONNECT_GRACE,
+            sweep_interval: PRESENCE_SWEEP_INTERVAL,
         }
     }
 }
@@ -335,10 +338,11 @@ impl LocalStack {
         ];
         let sweeper = invoker.clone();
         let mut sweeper_stop = stopped.clone();
+        let sweep_interval = config.sweep_interval;
         tasks.push(tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(PRESENCE_SWEEP_INTERVAL) => {}
+                    _ = tokio::time::sleep(sweep_interval) => {}
                     _ = sweeper_stop.changed() => return,
                 }
                 sweeper.sweep().await;
