@@ -800,7 +800,7 @@ export interface components {
          *       "course_id": "01JD7Q8Z3M5X2V9C4B6N1K0P7R",
          *       "instructor_id": "teacher-1",
          *       "status": "live",
-         *       "stream_key": "sk_3f9a0c5e2b7d4e1a",
+         *       "stream_key": "sk_us-east-1_AbCdEf0123456789",
          *       "viewer_count": 42,
          *       "max_viewers": 57,
          *       "unique_viewers": 63,
@@ -818,13 +818,17 @@ export interface components {
          *       "is_recording": false,
          *       "created_at": "2030-01-20T16:40:00Z",
          *       "updated_at": "2030-01-31T09:20:31Z",
+         *       "ingest_url": "rtmps://a1b2c3d4e5f6.global-contribute.live-video.net:443/app/",
+         *       "playback_url": "https://a1b2c3d4e5f6.us-east-1.playback.live-video.net/api/video/v1/us-east-1.123456789012.channel.AbCdEf123456.m3u8",
+         *       "channel_arn": "arn:aws:ivs:us-east-1:123456789012:channel/AbCdEf123456",
+         *       "stream_key_arn": "arn:aws:ivs:us-east-1:123456789012:stream-key/XyZ987654321",
          *       "ingest": {
-         *         "state": "idle",
-         *         "session_id": null,
-         *         "changed_at": null,
+         *         "state": "connected",
+         *         "session_id": "st-1A2b3C4d5E6f",
+         *         "changed_at": "2030-01-31T09:01:10Z",
          *         "reconnect_deadline": null
          *       },
-         *       "live_from_encoder": false,
+         *       "live_from_encoder": true,
          *       "chat_slow_mode_seconds": 5,
          *       "blocked_words": [
          *         "spam"
