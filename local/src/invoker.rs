@@ -230,6 +230,7 @@ impl Invoker {
                         http_presences_ended = report.http_presences_ended,
                         connections_gone = report.connections_gone,
                         classes_ended = report.classes_ended,
+                        channels_deleted = report.channels_deleted,
                         "presence sweep"
                     ),
                     Err(e) => tracing::warn!(error = %e, "presence sweep failed"),

@@ -544,3 +544,56 @@ async fn the_local_stack_carries_every_quality_the_api_accepts() {
     assert_eq!(status, 201, "{stream}");
     assert!(stream["ingest_url"].is_string());
 }
+
+#[tokio::test]
+async fn a_finished_class_channel_is_deleted_an_hour_after_and_then_forgotten() {
+    let class = Class::start(Config::on_free_ports(None)).await;
+    let id = class.stream(true).await;
+    for action in ["start", "stop"] {
+        let (status, _) = class
+            .api
+            .call(
+                "POST",
+                &format!("/api/livestream/{id}/{action}"),
+                &class.teacher,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let arn = class.get(&id).await["channel_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let store = livestream::store::Store::new(
+        aws_sdk_dynamodb::Client::from_conf(livestream::embedded::dynamo_config(
+            &class.stack.dynamo_url,
+        )),
+        local::TABLE_NAME,
+    );
+    // Deleting signs nothing: the key is never read.
+    let video = local::video_service(&class.stack.ivs_url, "unused", Duration::from_secs(60));
+    let ivs = livestream::video::Video::local_client(&class.stack.ivs_url);
+    let now = livestream::model::now();
+    let delete = |at| livestream::service::video::delete_retired_channels(&store, Some(&video), at);
+
+    assert_eq!(
+        delete(now + chrono::Duration::minutes(30)).await.unwrap(),
+        0
+    );
+    assert!(ivs.get_channel().arn(&arn).send().await.is_ok());
+    assert_eq!(
+        delete(now + chrono::Duration::minutes(61)).await.unwrap(),
+        1
+    );
+    let gone = ivs.get_channel().arn(&arn).send().await.unwrap_err();
+    assert!(
+        gone.as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception())
+    );
+    assert_eq!(store.stream_of_channel(&arn).await.unwrap(), None);
+    assert_eq!(
+        delete(now + chrono::Duration::minutes(120)).await.unwrap(),
+        0
+    );
+}

@@ -387,6 +387,7 @@ pub async fn serve_sweep() -> Result<(), lambda_runtime::Error> {
                 http_presences_ended = report.http_presences_ended,
                 connections_gone = report.connections_gone,
                 classes_ended = report.classes_ended,
+                channels_deleted = report.channels_deleted,
                 "presence sweep"
             );
             Ok::<_, lambda_runtime::Error>(report)

@@ -312,7 +312,7 @@ pub async fn finish(
     if let Some(video) = video {
         // The class has ended whatever the video service says; the key is revoked again
         // when the channel is deleted.
-        if let Err(err) = super::video::cut_off(video, &ended).await {
+        if let Err(err) = super::video::retire(store, video, &ended).await {
             tracing::error!(stream = %ended.id, error = %err, "encoder not cut off at the stop");
         }
     }
@@ -335,7 +335,7 @@ pub async fn cancel(
         other => other?,
     };
     if let Some(video) = video
-        && let Err(err) = super::video::cut_off(video, &cancelled).await
+        && let Err(err) = super::video::retire(store, video, &cancelled).await
     {
         tracing::error!(stream = %cancelled.id, error = %err, "key not revoked at the cancel");
     }

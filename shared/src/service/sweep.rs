@@ -2,7 +2,8 @@
 //! presence that nobody ended. HTTP-only viewers whose heartbeat lapsed stop
 //! watching; connections that died without a `$disconnect` (a killed process, a lost
 //! event) are found by asking `@connections` and disconnected; classes whose encoder
-//! did not come back within the grace period end. Both are Queries on
+//! did not come back within the grace period end, and their channels are deleted an
+//! hour after. Both are Queries on
 //! sharded index partitions, never a Scan.
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,8 @@ pub struct SweepReport {
     pub connections_gone: usize,
     /// Classes ended because their encoder did not come back within the grace period.
     pub classes_ended: usize,
+    /// Video channels deleted some time after their class.
+    pub channels_deleted: usize,
 }
 
 /// One sweep at `now`.
@@ -38,6 +41,7 @@ pub async fn run(
         http_presences_ended: presence::end_lapsed_http(store, http_cutoff).await?,
         connections_gone: connections::sweep(store, sockets, check_cutoff).await?,
         classes_ended: super::video::end_abandoned(store, video, now).await?,
+        channels_deleted: super::video::delete_retired_channels(store, video, now).await?,
     })
 }
 

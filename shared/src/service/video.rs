@@ -285,16 +285,42 @@ pub async fn follow_settings(
     }
 }
 
-/// At the end of a class (stop or cancel): the encoder is cut off and its key refuses
-/// new pushes.
-pub async fn cut_off(video: &Video, stream: &Stream) -> Result<(), ApiError> {
+/// How long a channel outlives its class: late events still find their stream, and an
+/// operator can still look at the channel's last session.
+pub const CHANNEL_RETENTION: chrono::Duration = chrono::Duration::hours(1);
+
+/// At the end of a class (stop or cancel): the encoder is cut off, its key refuses new
+/// pushes, and the channel is deleted [`CHANNEL_RETENTION`] later by the sweeper.
+pub async fn retire(store: &Store, video: &Video, stream: &Stream) -> Result<(), ApiError> {
     if let Some(key) = &stream.stream_key_arn {
         video.revoke_key(key).await?;
     }
     if let Some(arn) = &stream.channel_arn {
         video.cut_off(arn).await?;
+        store.retire_channel(arn, now() + CHANNEL_RETENTION).await?;
     }
     Ok(())
+}
+
+/// Deletes the channels whose class ended more than [`CHANNEL_RETENTION`] ago (the
+/// sweeper, at `now`); how many it deleted.
+pub async fn delete_retired_channels(
+    store: &Store,
+    video: Option<&Video>,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let Some(video) = video else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    for arn in store.channels_to_delete(now).await? {
+        // Cut off again: a channel still broadcasting cannot be deleted.
+        video.cut_off(&arn).await?;
+        video.delete_channel(&arn).await?;
+        store.forget_channel(&arn).await?;
+        deleted += 1;
+    }
+    Ok(deleted)
 }
 
 /// Applies one "IVS Stream State Change" event to its stream. Idempotent, and an event

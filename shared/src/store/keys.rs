@@ -12,7 +12,7 @@
 //! | stats       | STREAM#s    | STATS           |                                    |                            |
 //! | closed      | STREAM#s    | CLOSED          |                                    |                            |
 //! | connection  | CONN#id     | CONN            | STREAM#s#CONNS / CONN#id           | CONNS#n / {checked_at}#id  |
-//! | channel     | CHANNEL#arn | CHANNEL         |                                    |                            |
+//! | channel     | CHANNEL#arn | CHANNEL         | CHANNELS_RETIRED / {delete_after}#arn (once its class is over) | |
 //!
 //! Connection items carry `ttl` (API Gateway's 2-hour limit plus a margin).
 //!
@@ -132,6 +132,15 @@ pub fn channel_pk(channel_arn: &str) -> String {
 }
 
 pub const CHANNEL_SK: &str = "CHANNEL";
+
+/// GSI1 partition of channels whose class is over, sorted by when they may be deleted
+/// (a handful a day: one partition).
+pub const CHANNELS_RETIRED: &str = "CHANNELS_RETIRED";
+
+/// GSI1 sort key of a retired channel.
+pub fn channel_retired_sk(delete_after: &str, channel_arn: &str) -> String {
+    format!("{delete_after}#{channel_arn}")
+}
 
 pub fn connection_pk(connection_id: &str) -> String {
     format!("CONN#{connection_id}")

@@ -6,15 +6,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::keys::{self, CHANNEL_SK, STREAM_SK};
-use super::{Store, StoreError, Update, from_item, keyed_item, n, s};
+use super::{QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s};
 use crate::model::Stream;
+use crate::model::sort_time;
 use crate::model::video::Ingest;
+use crate::table::{GSI1, GSI1PK, GSI1SK};
 use crate::video::{Channel, StreamKey};
 
 /// The lookup item of a channel.
 #[derive(Debug, Serialize, Deserialize)]
 struct ChannelRef {
     stream_id: String,
+    /// Set once the class is over: the channel is deleted after this time.
+    #[serde(default)]
+    channel_arn: Option<String>,
 }
 
 /// The video service's time of the last ingest event applied, in milliseconds: kept as
@@ -47,6 +52,7 @@ impl Store {
         let lookup = keyed_item(
             &ChannelRef {
                 stream_id: stream_id.to_string(),
+                channel_arn: Some(channel.arn.clone()),
             },
             keys::channel_pk(&channel.arn),
             CHANNEL_SK.into(),
@@ -74,6 +80,60 @@ impl Store {
             .get_as(keys::channel_pk(channel_arn), CHANNEL_SK.into())
             .await?;
         Ok(found.map(|c| c.stream_id))
+    }
+
+    /// Marks a channel to be deleted after `delete_after` (its class is over); marking
+    /// it again keeps the first time.
+    pub async fn retire_channel(
+        &self,
+        channel_arn: &str,
+        delete_after: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let update = Update::new()
+            .exists()
+            .require("attribute_not_exists({a0})", &[GSI1PK], vec![])
+            .set(GSI1PK, s(keys::CHANNELS_RETIRED))
+            .set(
+                GSI1SK,
+                s(keys::channel_retired_sk(
+                    &sort_time(delete_after),
+                    channel_arn,
+                )),
+            );
+        super::done_unless_failed(
+            self.update(keys::channel_pk(channel_arn), CHANNEL_SK.into(), update)
+                .await,
+        )
+    }
+
+    /// Channels whose class is over and whose time to be deleted came before `now`.
+    pub async fn channels_to_delete(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let spec = QuerySpec {
+            index: Some(GSI1),
+            partition_attr: GSI1PK,
+            partition_value: keys::CHANNELS_RETIRED.into(),
+            sort_attr: GSI1SK,
+            sort_prefix: None,
+            sort_after: Some(sort_time(now)),
+            forward: false,
+            limit: 100,
+            projection: None,
+        };
+        let items = self.query_all(spec, 1000).await?;
+        Ok(items
+            .into_iter()
+            .filter_map(|item| from_item::<ChannelRef>(item).ok()?.channel_arn)
+            .collect())
+    }
+
+    /// Forgets a deleted channel: its late events then belong to no stream.
+    pub async fn forget_channel(&self, channel_arn: &str) -> Result<(), StoreError> {
+        self.delete_where(
+            keys::channel_pk(channel_arn),
+            CHANNEL_SK.into(),
+            Update::new(),
+        )
+        .await
     }
 
     /// Replaces the stream's key with one the video service just issued, while the
