@@ -90,6 +90,12 @@ export const streams = {
   leave: (id) => call('POST', `${S(id)}/leave`),
   participants: (id) => all(`${S(id)}/participants`),
   updateParticipant: (id, userId, body) => call('PUT', `${S(id)}/participants/${enc(userId)}`, body),
+  /** The instructor's ingest URL, stream key, encoder settings, state and health. */
+  ingest: (id) => call('GET', `${S(id)}/ingest`),
+  /** A new stream key: the old one stops working at once. */
+  rotateKey: (id) => call('POST', `${S(id)}/stream-key`),
+  /** The playlist to play; a private stream's carries a token that expires. */
+  playback: (id) => call('GET', `${S(id)}/playback`),
 };
 
 export const chat = {

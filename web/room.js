@@ -1,7 +1,7 @@
 // A live class as one person sees it: chat, questions, pinned message, highlighted
-// question and viewer counts, kept current by the WebSocket events. The teacher's
-// dashboard and the student view both build on it; moderators get the moderation
-// buttons.
+// question, viewer counts and the encoder's state, kept current by the WebSocket
+// events. The teacher's pages and the student view build on it; moderators get the
+// moderation buttons.
 
 import * as api from './api.js';
 import { LiveSocket } from './live.js';
@@ -11,11 +11,12 @@ import { h, fill, field, notify } from './ui.js';
 const PERSONAL = ['is_mine', 'has_upvoted'];
 
 export class Room {
-  constructor(ctx, stream, { onStatus } = {}) {
+  constructor(ctx, stream, { onStatus, onIngest } = {}) {
     this.ctx = ctx;
     this.stream = stream;
     this.me = ctx.session.user_id;
     this.onStatus = onStatus || (() => {});
+    this.onIngest = onIngest || (() => {});
     this.messages = new Map();
     this.questions = new Map();
     this.sort = 'top';
@@ -51,6 +52,13 @@ export class Room {
   close() {
     if (this.socket) this.socket.stop();
     for (const t of this.timers) clearInterval(t);
+  }
+
+  /** A new socket: one opened before the class went live does not count its viewer. */
+  reconnect() {
+    if (!this.socket || this.finished) return;
+    this.socket.stop();
+    this.socket.start();
   }
 
   /** Re-reads what the events only update: the stream, new chat since the last seq, questions. */
@@ -99,6 +107,12 @@ export class Room {
       case 'viewers.updated':
         this.mergeStream(d);
         break;
+      case 'stream.ingest':
+        this.mergeStream({
+          ingest: { ...this.stream.ingest, state: d.state, reconnect_deadline: d.reconnect_deadline },
+          live_from_encoder: d.live_from_encoder,
+        });
+        break;
       case 'chat.message':
         this.addMessage(d);
         break;
@@ -127,12 +141,14 @@ export class Room {
   mergeStream(data) {
     const before = this.moderator;
     const status = this.stream.status;
+    const ingest = this.stream.ingest && this.stream.ingest.state;
     Object.assign(this.stream, data);
     if (this.stream.status !== status) {
       // A finished class closes its sockets and refuses new ones: stop reconnecting.
       if (this.finished && this.socket) this.socket.stop();
       this.onStatus(this.stream.status);
     }
+    if (this.stream.ingest && this.stream.ingest.state !== ingest) this.onIngest(this.stream.ingest);
     this.renderViewers();
     this.renderBanners();
     this.renderSlowMode();

@@ -1,8 +1,9 @@
-// The student view: live streams I may watch, and one class: chat, questions,
-// pinned message, highlighted question, viewer count.
+// The student view: live streams I may watch, and one class: its video, chat,
+// questions, pinned message, highlighted question, viewer count.
 
 import * as api from './api.js';
 import { Room } from './room.js';
+import { ClassVideo } from './video.js';
 import { h, fill, notify, formatTime } from './ui.js';
 
 const LIST_REFRESH_MS = 15_000;
@@ -42,7 +43,7 @@ export async function liveListView(ctx) {
   return () => clearInterval(timer);
 }
 
-/** `#/watch/<id>`: joins the class and follows it live. */
+/** `#/watch/<id>`: joins the class and follows it live: its video, chat and questions. */
 export async function watchView(ctx, id) {
   const status = h('p', { class: 'status', role: 'status', hidden: true });
   let stream;
@@ -54,14 +55,29 @@ export async function watchView(ctx, id) {
     return null;
   }
   const badge = h('span', { class: `badge status-${stream.status}`, id: 'stream-status' }, stream.status);
-  const ended = h('p', { id: 'ended-note', class: 'banner', role: 'status', hidden: stream.status === 'live' }, 'This class is not live.');
+  const ended = h('p', { id: 'ended-note', class: 'banner', role: 'status' });
+  const note = (s) => {
+    ended.hidden = s === 'live';
+    ended.textContent = {
+      scheduled: 'The class has not started yet: it starts when the teacher does.',
+      ended: 'The class has ended. Thank you for joining!',
+    }[s] || `The class is ${s}.`;
+  };
+  note(stream.status);
+  const video = new ClassVideo(stream);
   const room = new Room(ctx, stream, {
     onStatus: (s) => {
       badge.textContent = s;
       badge.className = `badge status-${s}`;
-      ended.hidden = s === 'live';
-      if (s !== 'live') ended.textContent = s === 'ended' ? 'The class has ended. Thank you for joining!' : `The class is ${s}.`;
+      note(s);
+      video.update({ status: s });
+      if (s === 'live') {
+        // Went live with the page open: join now, and count this page's socket.
+        api.streams.join(id).catch((err) => notify(status, err.message, 'error'));
+        room.reconnect();
+      }
     },
+    onIngest: (ingest) => video.update({ ingest }),
   });
   const leave = h(
     'button',
@@ -70,6 +86,7 @@ export async function watchView(ctx, id) {
       id: 'leave',
       onclick: async () => {
         room.close();
+        video.close();
         await api.streams.leave(id).catch(() => null);
         location.hash = '#/watch';
       },
@@ -81,6 +98,7 @@ export async function watchView(ctx, id) {
     h('p', {}, h('a', { href: '#/watch' }, '← Live now')),
     h('h2', {}, stream.title, ' ', badge),
     h('p', { class: 'hint' }, stream.description),
+    h('section', { class: 'card video-card', 'aria-label': 'Video' }, video.el),
     h('div', { class: 'row' }, room.viewersPanel(), h('p', { class: 'hint', id: 'connection', role: 'status' }), leave),
     status,
     ended,
@@ -90,5 +108,8 @@ export async function watchView(ctx, id) {
   room.el.status = status;
   room.el.connection = ctx.main.querySelector('#connection');
   await room.open();
-  return () => room.close();
+  return () => {
+    room.close();
+    video.close();
+  };
 }

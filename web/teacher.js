@@ -1,8 +1,10 @@
 // The teacher console: courses, streams by status, the stream form, and per stream
-// its controls, the live dashboard, and the final stats.
+// its controls, the encoder panel and preview, the live dashboard, and the final stats.
 
 import * as api from './api.js';
 import { Room } from './room.js';
+import { EncoderPanel } from './encoder.js';
+import { ClassVideo } from './video.js';
 import { h, fill, field, notify, showErrors, clearErrors, formatTime, formatDuration, toRfc3339, toLocalInput } from './ui.js';
 import { statsChart, timelineChart } from './chart.js';
 
@@ -205,54 +207,20 @@ export function streamForm({ courses = [], stream = null, onSaved }) {
   return form;
 }
 
-function streamKeyBox(key) {
-  const input = h('input', { type: 'password', readonly: true, value: key, id: 'stream-key', autocomplete: 'off' });
-  const msg = h('span', { class: 'hint', role: 'status' });
-  const reveal = h(
-    'button',
-    {
-      type: 'button',
-      'aria-pressed': 'false',
-      onclick: () => {
-        const show = input.type === 'password';
-        input.type = show ? 'text' : 'password';
-        reveal.setAttribute('aria-pressed', String(show));
-        reveal.textContent = show ? 'Hide' : 'Reveal';
-      },
-    },
-    'Reveal',
-  );
-  const copy = h(
-    'button',
-    {
-      type: 'button',
-      onclick: async () => {
-        try {
-          await navigator.clipboard.writeText(key);
-        } catch {
-          // Clipboard API needs a secure context or a permission: fall back to a selection copy.
-          const type = input.type;
-          input.type = 'text';
-          input.select();
-          document.execCommand('copy');
-          input.type = type;
-        }
-        msg.textContent = 'Copied.';
-      },
-    },
-    'Copy',
-  );
-  return h('div', { class: 'field key' }, h('label', { for: 'stream-key' }, 'Stream key (keep it secret)'), h('div', { class: 'row' }, input, reveal, copy, msg));
-}
-
 /** `#/streams/<id>`: one stream for its instructor. Re-renders itself when the status changes. */
 export async function streamView(ctx, id) {
-  let room = null;
+  let parts = [];
   let closed = false;
+  let renders = 0;
+  const dispose = () => {
+    for (const part of parts) part.close();
+    parts = [];
+  };
 
   async function render() {
-    if (room) room.close();
-    room = null;
+    dispose();
+    // A click and an event may both re-render: only the latest one draws.
+    const current = ++renders;
     const status = h('p', { class: 'status', role: 'status', hidden: true });
     let stream;
     try {
@@ -261,8 +229,8 @@ export async function streamView(ctx, id) {
       fill(ctx.main, h('h2', {}, 'Stream'), h('p', { class: 'status', 'data-kind': 'error' }, err.message));
       return;
     }
-    if (closed) return;
-    if (stream.stream_key === undefined) {
+    if (closed || current !== renders) return;
+    if (stream.stream_key == null) {
       fill(ctx.main, h('h2', {}, stream.title), h('p', {}, 'Only the instructor manages this stream. ', h('a', { href: `#/watch/${id}` }, 'Watch it')));
       return;
     }
@@ -302,24 +270,50 @@ export async function streamView(ctx, id) {
       h('summary', {}, 'Details and quality'),
       streamForm({ stream, onSaved: () => render() }),
     );
-    if (stream.status === 'scheduled') {
-      fill(ctx.main, header, h('section', { class: 'card' }, streamKeyBox(stream.stream_key), h('p', { class: 'hint' }, stream.scheduled_at ? `Scheduled for ${formatTime(stream.scheduled_at)}.` : 'Not scheduled; start it when you are ready.')), edit);
-    } else if (stream.status === 'live') {
-      room = new Room(ctx, stream, { onStatus: (s) => s !== 'live' && render() });
-      const dashboard = h(
+    if (stream.status === 'scheduled' || stream.status === 'live') {
+      const encoder = new EncoderPanel(stream);
+      const preview = new ClassVideo(stream, {
+        waiting: 'Waiting for your encoder: start streaming with the settings beside.',
+        dropped: 'Your encoder’s push dropped: waiting for it to come back…',
+      });
+      // The status changes by itself when the encoder starts pushing: follow the events.
+      const shown = stream.status;
+      const room = new Room(ctx, stream, {
+        onStatus: (s) => s !== shown && render(),
+        onIngest: (ingest) => {
+          encoder.setIngest(ingest);
+          preview.update({ ingest });
+        },
+      });
+      parts = [room, encoder, preview];
+      const video = h(
         'div',
-        { class: 'dashboard' },
-        h('section', { class: 'card', 'aria-labelledby': 'viewers-title' }, h('h3', { id: 'viewers-title' }, 'Viewers'), room.viewersPanel(), h('p', { class: 'hint', id: 'connection', role: 'status' })),
-        room.banners(),
-        h('div', { class: 'grid two' }, room.chatPanel(), room.questionsPanel({ canAsk: false })),
-        h('div', { class: 'grid two' }, settingsForm(stream, room), participantsPanel(stream, room)),
+        { class: 'grid two' },
+        h('section', { class: 'card video-card', 'aria-labelledby': 'preview-title' }, h('h3', { id: 'preview-title' }, 'Preview'), preview.el),
+        encoder.el,
       );
+      if (stream.status === 'scheduled') {
+        const when = stream.scheduled_at ? `Scheduled for ${formatTime(stream.scheduled_at)}.` : 'Not scheduled; start it when you are ready.';
+        const how = 'The class goes live by itself when your encoder starts pushing, or with Start.';
+        fill(ctx.main, header, h('section', { class: 'card' }, h('p', { class: 'hint' }, when, ' ', how)), video, edit);
+      } else {
+        const dashboard = h(
+          'div',
+          { class: 'dashboard' },
+          video,
+          h('section', { class: 'card', 'aria-labelledby': 'viewers-title' }, h('h3', { id: 'viewers-title' }, 'Viewers'), room.viewersPanel(), h('p', { class: 'hint', id: 'connection', role: 'status' })),
+          room.banners(),
+          h('div', { class: 'grid two' }, room.chatPanel(), room.questionsPanel({ canAsk: false })),
+          h('div', { class: 'grid two' }, settingsForm(stream, room), participantsPanel(stream, room)),
+        );
+        room.el.connection = dashboard.querySelector('#connection');
+        fill(ctx.main, header, dashboard, edit);
+      }
       room.el.status = status;
-      room.el.connection = dashboard.querySelector('#connection');
-      fill(ctx.main, header, dashboard, h('section', { class: 'card' }, streamKeyBox(stream.stream_key)), edit);
       await room.open();
     } else if (stream.status === 'ended') {
-      fill(ctx.main, header, await statsSection(stream));
+      const stats = await statsSection(stream);
+      if (current === renders) fill(ctx.main, header, stats);
     } else {
       fill(ctx.main, header, h('p', {}, 'This stream was cancelled.'));
     }
@@ -328,7 +322,7 @@ export async function streamView(ctx, id) {
   await render();
   return () => {
     closed = true;
-    if (room) room.close();
+    dispose();
   };
 }
 

@@ -4,10 +4,16 @@
 //! gen-template` from: the HTTP routes ([`livestream::routes::ROUTES`]), the WebSocket
 //! routes ([`livestream_ws::ROUTES`]), the broadcaster, the table definition
 //! ([`livestream::table::TABLE_DEFINITION`]) and [`FUNCTIONS`], the one table of each
-//! function's size and of the DynamoDB actions it may use (least privilege). A test
-//! fails when the committed template differs from what the code generates.
+//! function's size and of the DynamoDB and IVS actions it may use (least privilege). A
+//! test fails when the committed template differs from what the code generates.
 
 mod fanout;
+mod video;
+
+pub use video::{
+    CREATE_CHANNEL, CREATE_STREAM_KEY, DELETE_CHANNEL, DELETE_STREAM_KEY, GET_STREAM,
+    GET_STREAM_SESSION, LIST_STREAM_KEYS, STOP_STREAM, TAG_RESOURCE, UPDATE_CHANNEL,
+};
 
 use serde_json::{Map, Value, json};
 
@@ -23,6 +29,26 @@ pub struct FunctionSpec {
     pub manages_connections: bool,
     /// Verifies bearer tokens, so may read the HS256 secret from Secrets Manager.
     pub verifies_tokens: bool,
+    /// Amazon IVS actions on the stream channels and their keys; a function with any
+    /// uses video, so it gets the video settings (`Video::from_env`).
+    pub ivs_actions: &'static [&'static str],
+    /// Signs private streams' viewer tokens, so may read the private half of the
+    /// playback key pair from Secrets Manager.
+    pub signs_viewer_tokens: bool,
+}
+
+impl FunctionSpec {
+    /// The function uses video, with these IVS actions.
+    const fn video(mut self, ivs_actions: &'static [&'static str]) -> Self {
+        self.ivs_actions = ivs_actions;
+        self
+    }
+
+    /// The function signs viewer tokens.
+    const fn signing_viewer_tokens(mut self) -> Self {
+        self.signs_viewer_tokens = true;
+        self
+    }
 }
 
 const GET: &str = "dynamodb:GetItem";
@@ -41,21 +67,36 @@ const fn http(name: &'static str, table_actions: &'static [&'static str]) -> Fun
         table_actions,
         manages_connections: false,
         verifies_tokens: true,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
     }
 }
 
 /// Every function of the deployment. A bootstrap handler without an entry here fails
 /// the tests.
 pub const FUNCTIONS: &[FunctionSpec] = &[
-    http("create-stream", &[GET, PUT]),
+    // With video, a stream's channel is created with it (CreateChannel, tagged with the
+    // stream's id) and stored with its lookup item by a transaction (UpdateItem +
+    // PutItem); DeleteChannel when another request stored its channel first. The ingest,
+    // key and playback functions create it the same way for a stream without one.
+    http("create-stream", &[GET, PUT, UPDATE]).video(&[
+        CREATE_CHANNEL,
+        TAG_RESOURCE,
+        DELETE_CHANNEL,
+    ]),
     http("list-live-streams", &[QUERY]),
     http("list-my-streams", &[QUERY]),
     http("get-stream", &[GET]),
-    http("update-stream", &[GET, UPDATE]),
+    // The channel follows the settings (type, private playback, recording).
+    http("update-stream", &[GET, UPDATE]).video(&[UPDATE_CHANNEL]),
     http("start-stream", &[GET, UPDATE]),
-    // Stopping ends every watching period, then writes the final statistics.
-    http("stop-stream", &[GET, UPDATE, QUERY, PUT]),
-    http("cancel-stream", &[GET, UPDATE]),
+    // Stopping ends every watching period, then writes the final statistics; it takes
+    // the closed marker back (DeleteItem) when the stream turns out still live; the
+    // encoder is cut off and its key revoked.
+    http("stop-stream", &[GET, UPDATE, QUERY, PUT, DELETE])
+        .video(&[DELETE_STREAM_KEY, STOP_STREAM]),
+    // A cancel that met a start takes the closed marker back (DeleteItem).
+    http("cancel-stream", &[GET, UPDATE, DELETE]).video(&[DELETE_STREAM_KEY, STOP_STREAM]),
     http("update-stream-settings", &[GET, UPDATE]),
     http("join-stream", &[GET, PUT, UPDATE]),
     http("leave-stream", &[GET, UPDATE]),
@@ -67,6 +108,28 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     http("pin-chat-message", &[GET, UPDATE, CHECK]),
     http("unpin-chat-message", &[GET, UPDATE]),
     http("get-stream-stats", &[GET, QUERY, PUT]),
+    // The push's health while connected.
+    http("get-ingest", &[GET, UPDATE, PUT]).video(&[
+        CREATE_CHANNEL,
+        TAG_RESOURCE,
+        DELETE_CHANNEL,
+        GET_STREAM,
+        GET_STREAM_SESSION,
+    ]),
+    // The encoder cut off, every key of the channel revoked, a new one.
+    http("rotate-stream-key", &[GET, UPDATE, PUT]).video(&[
+        CREATE_CHANNEL,
+        TAG_RESOURCE,
+        DELETE_CHANNEL,
+        STOP_STREAM,
+        LIST_STREAM_KEYS,
+        DELETE_STREAM_KEY,
+        CREATE_STREAM_KEY,
+    ]),
+    // Reads the viewer's rights (stream, enrollment); signs private streams' tokens.
+    http("get-playback", &[GET, UPDATE, PUT])
+        .video(&[CREATE_CHANNEL, TAG_RESOURCE, DELETE_CHANNEL])
+        .signing_viewer_tokens(),
     http("create-course", &[PUT]),
     http("list-my-courses", &[QUERY, BATCH_GET]),
     http("enroll-student", &[GET, PUT]),
@@ -88,6 +151,8 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         table_actions: &[GET, PUT, UPDATE, DELETE],
         manages_connections: false,
         verifies_tokens: true,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
     },
     FunctionSpec {
         name: "ws-disconnect",
@@ -96,6 +161,8 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         table_actions: &[GET, UPDATE, DELETE],
         manages_connections: false,
         verifies_tokens: false,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
     },
     FunctionSpec {
         name: "ws-default",
@@ -104,6 +171,8 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         table_actions: &[GET, PUT, UPDATE, QUERY],
         manages_connections: true,
         verifies_tokens: false,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
     },
     FunctionSpec {
         name: "broadcast",
@@ -112,6 +181,8 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         table_actions: &[GET, PUT, UPDATE, DELETE, QUERY],
         manages_connections: true,
         verifies_tokens: false,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
     },
     // Posts pages of a large stream's connections; prunes those gone, as `$disconnect`.
     FunctionSpec {
@@ -121,16 +192,38 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         table_actions: &[GET, UPDATE, DELETE],
         manages_connections: true,
         verifies_tokens: false,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
     },
-    // Ends lapsed HTTP presence and connections that died without `$disconnect`.
+    // Ends lapsed HTTP presence and connections that died without `$disconnect`, and
+    // classes whose push did not come back in time as a stop does (live streams by a
+    // Query of GSI1, final statistics written, the encoder cut off and its key revoked);
+    // deletes the channels retired an hour before (a Query of GSI1), then forgets them.
     FunctionSpec {
         name: "sweep-presence",
         memory_mb: 256,
         timeout_s: 60,
-        table_actions: &[GET, UPDATE, DELETE, QUERY],
+        table_actions: &[GET, PUT, UPDATE, DELETE, QUERY],
         manages_connections: true,
         verifies_tokens: false,
-    },
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
+    }
+    .video(&[DELETE_STREAM_KEY, STOP_STREAM, DELETE_CHANNEL]),
+    // Applies IVS stream state changes: finds the stream by its channel's lookup item,
+    // records the ingest state, starts a scheduled stream, cuts off a push to a finished
+    // one.
+    FunctionSpec {
+        name: video::FUNCTION,
+        memory_mb: 256,
+        timeout_s: video::TIMEOUT_S,
+        table_actions: &[GET, UPDATE],
+        manages_connections: false,
+        verifies_tokens: false,
+        ivs_actions: &[],
+        signs_viewer_tokens: false,
+    }
+    .video(&[STOP_STREAM]),
 ];
 
 /// Functions run on a schedule (EventBridge): `(function, schedule expression)`. Each
@@ -225,6 +318,7 @@ fn policies(spec: &FunctionSpec) -> Value {
         }));
     }
     statements.extend(fanout::statements(spec.name));
+    statements.extend(video::statements(spec));
     if spec.verifies_tokens {
         statements.push(if_condition(
             "UseSecret",
@@ -259,15 +353,15 @@ fn checkov_skips(skips: &[(&str, &str)]) -> Value {
 const FUNCTION_SKIPS: &[(&str, &str)] = &[
     (
         "CKV_AWS_116",
-        "API Gateway and the stream event source invoke synchronously; a DLQ only serves asynchronous invocations, and the stream's failed batches go to BroadcastFailureQueue",
+        "API Gateway and the event source mappings invoke synchronously, and a DLQ only serves asynchronous invocations (the stream's failed batches go to BroadcastFailureQueue, the fan-out pages to FanOutDeadLetterQueue); the sweeper's schedule runs it again a minute later, and video-events sends the events it fails on to VideoEventsDeadLetterQueue (EventInvokeConfig)",
     ),
     (
         "CKV_AWS_117",
-        "reaches only DynamoDB, API Gateway and Secrets Manager over their public AWS endpoints; a VPC would add NAT cost and cold-start time for nothing",
+        "reaches only DynamoDB, API Gateway, SQS, IVS and Secrets Manager over their public AWS endpoints; a VPC would add NAT cost and cold-start time for nothing",
     ),
     (
         "CKV_AWS_173",
-        "the environment holds names and URLs only, no secret (the HS256 secret is read from Secrets Manager), so AWS-managed encryption suffices",
+        "the environment holds names, URLs and settings only, no secret (the HS256 secret and the playback key are read from Secrets Manager), so AWS-managed encryption suffices",
     ),
 ];
 
@@ -290,8 +384,17 @@ fn function_resource(spec: &FunctionSpec, events: Map<String, Value>) -> Value {
     if !events.is_empty() {
         properties["Events"] = Value::Object(events);
     }
-    if let Some(environment) = fanout::environment(spec.name) {
-        properties["Environment"] = environment;
+    video::function_properties(spec.name, &mut properties);
+    // Added to the variables every function has (Globals).
+    let mut variables = Map::new();
+    if let Some(Value::Object(fanout)) =
+        fanout::environment(spec.name).map(|e| e["Variables"].clone())
+    {
+        variables.extend(fanout);
+    }
+    variables.extend(video::variables(spec));
+    if !variables.is_empty() {
+        properties["Environment"] = json!({ "Variables": variables });
     }
     let mut metadata = checkov_skips(FUNCTION_SKIPS);
     metadata["BuildMethod"] = json!("rust-cargolambda");
@@ -339,6 +442,7 @@ pub fn deployed_functions() -> Vec<&'static str> {
     names.push("broadcast");
     names.push(fanout::FUNCTION);
     names.extend(SCHEDULED.iter().map(|(function, _)| *function));
+    names.push(video::FUNCTION);
     names
 }
 
@@ -664,6 +768,7 @@ pub fn template() -> Value {
             );
         }
         fanout::events(function, &mut events);
+        video::events(function, &mut events);
         for (_, schedule) in SCHEDULED.iter().filter(|(f, _)| *f == function) {
             events.insert(
                 "Schedule".into(),
@@ -679,14 +784,16 @@ pub fn template() -> Value {
     }
     websocket_resources(&mut resources);
     fanout::resources(&mut resources);
+    video::resources(&mut resources);
     alarms(&mut resources);
+    video::alarms(&mut resources);
 
     let not_empty =
         |parameter: &str| json!({ "Fn::Not": [{ "Fn::Equals": [reference(parameter), ""] }] });
     let mut template = json!({
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
-        "Description": "Livestream backend: HTTP API, WebSocket API, one DynamoDB table, change-stream broadcaster. Generated by `cargo run -p livestream-infra --bin gen-template`; do not edit by hand.",
+        "Description": "Livestream backend: HTTP API, WebSocket API, one DynamoDB table, change-stream broadcaster, live video on Amazon IVS. Generated by `cargo run -p livestream-infra --bin gen-template`; do not edit by hand.",
         "Parameters": parameters(),
         "Rules": {
             "JwtSourceIsGiven": {
@@ -752,6 +859,13 @@ pub fn template() -> Value {
     });
     if let Some(outputs) = template["Outputs"].as_object_mut() {
         fanout::outputs(outputs);
+        video::outputs(outputs);
+    }
+    if let Some(parameters) = template["Parameters"].as_object_mut() {
+        video::parameters(parameters);
+    }
+    if let Some(conditions) = template["Conditions"].as_object_mut() {
+        video::conditions(conditions);
     }
     template
 }

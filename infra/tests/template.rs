@@ -7,8 +7,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use livestream_infra::{
-    BOOTSTRAP, FUNCTIONS, deployed_functions, logical_id, template, template_yaml,
+    BOOTSTRAP, CREATE_CHANNEL, CREATE_STREAM_KEY, DELETE_CHANNEL, DELETE_STREAM_KEY, FUNCTIONS,
+    GET_STREAM, GET_STREAM_SESSION, LIST_STREAM_KEYS, STOP_STREAM, TAG_RESOURCE, UPDATE_CHANNEL,
+    deployed_functions, logical_id, spec, template, template_yaml,
 };
+use serde_json::Value;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -175,6 +178,40 @@ fn only_functions_that_post_to_clients_may_manage_connections() {
     }
 }
 
+/// The statements of a function's policy, those under a condition (`Fn::If`) included.
+fn statements(function: &str) -> Vec<Value> {
+    let t = template();
+    let policies = &t["Resources"][logical_id(function)]["Properties"]["Policies"];
+    policies[0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| match s.get("Fn::If") {
+            Some(branches) => branches[1].clone(),
+            None => s.clone(),
+        })
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    statement["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
+/// The statements that allow reading the secret named by `parameter`.
+fn reads_secret(function: &str, parameter: &str) -> bool {
+    statements(function).iter().any(|s| {
+        actions(s).contains(&"secretsmanager:GetSecretValue")
+            && s["Resource"]
+                .to_string()
+                .contains(&format!("${{{parameter}}}-??????"))
+    })
+}
+
 #[test]
 fn the_hs256_secret_never_enters_the_environment_and_only_token_verifiers_may_read_it() {
     let t = template();
@@ -183,9 +220,8 @@ fn the_hs256_secret_never_enters_the_environment_and_only_token_verifiers_may_re
     assert_eq!(env["JWT_SECRET_NAME"]["Fn::If"][1]["Ref"], "JwtSecretName");
     assert!(!t.to_string().contains("resolve:secretsmanager"));
     for spec in FUNCTIONS {
-        let text = t["Resources"][logical_id(spec.name)]["Properties"]["Policies"].to_string();
         assert_eq!(
-            text.contains("secretsmanager:GetSecretValue"),
+            reads_secret(spec.name, "JwtSecretName"),
             spec.verifies_tokens,
             "{}",
             spec.name
@@ -302,4 +338,308 @@ fn every_checkov_skip_in_the_template_gives_its_reason() {
         }
     }
     assert!(skips > 0);
+}
+
+/// What each function may do with IVS, written out again: a change to a function's
+/// video calls has to change both this and `FUNCTIONS`.
+const IVS_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "create-stream",
+        &[CREATE_CHANNEL, TAG_RESOURCE, DELETE_CHANNEL],
+    ),
+    ("update-stream", &[UPDATE_CHANNEL]),
+    ("stop-stream", &[DELETE_STREAM_KEY, STOP_STREAM]),
+    ("cancel-stream", &[DELETE_STREAM_KEY, STOP_STREAM]),
+    (
+        "get-ingest",
+        &[
+            CREATE_CHANNEL,
+            TAG_RESOURCE,
+            DELETE_CHANNEL,
+            GET_STREAM,
+            GET_STREAM_SESSION,
+        ],
+    ),
+    (
+        "rotate-stream-key",
+        &[
+            CREATE_CHANNEL,
+            TAG_RESOURCE,
+            DELETE_CHANNEL,
+            STOP_STREAM,
+            LIST_STREAM_KEYS,
+            DELETE_STREAM_KEY,
+            CREATE_STREAM_KEY,
+        ],
+    ),
+    (
+        "get-playback",
+        &[CREATE_CHANNEL, TAG_RESOURCE, DELETE_CHANNEL],
+    ),
+    ("video-events", &[STOP_STREAM]),
+    (
+        "sweep-presence",
+        &[DELETE_STREAM_KEY, STOP_STREAM, DELETE_CHANNEL],
+    ),
+];
+
+fn ivs_arn(kind: &str) -> String {
+    format!("arn:${{AWS::Partition}}:ivs:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/*")
+}
+
+#[test]
+fn every_video_function_has_exactly_its_ivs_actions_on_channels_and_keys() {
+    for function in deployed_functions() {
+        let expected: BTreeSet<&str> = IVS_ACTIONS
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map(|(_, actions)| actions.iter().copied().collect())
+            .unwrap_or_default();
+        let mut granted = BTreeSet::new();
+        for statement in statements(function) {
+            let ivs: Vec<&str> = actions(&statement)
+                .into_iter()
+                .filter(|a| a.starts_with("ivs:"))
+                .collect();
+            if ivs.is_empty() {
+                continue;
+            }
+            assert!(!ivs.contains(&"ivs:*"), "{function}");
+            let resources = statement["Resource"].as_array().unwrap();
+            let recording = resources
+                .iter()
+                .any(|r| r["Ref"] == "RecordingConfigurationArn");
+            if recording {
+                // The recording configuration, for creating and updating channels only.
+                assert_eq!(resources.len(), 1, "{function}");
+                assert!(
+                    ivs.iter()
+                        .all(|a| [CREATE_CHANNEL, UPDATE_CHANNEL].contains(a)),
+                    "{function}: {ivs:?}"
+                );
+                continue;
+            }
+            let arns: Vec<&str> = resources
+                .iter()
+                .map(|r| r["Fn::Sub"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                arns,
+                [ivs_arn("channel"), ivs_arn("stream-key")],
+                "{function}"
+            );
+            if ivs.contains(&TAG_RESOURCE) {
+                // Tags only the stream's id, not whatever an operator tagged.
+                assert_eq!(ivs, [TAG_RESOURCE], "{function}");
+                assert_eq!(
+                    statement["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"],
+                    serde_json::json!(["stream_id"]),
+                    "{function}"
+                );
+            }
+            granted.extend(ivs.into_iter().map(String::from));
+        }
+        assert_eq!(
+            granted,
+            expected.iter().map(|a| a.to_string()).collect(),
+            "{function}"
+        );
+        let spec = spec(function).unwrap();
+        assert_eq!(
+            spec.ivs_actions.iter().copied().collect::<BTreeSet<_>>(),
+            expected,
+            "{function}"
+        );
+    }
+}
+
+#[test]
+fn the_recording_configuration_is_granted_only_when_set_and_only_to_channel_writers() {
+    for function in deployed_functions() {
+        let t = template();
+        let policies = &t["Resources"][logical_id(function)]["Properties"]["Policies"];
+        let conditional: Vec<&Value> = policies[0]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s.to_string().contains("RecordingConfigurationArn"))
+            .collect();
+        let writes_channels = spec(function)
+            .unwrap()
+            .ivs_actions
+            .iter()
+            .any(|a| [CREATE_CHANNEL, UPDATE_CHANNEL].contains(a));
+        assert_eq!(
+            conditional.len(),
+            usize::from(writes_channels),
+            "{function}"
+        );
+        for statement in conditional {
+            assert_eq!(statement["Fn::If"][0], "HasRecording", "{function}");
+            assert_eq!(statement["Fn::If"][2]["Ref"], "AWS::NoValue", "{function}");
+        }
+    }
+}
+
+#[test]
+fn only_the_functions_that_sign_viewer_tokens_may_read_the_playback_key() {
+    let signers: Vec<&str> = FUNCTIONS
+        .iter()
+        .filter(|f| f.signs_viewer_tokens)
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(signers, ["get-playback"]);
+    for function in deployed_functions() {
+        assert_eq!(
+            reads_secret(function, "PlaybackKeySecretName"),
+            signers.contains(&function),
+            "{function}"
+        );
+    }
+    let t = template();
+    // The private key itself appears nowhere: only the secret's name.
+    assert!(!t.to_string().contains("PRIVATE KEY"));
+    assert_eq!(
+        t["Parameters"]["PlaybackKeySecretName"]["Default"],
+        "livestream/playback-key"
+    );
+}
+
+#[test]
+fn every_video_function_gets_the_video_settings_and_no_other_does() {
+    let t = template();
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for name in [
+        "PLAYBACK_KEY_SECRET_NAME",
+        "INGEST_GRACE_SECONDS",
+        "RECORDING_CONFIGURATION_ARN",
+    ] {
+        assert!(globals.get(name).is_none(), "{name} is not global");
+    }
+    for function in deployed_functions() {
+        let env = &t["Resources"][logical_id(function)]["Properties"]["Environment"]["Variables"];
+        let uses_video = IVS_ACTIONS.iter().any(|(f, _)| *f == function);
+        assert_eq!(
+            env.get("PLAYBACK_KEY_SECRET_NAME").is_some(),
+            uses_video,
+            "{function}"
+        );
+        if !uses_video {
+            continue;
+        }
+        assert_eq!(
+            env["PLAYBACK_KEY_SECRET_NAME"]["Ref"],
+            "PlaybackKeySecretName"
+        );
+        assert_eq!(env["INGEST_GRACE_SECONDS"]["Ref"], "IngestGraceSeconds");
+        assert_eq!(
+            env["RECORDING_CONFIGURATION_ARN"]["Fn::If"],
+            serde_json::json!(["HasRecording", { "Ref": "RecordingConfigurationArn" }, { "Ref": "AWS::NoValue" }]),
+            "{function}"
+        );
+    }
+    // The fan-out settings stay on their functions beside the video ones.
+    let broadcast = &t["Resources"]["BroadcastFunction"]["Properties"]["Environment"]["Variables"];
+    assert!(broadcast["FANOUT_QUEUE_URL"].is_object());
+}
+
+#[test]
+fn the_playback_key_pair_imports_the_public_key_parameter() {
+    let t = template();
+    let pair = &t["Resources"]["PlaybackKeyPair"];
+    assert_eq!(pair["Type"], "AWS::IVS::PlaybackKeyPair");
+    assert_eq!(
+        pair["Properties"]["PublicKeyMaterial"]["Ref"],
+        "PlaybackPublicKey"
+    );
+    let parameter = &t["Parameters"]["PlaybackPublicKey"];
+    assert!(parameter.get("Default").is_none(), "a deploy must give it");
+    let pattern = parameter["AllowedPattern"].as_str().unwrap();
+    assert!(pattern.starts_with("^-----BEGIN PUBLIC KEY-----"));
+    assert!(pattern.contains("-----END PUBLIC KEY-----"));
+    // The description says how to make the pair.
+    let how = t["Parameters"]["PlaybackKeySecretName"]["Description"]
+        .as_str()
+        .unwrap();
+    for step in [
+        "openssl ecparam -name secp384r1",
+        "openssl ec -in playback-private.pem -pubout",
+        "aws secretsmanager create-secret",
+    ] {
+        assert!(how.contains(step), "{step}");
+    }
+    // Only the key pair reads the public key.
+    let users: Vec<&String> = t["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r.to_string().contains("\"PlaybackPublicKey\""))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(users, ["PlaybackKeyPair"]);
+}
+
+#[test]
+fn ivs_stream_state_changes_reach_video_events_and_what_keeps_failing_waits_in_its_queue() {
+    let t = template();
+    let resources = t["Resources"].as_object().unwrap();
+    let rules: Vec<(&String, &str, &Value)> = resources
+        .iter()
+        .filter_map(|(id, r)| Some((id, r["Properties"]["Events"].as_object()?)))
+        .flat_map(|(id, events)| {
+            events
+                .iter()
+                .filter(|(_, e)| e["Type"] == "EventBridgeRule")
+                .map(move |(name, e)| (id, name.as_str(), e))
+        })
+        .collect();
+    assert_eq!(rules.len(), 1, "one rule: {rules:?}");
+    let (function, event, rule) = rules[0];
+    assert_eq!(function, "VideoEventsFunction");
+    let p = &rule["Properties"];
+    assert_eq!(p["EventBusName"], "default");
+    assert_eq!(
+        p["Pattern"],
+        serde_json::json!({ "source": ["aws.ivs"], "detail-type": ["IVS Stream State Change"] })
+    );
+    assert!(p["RetryPolicy"]["MaximumRetryAttempts"].as_u64().unwrap() > 0);
+    assert!(
+        p["RetryPolicy"]["MaximumEventAgeInSeconds"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let queue = "VideoEventsDeadLetterQueue";
+    assert_eq!(p["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0], queue);
+    // What the function itself keeps failing on (EventBridge invokes asynchronously).
+    let on_failure = &resources[function]["Properties"]["EventInvokeConfig"];
+    assert_eq!(
+        on_failure["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0],
+        queue
+    );
+    assert_eq!(on_failure["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert!(on_failure["MaximumRetryAttempts"].as_u64().unwrap() <= 2);
+    // Encrypted; only this rule may put events on it.
+    assert_eq!(resources[queue]["Properties"]["SqsManagedSseEnabled"], true);
+    let policy = &resources[&format!("{queue}Policy")]["Properties"];
+    assert_eq!(policy["Queues"][0]["Ref"], queue);
+    let statement = &policy["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert_eq!(
+        statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::GetAtt"][0],
+        format!("{function}{event}"),
+        "the rule SAM makes of the event"
+    );
+    // Watched.
+    assert_eq!(
+        resources["VideoEventsFailuresAlarm"]["Type"],
+        "AWS::CloudWatch::Alarm"
+    );
+    let depth = resources[&format!("{queue}Alarm")]["Properties"]["Metrics"].to_string();
+    assert!(depth.contains("ApproximateNumberOfMessagesVisible") && depth.contains(queue));
+    assert_eq!(
+        resources["VideoEventsFunctionLogGroup"]["Type"],
+        "AWS::Logs::LogGroup"
+    );
+    assert!(t["Outputs"]["VideoEventsDeadLetterQueueUrl"].is_object());
 }

@@ -221,6 +221,19 @@ impl LocalIvs {
     }
 
     fn update_channel(&self, body: &Value) -> Response {
+        let live = text(body, "arn").is_some_and(|arn| {
+            self.registry()
+                .channels
+                .get(&arn)
+                .is_some_and(|c| self.ingest.is_live(&c.id))
+        });
+        if live {
+            return error(
+                StatusCode::CONFLICT,
+                "ConflictException",
+                "a live channel cannot be updated: stop its stream first",
+            );
+        }
         self.with_channel(text(body, "arn"), |channel| {
             if let Some(kind) = text(body, "type") {
                 channel.kind = kind;

@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 /// Upper bound of every wait for the page; waits end as soon as the page is ready.
 const WAIT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
+/// Upper bound of a wait for the video: an encoder, a remux and a decoder on two cores.
+const VIDEO_WAIT: Duration = Duration::from_secs(60);
 
 fn tool(env: &str, default: &str) -> Option<PathBuf> {
     let path = std::env::var_os(env)
@@ -132,7 +134,18 @@ impl Page {
 
     /// Runs `script` until it returns something other than null or false.
     async fn until(&self, what: &str, script: &str, args: Vec<Value>) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.until_within(WAIT, what, script, args).await
+    }
+
+    /// [`Page::until`] with its own upper bound.
+    async fn until_within(
+        &self,
+        wait: Duration,
+        what: &str,
+        script: &str,
+        args: Vec<Value>,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let last = match self.client.execute(script, args.clone()).await {
                 Ok(Value::Null | Value::Bool(false)) => "not yet".to_string(),
@@ -314,6 +327,105 @@ fn screenshot_dir() -> Option<PathBuf> {
     };
     std::fs::create_dir_all(&dir).unwrap();
     Some(dir)
+}
+
+/// ffmpeg's arguments before the ingest URL: 1280x720 at 30 fps with a keyframe every
+/// 2 s and AAC sound, at the speed of life.
+const PUSH: &str = "-nostdin -hide_banner -loglevel error -re \
+    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+    -c:v libx264 -preset ultrafast -tune zerolatency -pix_fmt yuv420p -g 60 \
+    -c:a aac -b:a 128k -f flv";
+
+/// ffmpeg pushing a test picture and a tone to the ingest, as a teacher's OBS would;
+/// stopped (the connection dropped) when dropped.
+struct Encoder(Child);
+
+impl Encoder {
+    /// ffmpeg with libx264 and AAC, or `None` (after a message) to skip the video test;
+    /// under CI a missing ffmpeg fails it.
+    fn find() -> Option<PathBuf> {
+        let ffmpeg = tool("FFMPEG", "/usr/bin/ffmpeg");
+        let encoders = ffmpeg.as_ref().and_then(|f| {
+            Command::new(f)
+                .args(["-hide_banner", "-encoders"])
+                .output()
+                .ok()
+        });
+        if encoders.is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("libx264")) {
+            return ffmpeg;
+        }
+        let message = "the video test needs ffmpeg with libx264: apt-get install ffmpeg \
+                       (or set FFMPEG to its path)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{message}");
+        }
+        let _ = writeln!(std::io::stderr(), "skipping the video test: {message}");
+        None
+    }
+
+    /// Pushes to `url` until dropped.
+    fn push(ffmpeg: &Path, url: &str) -> Encoder {
+        let child = Command::new(ffmpeg)
+            .args(PUSH.split_whitespace())
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg starts");
+        Encoder(child)
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One call of the API as `token`; the answer's JSON, which must be a success.
+async fn api(stack: &LocalStack, token: &str, method: &str, path: &str, body: Value) -> Value {
+    let url = format!("{}{path}", stack.http_url);
+    let request = reqwest::Client::new()
+        .request(method.parse().unwrap(), url)
+        .bearer_auth(token);
+    let request = if body.is_null() {
+        request
+    } else {
+        request.json(&body)
+    };
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{method} {path}: {status} {answer}");
+    answer
+}
+
+/// The class video's `currentTime` once it plays the teacher's picture (1280 wide).
+async fn playing_at(page: &Page) -> f64 {
+    page.until_within(
+        VIDEO_WAIT,
+        "the teacher's video playing, 1280 wide",
+        "const v = document.querySelector('#class-video'); \
+         return v && v.videoWidth === 1280 && !v.paused && v.currentTime",
+        vec![],
+    )
+    .await
+    .as_f64()
+    .unwrap()
+}
+
+/// Waits until the class video has played on past `from` seconds.
+async fn plays_past(page: &Page, from: f64) {
+    page.until_within(
+        VIDEO_WAIT,
+        &format!("the video playing on past {from:.1} s"),
+        "const v = document.querySelector('#class-video'); \
+         return v && v.currentTime > arguments[0] + 1",
+        vec![json!(from)],
+    )
+    .await;
 }
 
 /// The stream id of the page at `#/streams/<id>`.
@@ -731,6 +843,162 @@ async fn a_teacher_and_two_students_run_a_class_in_the_browser() {
     teacher.see("#streams-cancelled li", "Lifetimes").await;
 
     for page in [teacher, s1, s2] {
+        page.close().await;
+    }
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn students_watch_the_teachers_encoder_live_through_drops_to_the_end() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let Some(ffmpeg) = Encoder::find() else {
+        return;
+    };
+    let shots = screenshot_dir();
+    let shots = shots.as_deref();
+    let stack = LocalStack::start(random_ports()).await.unwrap();
+    let base = format!("{}/", stack.http_url);
+
+    // A private class: its playlist and segments need the viewer's playback token.
+    let ada = local::dev_token(
+        local::LOCAL_JWT_SECRET,
+        "teacher-1",
+        livestream::auth::Role::Teacher,
+        "Ada Teacher",
+        1,
+    );
+    let course = api(
+        &stack,
+        &ada,
+        "POST",
+        "/api/courses",
+        json!({ "title": "Signals" }),
+    )
+    .await;
+    let course = course["id"].as_str().unwrap();
+    let enroll = format!("/api/courses/{course}/enrollments");
+    api(
+        &stack,
+        &ada,
+        "POST",
+        &enroll,
+        json!({ "user_id": "student-1" }),
+    )
+    .await;
+    let stream = json!({
+        "title": "The Fourier transform",
+        "course_id": course,
+        "is_public": false,
+        "quality_settings": { "resolution": "720p", "frame_rate": 30, "bitrate_kbps": 2500 },
+    });
+    let stream = api(&stack, &ada, "POST", "/api/livestream/", stream).await;
+    let id = stream["id"].as_str().unwrap();
+    let ingest = api(
+        &stack,
+        &ada,
+        "GET",
+        &format!("/api/livestream/{id}/ingest"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(ingest["ingest_url"], stack.rtmp_url);
+    let key = ingest["stream_key"].as_str().unwrap();
+
+    let (teacher, student) = tokio::join!(
+        Page::open(&driver, "teacher"),
+        Page::open(&driver, "student-1"),
+    );
+    teacher
+        .sign_in(&base, "teacher-1", "teacher", "Ada Teacher")
+        .await;
+    student
+        .sign_in(&base, "student-1", "student", "Sam Student")
+        .await;
+
+    // Before the push: the encoder panel is idle, the student waits for the video.
+    teacher
+        .client
+        .goto(&format!("{base}#/streams/{id}"))
+        .await
+        .unwrap();
+    teacher.see("#ingest-state", "idle").await;
+    teacher.see("#obs-setup", &stack.rtmp_url).await;
+    student
+        .client
+        .goto(&format!("{base}#/watch/{id}"))
+        .await
+        .unwrap();
+    student.see("#stream-status", "scheduled").await;
+    student
+        .see(
+            "#video-message",
+            "Waiting for the teacher to start the video",
+        )
+        .await;
+    student.screenshot(shots, "student-waiting.png").await;
+
+    // The teacher's encoder starts pushing: the class goes live by itself and plays,
+    // muted (as browsers allow autoplay), at the encoder's size.
+    let mut encoder = Encoder::push(&ffmpeg, &format!("{}{key}", stack.rtmp_url));
+    student.see("#stream-status", "live").await;
+    let started = playing_at(&student).await;
+    plays_past(&student, started).await;
+    student.no_longer_see("#video-message", "").await;
+    let muted = student
+        .client
+        .execute(
+            "return document.querySelector('#class-video').muted",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(muted, json!(true), "browsers autoplay only muted video");
+    teacher.see("#stream-status", "live").await;
+    teacher.see("#ingest-state", "connected").await;
+    teacher
+        .see("#ingest-health [data-health=resolution]", "1280×720")
+        .await;
+    teacher.screenshot(shots, "encoder-panel.png").await;
+    student.screenshot(shots, "student-video.png").await;
+
+    // The push drops and comes back: the class goes on, the video with it.
+    drop(encoder);
+    student
+        .see(
+            "#video-message",
+            "The teacher's video dropped, reconnecting",
+        )
+        .await;
+    teacher.see("#ingest-state", "reconnecting").await;
+    student.screenshot(shots, "student-reconnecting.png").await;
+    // What was buffered plays out; then the picture stands still until the push is back.
+    let stalled = student
+        .until_within(
+            VIDEO_WAIT,
+            "the video stopped at the end of what arrived",
+            "const v = document.querySelector('#class-video'); const b = v.buffered; \
+             return v.readyState < v.HAVE_FUTURE_DATA && b.length > 0 \
+               && v.currentTime > b.end(b.length - 1) - 0.5 && v.currentTime",
+            vec![],
+        )
+        .await
+        .as_f64()
+        .unwrap();
+    encoder = Encoder::push(&ffmpeg, &format!("{}{key}", stack.rtmp_url));
+    teacher.see("#ingest-state", "connected").await;
+    plays_past(&student, stalled).await;
+    student.no_longer_see("#video-message", "").await;
+    student.see("#stream-status", "live").await;
+
+    // The teacher ends the class: the video says so.
+    teacher.click("#stop-stream").await;
+    student.see("#video-message", "The class has ended.").await;
+    student.see("#ended-note", "The class has ended").await;
+    drop(encoder);
+
+    for page in [teacher, student] {
         page.close().await;
     }
     stack.shutdown().await;

@@ -597,3 +597,47 @@ async fn a_finished_class_channel_is_deleted_an_hour_after_and_then_forgotten() 
         0
     );
 }
+
+#[tokio::test]
+async fn turning_a_live_class_private_cuts_the_push_and_it_comes_back_under_the_new_rule() {
+    if !encoder_available() {
+        return;
+    }
+    let class = Class::start(Config::on_free_ports(None)).await;
+    let id = class.stream(true).await;
+    let (ingest_url, key, _) = class.ingest(&id).await;
+    let mut encoder = Encoder::push(&ingest_url, &key);
+    let url = class.get(&id).await["playback_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    class.playable(&url).await;
+
+    // The video service updates no live channel: the push is cut off, the channel
+    // updated, and the encoder's reconnect goes on under the new rule.
+    let (status, _) = class
+        .api
+        .call(
+            "PUT",
+            &format!("/api/livestream/{id}"),
+            &class.teacher,
+            Some(json!({"is_public": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    encoder.exited().await;
+    assert_eq!(
+        class.api.fetch(&url).await.0,
+        403,
+        "tokenless playback is refused at once"
+    );
+    let _back = Encoder::push(&ingest_url, &key);
+    let (status, playback) = class
+        .playback(&id, &token("student-1", Role::Student))
+        .await;
+    assert_eq!(status, 200);
+    class
+        .playable(playback["playback_url"].as_str().unwrap())
+        .await;
+    assert_eq!(class.get(&id).await["status"], "live");
+}

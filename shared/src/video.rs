@@ -220,24 +220,42 @@ impl Video {
     }
 
     /// Brings the channel in line with the stream's settings (type, private playback,
-    /// recording); IVS applies them from the next push on.
+    /// recording). IVS does not update a live channel: the push is cut off first, the
+    /// channel updated, and the encoder's reconnect (OBS reconnects by itself) carries
+    /// on the class within the grace period under the new settings.
     pub async fn update_channel(&self, channel_arn: &str, stream: &Stream) -> Result<(), ApiError> {
-        self.client
-            .update_channel()
-            .arn(channel_arn)
-            .r#type(channel_type(&stream.quality_settings))
-            .latency_mode(ChannelLatencyMode::LowLatency)
-            .authorized(!stream.is_public)
-            .recording_configuration_arn(self.recording_for(stream).unwrap_or_default())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                unavailable(
+        use aws_sdk_ivs::operation::update_channel::UpdateChannelError;
+        let update = || {
+            self.client
+                .update_channel()
+                .arn(channel_arn)
+                .r#type(channel_type(&stream.quality_settings))
+                .latency_mode(ChannelLatencyMode::LowLatency)
+                .authorized(!stream.is_public)
+                .recording_configuration_arn(self.recording_for(stream).unwrap_or_default())
+                .send()
+        };
+        match update().await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateChannelError::ConflictException(_))
+                ) => {}
+            Err(e) => {
+                return Err(unavailable(
                     "updating a channel",
                     aws_sdk_ivs::error::DisplayErrorContext(e),
-                )
-            })
+                ));
+            }
+        }
+        self.cut_off(channel_arn).await?;
+        update().await.map(|_| ()).map_err(|e| {
+            unavailable(
+                "updating a channel",
+                aws_sdk_ivs::error::DisplayErrorContext(e),
+            )
+        })
     }
 
     /// Cuts the encoder off (IVS StopStream); nothing pushing is not an error.

@@ -402,7 +402,7 @@ pub async fn handle_video_event(
     state: &BroadcastState,
     event: livestream::service::video::StreamStateEvent,
 ) -> Result<livestream::service::video::EventOutcome, livestream::ApiError> {
-    // Boxed: the stop it may lead to makes the future deep and large.
+    // Boxed: the store and video service calls make the future deep and large.
     let outcome = Box::pin(livestream::service::video::on_stream_state_change(
         &state.store,
         state.video.as_ref(),

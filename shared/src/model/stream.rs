@@ -411,6 +411,30 @@ impl StreamChanges {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// `stream` as it is once these changes are written.
+    pub fn applied_to(&self, stream: &Stream) -> Stream {
+        let mut after = stream.clone();
+        if let Some(title) = &self.title {
+            after.title = title.clone();
+        }
+        if let Some(description) = &self.description {
+            after.description = description.clone();
+        }
+        if let Some(at) = self.scheduled_at {
+            after.scheduled_at = Some(at);
+        }
+        if let Some(quality) = self.quality_settings {
+            after.quality_settings = quality;
+        }
+        if let Some(is_public) = self.is_public {
+            after.is_public = is_public;
+        }
+        if let Some(is_recording) = self.is_recording {
+            after.is_recording = is_recording;
+        }
+        after
+    }
 }
 
 pub const TITLE_MAX: usize = 200;

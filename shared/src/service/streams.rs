@@ -165,9 +165,18 @@ pub async fn create(
         ..Default::default()
     };
     store.create_stream(&stream).await?;
-    match video {
-        Some(video) => super::video::ensure_channel(store, video, stream).await,
-        None => Ok(stream),
+    let Some(video) = video else {
+        return Ok(stream);
+    };
+    // The stream exists whatever the video service says: a channel it could not make
+    // now is made by the first request that needs it (`/ingest`, `/playback`).
+    let id = stream.id.clone();
+    match super::video::ensure_channel(store, video, stream).await {
+        Ok(stream) => Ok(stream),
+        Err(err) => {
+            tracing::warn!(stream = %id, error = %err, "channel not created with its stream");
+            load(store, &id).await
+        }
     }
 }
 
@@ -188,19 +197,18 @@ pub async fn update(
     if changes.is_empty() {
         return Ok(current);
     }
-    if let (Some(video), Some(quality)) = (video, &changes.quality_settings) {
-        video.limits.check(quality)?;
+    if let Some(video) = video {
+        if let Some(quality) = &changes.quality_settings {
+            video.limits.check(quality)?;
+        }
+        // The channel first: a refusal of the video service leaves the stream as it was.
+        super::video::follow_settings(video, &current, &changes.applied_to(&current)).await?;
     }
     match store
         .update_stream_details(&current.id, &changes, now())
         .await
     {
-        Ok(stream) => {
-            if let Some(video) = video {
-                super::video::follow_settings(video, &current, &stream).await?;
-            }
-            Ok(stream)
-        }
+        Ok(stream) => Ok(stream),
         Err(StoreError::ConditionFailed) => {
             let latest = load(store, stream_id).await?;
             ensure_editable(&latest)?;

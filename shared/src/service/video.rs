@@ -291,15 +291,25 @@ pub const CHANNEL_RETENTION: chrono::Duration = chrono::Duration::hours(1);
 
 /// At the end of a class (stop or cancel): the encoder is cut off, its key refuses new
 /// pushes, and the channel is deleted [`CHANNEL_RETENTION`] later by the sweeper.
+///
+/// Each step is tried whatever the one before did (a key that could not be revoked
+/// still leaves its channel to be deleted, which revokes it); the first failure is
+/// returned.
 pub async fn retire(store: &Store, video: &Video, stream: &Stream) -> Result<(), ApiError> {
+    let mut outcome = Ok(());
     if let Some(key) = &stream.stream_key_arn {
-        video.revoke_key(key).await?;
+        outcome = outcome.and(video.revoke_key(key).await);
     }
     if let Some(arn) = &stream.channel_arn {
-        video.cut_off(arn).await?;
-        store.retire_channel(arn, now() + CHANNEL_RETENTION).await?;
+        outcome = outcome.and(video.cut_off(arn).await);
+        outcome = outcome.and(
+            store
+                .retire_channel(arn, now() + CHANNEL_RETENTION)
+                .await
+                .map_err(ApiError::from),
+        );
     }
-    Ok(())
+    outcome
 }
 
 /// Deletes the channels whose class ended more than [`CHANNEL_RETENTION`] ago (the
@@ -315,10 +325,18 @@ pub async fn delete_retired_channels(
     let mut deleted = 0;
     for arn in store.channels_to_delete(now).await? {
         // Cut off again: a channel still broadcasting cannot be deleted.
-        video.cut_off(&arn).await?;
-        video.delete_channel(&arn).await?;
-        store.forget_channel(&arn).await?;
-        deleted += 1;
+        let result = async {
+            video.cut_off(&arn).await?;
+            video.delete_channel(&arn).await?;
+            store.forget_channel(&arn).await.map_err(ApiError::from)
+        }
+        .await;
+        match result {
+            Ok(()) => deleted += 1,
+            // One channel that cannot go now must not hold back the others; it is
+            // tried again at the next sweep.
+            Err(e) => tracing::warn!(channel = %arn, error = %e, "retired channel not deleted"),
+        }
     }
     Ok(deleted)
 }
