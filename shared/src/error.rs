@@ -8,8 +8,6 @@ use http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::store::StoreError;
-
 /// One problem with one field of a request body or query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -220,21 +218,6 @@ impl ApiError {
             error["retry_after_seconds"] = seconds.into();
         }
         serde_json::json!({ "error": error })
-    }
-}
-
-impl From<StoreError> for ApiError {
-    /// A stale or foreign page cursor is the client's mistake; every other store
-    /// failure is ours.
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::InvalidCursor => {
-                Self::bad_request("invalid_cursor", "cursor is not valid for this listing")
-            }
-            StoreError::StreamFinished => Self::stream_finished(),
-            StoreError::Busy(detail) => Self::Unavailable(detail),
-            other => Self::Internal(other.to_string()),
-        }
     }
 }
 

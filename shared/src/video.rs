@@ -13,8 +13,9 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::error::ApiError;
+use crate::model::IngestHealth;
 use crate::model::Stream;
-use crate::model::video::{ChannelType, IngestHealth, VideoLimits};
+use crate::model::video::{ChannelType, VideoLimits};
 
 /// How long a push may stay away before a class that went live from its encoder ends.
 pub const DEFAULT_RECONNECT_GRACE: Duration = Duration::from_secs(60);

@@ -101,7 +101,9 @@ async fn the_instructor_is_not_counted_and_only_live_streams_can_be_joined() {
     );
     assert_eq!(reload(store, &stream).await.viewer_count, 0);
 
-    let ended = streams::stop(store, None, &teacher, &stream.id).await.unwrap();
+    let ended = streams::stop(store, None, &teacher, &stream.id)
+        .await
+        .unwrap();
     let err = presence::enter(
         store,
         &identity("s1", Role::Student),

@@ -5,9 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::future::join_all;
 use livestream::model::{IngestState, Stream, StreamStatus, now};
-use livestream::service::video::{
-    EventOutcome, StreamStateEvent, end_abandoned, on_stream_state_change,
-};
+use livestream::service::sweep::end_abandoned;
+use livestream::service::video::{EventOutcome, StreamStateEvent, on_stream_state_change};
 use livestream::store::Store;
 use livestream::testing::{TestEnv, teacher_stream};
 use livestream::video::Channel;

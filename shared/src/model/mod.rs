@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod connection;
 pub mod course;
+pub mod ingest;
 pub mod participant;
 pub mod question;
 pub mod stream;
@@ -12,10 +13,10 @@ pub mod video;
 pub use chat::{ChatMessage, MessageType};
 pub use connection::{Connection, Recipient};
 pub use course::{Course, Enrollment};
+pub use ingest::{Ingest, IngestHealth, IngestState};
 pub use participant::{Participant, Session};
 pub use question::{Question, QuestionStatus};
 pub use stream::{QualitySettings, Resolution, Stream, StreamStatus};
-pub use video::{Ingest, IngestHealth, IngestState};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::ingest::Ingest;
 use super::text::{parse_text, pattern};
-use super::video::Ingest;
 use crate::error::{FieldError, Validator};
 
 /// The life of a stream: scheduled -> live -> ended, or scheduled -> cancelled.
@@ -271,7 +271,7 @@ fn example() -> Stream {
         ),
         channel_arn: Some("arn:aws:ivs:us-east-1:123456789012:channel/AbCdEf123456".into()),
         stream_key_arn: Some("arn:aws:ivs:us-east-1:123456789012:stream-key/XyZ987654321".into()),
-        ingest: crate::model::video::Ingest {
+        ingest: crate::model::ingest::Ingest {
             state: crate::model::IngestState::Connected,
             session_id: Some("st-1A2b3C4d5E6f".into()),
             changed_at: Some(at("2030-01-31T09:01:10Z")),

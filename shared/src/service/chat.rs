@@ -7,14 +7,14 @@ use crate::model::{ChatMessage, MessageType, StreamStatus, new_id, now};
 use crate::store::chat::SenderGuard;
 use crate::store::{Store, StoreError};
 
-use super::{PageRequest, roles, streams};
+use super::{PageRequest, access, roles};
 
 /// Numbers taken for one message. A second is needed only when a reader gave the
 /// first up because this writer stalled for seconds (see `store::chat`).
 const NUMBER_ATTEMPTS: u32 = 3;
 
 fn require_live(status: StreamStatus) -> Result<(), ApiError> {
-    streams::require_live(status, "chat is open")
+    access::require_live(status, "chat is open")
 }
 
 /// `POST /api/livestream/{id}/chat` and the WebSocket `chat` action.
@@ -29,7 +29,7 @@ pub async fn send(
     stream_id: &str,
     input: SendMessageInput,
 ) -> Result<ChatMessage, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
+    let stream = access::load_visible(store, who, stream_id).await?;
     let (text, message_type) = input.validate()?;
     require_live(stream.status)?;
     let moderator = roles::can_moderate(who, &stream);
@@ -65,7 +65,7 @@ pub async fn send(
         let seq = match store.take_chat_seq(&stream.id).await {
             Ok(seq) => seq,
             Err(StoreError::ConditionFailed) => {
-                let latest = streams::load(store, &stream.id).await?;
+                let latest = access::load(store, &stream.id).await?;
                 require_live(latest.status)?;
                 return Err(ApiError::Internal("chat number refused while live".into()));
             }
@@ -150,7 +150,7 @@ pub async fn list(
             "must be a sequence number (0 or more)",
         ));
     }
-    let stream = streams::load_visible(store, who, stream_id).await?;
+    let stream = access::load_visible(store, who, stream_id).await?;
     let moderator = roles::can_moderate(who, &stream);
     let since = match &page.cursor {
         Some(cursor) => since.max(store.chat_cursor_seq(&stream.id, cursor)?),
@@ -187,10 +187,10 @@ pub async fn hide(
     stream_id: &str,
     seq: &str,
 ) -> Result<ChatMessage, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
     let seq = parse_seq(seq)?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     let message = match store.hide_chat(&stream.id, seq, &who.user_id, now()).await {
         Ok(m) => m,
         Err(StoreError::ConditionFailed) => return Err(ApiError::NotFound("message")),
@@ -207,9 +207,9 @@ pub async fn pin(
     stream_id: &str,
     seq: &str,
 ) -> Result<crate::model::Stream, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     let seq = parse_seq(seq)?;
     match store.pin_chat(&stream.id, seq, now()).await {
         Ok(()) => {}
@@ -223,7 +223,7 @@ pub async fn pin(
         }
         Err(e) => return Err(e.into()),
     }
-    streams::load(store, &stream.id).await
+    access::load(store, &stream.id).await
 }
 
 /// `DELETE /api/livestream/{id}/chat/pin`.
@@ -232,9 +232,9 @@ pub async fn unpin(
     who: &Identity,
     stream_id: &str,
 ) -> Result<crate::model::Stream, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     store.unpin_chat(&stream.id, None, now()).await?;
-    streams::load(store, &stream.id).await
+    access::load(store, &stream.id).await
 }

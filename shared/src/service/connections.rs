@@ -6,7 +6,7 @@ use crate::model::connection::CONNECTION_TTL_SECS;
 use crate::model::{Connection, Session, StreamStatus, now};
 use crate::store::Store;
 
-use super::{presence, streams};
+use super::{access, presence};
 
 /// `$connect`: checks the token and the right to watch, records the connection and,
 /// when the stream is live, counts the user as watching. A refused connection stores
@@ -26,14 +26,14 @@ pub async fn connect(
     let stream_id = stream_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         ApiError::bad_request("missing_stream_id", "pass the stream as ?stream_id=<id>")
     })?;
-    let stream = streams::load_visible(store, &who, stream_id).await?;
+    let stream = access::load_visible(store, &who, stream_id).await?;
     if matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled) {
         return Err(ApiError::conflict(
             "stream_finished",
             format!("the stream is {}", stream.status.as_str()),
         ));
     }
-    let private_ok = streams::may_view_private(store, &who, &stream).await?;
+    let private_ok = access::may_view_private(store, &who, &stream).await?;
     let connected_at = now();
     let connection = Connection {
         connection_id: connection_id.to_string(),
@@ -41,7 +41,7 @@ pub async fn connect(
         user_id: who.user_id.clone(),
         role: who.role,
         display_name: who.display_name.clone(),
-        is_staff: streams::is_owner(&who, &stream) || who.is_admin(),
+        is_staff: access::is_owner(&who, &stream) || who.is_admin(),
         connected_at,
         private_ok,
         ttl: connected_at.timestamp() + CONNECTION_TTL_SECS,
@@ -159,7 +159,7 @@ pub async fn revoke_outsiders(
             role: participant.role,
             display_name: participant.display_name.clone(),
         };
-        if !streams::may_view_private(store, &who, &stream).await? {
+        if !access::may_view_private(store, &who, &stream).await? {
             presence::exit(store, stream_id, &participant.user_id, &Session::Http).await?;
             revoked.insert(participant.user_id);
         }

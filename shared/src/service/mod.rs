@@ -3,6 +3,7 @@
 //! Each function takes the store, the authenticated caller and validated input, and
 //! returns a model or an [`ApiError`]. Handlers in `functions/` only parse and map.
 
+pub mod access;
 pub mod chat;
 pub mod connections;
 pub mod courses;

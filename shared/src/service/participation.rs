@@ -7,7 +7,7 @@ use crate::error::{ApiError, FieldError, Validator};
 use crate::model::{Participant, Session, Stream, now, parse_user_id};
 use crate::store::{Page, Store, StoreError, Update, keys};
 
-use super::{PageRequest, presence, roles, streams};
+use super::{PageRequest, access, presence, roles};
 
 /// The answer to join and leave: the caller's participation and the live count.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -19,9 +19,9 @@ pub struct Presence {
 
 /// `POST /api/livestream/{id}/join`: idempotent; only live streams the caller may see.
 pub async fn join(store: &Store, who: &Identity, stream_id: &str) -> Result<Presence, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
+    let stream = access::load_visible(store, who, stream_id).await?;
     let participant = presence::enter(store, who, &stream, &Session::Http).await?;
-    let stream = streams::load(store, &stream.id).await?;
+    let stream = access::load(store, &stream.id).await?;
     Ok(Presence {
         participant,
         viewer_count: stream.viewer_count,
@@ -31,9 +31,9 @@ pub async fn join(store: &Store, who: &Identity, stream_id: &str) -> Result<Pres
 /// `POST /api/livestream/{id}/leave`: idempotent; open WebSocket tabs keep the user
 /// watching.
 pub async fn leave(store: &Store, who: &Identity, stream_id: &str) -> Result<Presence, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
+    let stream = access::load_visible(store, who, stream_id).await?;
     let participant = presence::exit(store, &stream.id, &who.user_id, &Session::Http).await?;
-    let stream = streams::load(store, &stream.id).await?;
+    let stream = access::load(store, &stream.id).await?;
     Ok(Presence {
         participant,
         viewer_count: stream.viewer_count,
@@ -58,15 +58,15 @@ pub async fn update_permissions(
     user_id: &str,
     input: PermissionsInput,
 ) -> Result<Participant, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
-    if !streams::is_owner(who, &stream) && !who.is_admin() {
+    let stream = access::load(store, stream_id).await?;
+    if !access::is_owner(who, &stream) && !who.is_admin() {
         return Err(ApiError::forbidden(
             "not_stream_owner",
             "only the stream's instructor can change permissions",
         ));
     }
     let user_id = parse_user_id(user_id).map_err(|_| ApiError::NotFound("participant"))?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     if input.is_moderator.is_none() && input.can_chat.is_none() && input.can_ask_questions.is_none()
     {
         return Err(ApiError::Validation(
@@ -99,7 +99,7 @@ pub async fn list(
     stream_id: &str,
     page: PageRequest,
 ) -> Result<Page<Participant>, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
     let (items, next) = store
         .participants(&stream.id, page.cursor.as_ref(), page.limit)
@@ -146,7 +146,7 @@ pub async fn update_settings(
     stream_id: &str,
     input: SettingsInput,
 ) -> Result<Stream, ApiError> {
-    let stream = streams::load_owned(store, who, stream_id).await?;
+    let stream = access::load_owned(store, who, stream_id).await?;
     let mut v = Validator::new();
     let mut update = Update::new()
         .exists()
@@ -191,7 +191,7 @@ pub async fn update_settings(
         );
     }
     v.finish()?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     if let Err(err) = store
         .update(
             keys::stream_pk(&stream.id),
@@ -202,5 +202,5 @@ pub async fn update_settings(
     {
         return Err(store.finished_or(&stream.id, err).await.into());
     }
-    streams::load(store, &stream.id).await
+    access::load(store, &stream.id).await
 }

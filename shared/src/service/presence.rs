@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::model::{Participant, Session, Stream, now};
 use crate::store::{Store, StoreError};
 
-use super::streams::is_owner;
+use super::access::is_owner;
 
 /// Attempts before concurrent changes to the same participant are reported as busy.
 const MAX_ATTEMPTS: u32 = 12;
@@ -27,7 +27,7 @@ fn busy() -> ApiError {
 }
 
 fn require_live(stream: &Stream) -> Result<(), ApiError> {
-    super::streams::require_live(stream.status, "a stream can be joined")
+    super::access::require_live(stream.status, "a stream can be joined")
 }
 
 /// Starts (or adds) a session of `who` in a stream they may view. Returns the

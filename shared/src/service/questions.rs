@@ -11,7 +11,7 @@ use crate::model::{Question, QuestionStatus, Stream, new_id, now, parse_id};
 use crate::store::questions::{QUESTION_ACTION, UnvoteOutcome, VoteOutcome};
 use crate::store::{Store, StoreError};
 
-use super::{roles, streams};
+use super::{access, roles};
 
 /// Questions read for one listing. A class's Q&A stays far below this; past it the
 /// oldest questions are listed and the rest are not.
@@ -38,9 +38,9 @@ pub async fn ask(
     stream_id: &str,
     input: AskInput,
 ) -> Result<serde_json::Value, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
+    let stream = access::load_visible(store, who, stream_id).await?;
     let text = input.validate()?;
-    streams::require_live(stream.status, "questions are open")?;
+    access::require_live(stream.status, "questions are open")?;
     let moderator = roles::can_moderate(who, &stream);
     if !moderator {
         let participant = roles::require_joined(store, who, &stream).await?;
@@ -71,8 +71,8 @@ pub async fn ask(
     match store.ask(&question).await {
         Ok(()) => Ok(question.view(Some(who), moderator, false)),
         Err(StoreError::ConditionFailed) => {
-            let latest = streams::load(store, &stream.id).await?;
-            streams::require_live(latest.status, "questions are open")?;
+            let latest = access::load(store, &stream.id).await?;
+            access::require_live(latest.status, "questions are open")?;
             Err(ApiError::Internal("question refused while live".into()))
         }
         Err(e) => Err(e.into()),
@@ -191,7 +191,7 @@ pub async fn list(
     stream_id: &str,
     query: ListQuery,
 ) -> Result<QuestionPage, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
+    let stream = access::load_visible(store, who, stream_id).await?;
     let moderator = roles::can_moderate(who, &stream);
     if query.filter == Filter::Pending && !moderator {
         return Err(ApiError::forbidden(
@@ -251,8 +251,8 @@ pub async fn upvote(
     stream_id: &str,
     raw_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
-    streams::require_open(&stream)?;
+    let stream = access::load_visible(store, who, stream_id).await?;
+    access::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(who, &stream);
     if question.user_id == who.user_id {
@@ -284,8 +284,8 @@ pub async fn remove_upvote(
     stream_id: &str,
     raw_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let stream = streams::load_visible(store, who, stream_id).await?;
-    streams::require_open(&stream)?;
+    let stream = access::load_visible(store, who, stream_id).await?;
+    access::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     let moderator = roles::can_moderate(who, &stream);
     // Withdrawing a vote that is not there changes nothing (idempotent).
@@ -302,9 +302,9 @@ async fn moderated(
     stream_id: &str,
     raw_id: &str,
 ) -> Result<(Stream, Question), ApiError> {
-    let stream = streams::load(store, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     let question = load_question(store, &stream, raw_id).await?;
     Ok((stream, question))
 }
@@ -479,7 +479,7 @@ pub async fn highlight(
         .highlight_question(&stream.id, &question.id, now())
         .await
     {
-        Ok(()) => streams::load(store, &stream.id).await,
+        Ok(()) => access::load(store, &stream.id).await,
         Err(e) if e.failed_condition_at(1) => Err(ApiError::conflict(
             "question_not_highlightable",
             "only approved, visible questions can be highlighted",
@@ -494,9 +494,9 @@ pub async fn clear_highlight(
     who: &Identity,
     stream_id: &str,
 ) -> Result<Stream, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
     roles::require_moderator(who, &stream)?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     store.clear_highlight(&stream.id, None, now()).await?;
-    streams::load(store, &stream.id).await
+    access::load(store, &stream.id).await
 }

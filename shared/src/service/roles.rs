@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::model::{Participant, Stream};
 use crate::store::Store;
 
-use super::streams::is_owner;
+use super::access::is_owner;
 
 /// May `who` moderate this stream (hide, answer, approve, pin)? The instructor,
 /// admins, and participants the instructor made moderators (`moderator_ids`, kept in

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 use crate::model::{Stream, StreamStatus, now};
 use crate::store::{Store, StoreError, keys};
 
-use super::streams;
+use super::access;
 
 /// The analytics of one stream. Viewer figures have the stream's names
 /// (`viewer_count`, `max_viewers`, `unique_viewers`); snapshots written before the
@@ -191,8 +191,8 @@ async fn snapshot(store: &Store, stream_id: &str) -> Result<Option<StreamStats>,
 
 /// `GET /api/livestream/{id}/stats`: the instructor and admins.
 pub async fn get(store: &Store, who: &Identity, stream_id: &str) -> Result<StreamStats, ApiError> {
-    let stream = streams::load(store, stream_id).await?;
-    if !streams::is_owner(who, &stream) && !who.is_admin() {
+    let stream = access::load(store, stream_id).await?;
+    if !access::is_owner(who, &stream) && !who.is_admin() {
         return Err(ApiError::forbidden(
             "not_stream_owner",
             "only the stream's instructor and admins see its analytics",

@@ -3,11 +3,12 @@
 use crate::auth::{Identity, Role};
 use crate::error::ApiError;
 use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
-use crate::model::{Stream, StreamStatus, new_id, now, parse_id};
+use crate::model::{Stream, StreamStatus, new_id, now};
 use crate::store::{Page, Store, StoreError};
 use crate::video::Video;
 
 use super::PageRequest;
+use super::access::{is_owner, load, load_owned, load_visible};
 
 /// A fresh ingest key: 192 random bits, URL-safe.
 fn new_stream_key() -> String {
@@ -17,97 +18,6 @@ fn new_stream_key() -> String {
         "sk_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
-}
-
-/// Loads a stream or answers 404.
-pub async fn load(store: &Store, stream_id: &str) -> Result<Stream, ApiError> {
-    let id = parse_id(stream_id, "stream")?;
-    store.stream(&id).await?.ok_or(ApiError::NotFound("stream"))
-}
-
-pub fn is_owner(who: &Identity, stream: &Stream) -> bool {
-    stream.instructor_id == who.user_id
-}
-
-/// May `who` see this stream? Public streams: everyone signed in. Private streams:
-/// the instructor, admins and students enrolled in the stream's course.
-pub async fn can_view(store: &Store, who: &Identity, stream: &Stream) -> Result<bool, ApiError> {
-    if stream.is_public {
-        return Ok(true);
-    }
-    may_view_private(store, who, stream).await
-}
-
-/// The lifecycle rule for reads that precede a write: an ended or cancelled stream's
-/// class no longer changes. (The write itself carries the same condition, so a stop
-/// racing the request is caught there.)
-pub fn require_open(stream: &Stream) -> Result<(), ApiError> {
-    if stream.status.is_finished() {
-        Err(ApiError::stream_finished())
-    } else {
-        Ok(())
-    }
-}
-
-/// Participation that needs a live stream: `stream_finished` after the end,
-/// `stream_not_live` before the start.
-pub fn require_live(status: StreamStatus, what: &str) -> Result<(), ApiError> {
-    match status {
-        StreamStatus::Live => Ok(()),
-        s if s.is_finished() => Err(ApiError::stream_finished()),
-        s => Err(ApiError::conflict(
-            "stream_not_live",
-            format!("{what} only while the stream is live; it is {}", s.as_str()),
-        )),
-    }
-}
-
-/// May `who` watch this stream if it is (or turns) private: the instructor, admins and
-/// students enrolled in its course.
-pub async fn may_view_private(
-    store: &Store,
-    who: &Identity,
-    stream: &Stream,
-) -> Result<bool, ApiError> {
-    if is_owner(who, stream) || who.is_admin() {
-        return Ok(true);
-    }
-    Ok(store
-        .enrollment(&stream.course_id, &who.user_id)
-        .await?
-        .is_some())
-}
-
-/// Loads a stream the caller may see.
-pub async fn load_visible(
-    store: &Store,
-    who: &Identity,
-    stream_id: &str,
-) -> Result<Stream, ApiError> {
-    let stream = load(store, stream_id).await?;
-    if !can_view(store, who, &stream).await? {
-        return Err(ApiError::forbidden(
-            "stream_private",
-            "this stream is private to the students of its course",
-        ));
-    }
-    Ok(stream)
-}
-
-/// Loads a stream the caller owns.
-pub async fn load_owned(
-    store: &Store,
-    who: &Identity,
-    stream_id: &str,
-) -> Result<Stream, ApiError> {
-    let stream = load(store, stream_id).await?;
-    if !is_owner(who, &stream) {
-        return Err(ApiError::forbidden(
-            "not_stream_owner",
-            "only the stream's instructor can do this",
-        ));
-    }
-    Ok(stream)
 }
 
 /// `POST /api/livestream/`: a teacher schedules a stream of one of their courses.

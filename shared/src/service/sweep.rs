@@ -10,12 +10,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::model::{IngestState, StreamStatus};
 use crate::realtime::Connections;
 use crate::store::Store;
 use crate::video::Video;
 
 use super::connections::{self, CONNECTION_CHECK_AFTER_SECS};
 use super::presence::{self, HTTP_PRESENCE_TIMEOUT_SECS};
+use super::streams;
 
 /// What one sweep ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,7 +42,7 @@ pub async fn run(
     Ok(SweepReport {
         http_presences_ended: presence::end_lapsed_http(store, http_cutoff).await?,
         connections_gone: connections::sweep(store, sockets, check_cutoff).await?,
-        classes_ended: super::video::end_abandoned(store, video, now).await?,
+        classes_ended: end_abandoned(store, video, now).await?,
         channels_deleted: super::video::delete_retired_channels(store, video, now).await?,
     })
 }
@@ -63,4 +65,39 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
         connections_gone: gone,
         ..SweepReport::default()
     })
+}
+
+/// Ends the classes that went live from their encoder and whose push did not come back
+/// within the grace period (the sweeper, at `now`); how many it ended.
+pub async fn end_abandoned(
+    store: &Store,
+    video: Option<&Video>,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let mut ended = 0;
+    let mut cursor = None;
+    loop {
+        let (streams, next) = store
+            .streams_in_status(StreamStatus::Live, cursor.as_ref(), 100)
+            .await?;
+        for stream in streams {
+            let abandoned = stream.live_from_encoder
+                && stream.ingest.state == IngestState::Reconnecting
+                && stream.ingest.reconnect_deadline.is_some_and(|d| d <= now);
+            if !abandoned {
+                continue;
+            }
+            let push = stream.ingest.session_id.as_deref().unwrap_or_default();
+            match streams::finish(store, video, &stream, Some(push)).await {
+                Ok(_) => ended += 1,
+                // Stopped by hand meanwhile.
+                Err(ApiError::Conflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(ended),
+        }
+    }
 }

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::stream::Resolution;
-use crate::model::video::{Ingest, IngestHealth, IngestState};
+use crate::model::{Ingest, IngestHealth, IngestState};
 use crate::model::{Stream, StreamStatus, now};
 use crate::store::{Store, StoreError};
 use crate::video::Video;
 
-use super::streams::{self, load, load_owned, load_visible};
+use super::access::{self, load, load_owned, load_visible};
 
 /// What the instructor's encoder needs, and how the push is doing.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -206,7 +206,7 @@ pub async fn ingest(
 ) -> Result<IngestInfo, ApiError> {
     let video = video_required(video)?;
     let stream = load_owned(store, who, stream_id).await?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     let stream = ensure_channel(store, video, stream).await?;
     let health = match (&stream.channel_arn, stream.ingest.state) {
         (Some(arn), IngestState::Connected) => video.health(arn).await?,
@@ -225,7 +225,7 @@ pub async fn rotate_key(
 ) -> Result<IngestInfo, ApiError> {
     let video = video_required(video)?;
     let stream = load_owned(store, who, stream_id).await?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     let stream = ensure_channel(store, video, stream).await?;
     let arn = stream
         .channel_arn
@@ -248,7 +248,7 @@ pub async fn playback(
 ) -> Result<Playback, ApiError> {
     let video = video_required(video)?;
     let stream = load_visible(store, who, stream_id).await?;
-    streams::require_open(&stream)?;
+    access::require_open(&stream)?;
     let stream = ensure_channel(store, video, stream).await?;
     let (Some(arn), Some(url)) = (&stream.channel_arn, &stream.playback_url) else {
         return Err(ApiError::Internal("a stream without a channel".into()));
@@ -421,39 +421,4 @@ pub async fn on_stream_state_change(
         };
     }
     Ok(EventOutcome::Recorded)
-}
-
-/// Ends the classes that went live from their encoder and whose push did not come back
-/// within the grace period (the sweeper, at `now`); how many it ended.
-pub async fn end_abandoned(
-    store: &Store,
-    video: Option<&Video>,
-    now: DateTime<Utc>,
-) -> Result<usize, ApiError> {
-    let mut ended = 0;
-    let mut cursor = None;
-    loop {
-        let (streams, next) = store
-            .streams_in_status(StreamStatus::Live, cursor.as_ref(), 100)
-            .await?;
-        for stream in streams {
-            let abandoned = stream.live_from_encoder
-                && stream.ingest.state == IngestState::Reconnecting
-                && stream.ingest.reconnect_deadline.is_some_and(|d| d <= now);
-            if !abandoned {
-                continue;
-            }
-            let push = stream.ingest.session_id.as_deref().unwrap_or_default();
-            match streams::finish(store, video, &stream, Some(push)).await {
-                Ok(_) => ended += 1,
-                // Stopped by hand meanwhile.
-                Err(ApiError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        match next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(ended),
-        }
-    }
 }

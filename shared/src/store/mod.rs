@@ -28,6 +28,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::error::ApiError;
 use crate::telemetry::{self, DynamoOutcome};
 
 pub use cursor::Cursor;
@@ -404,6 +405,21 @@ impl Store {
                 }
                 _ => StoreError::from_sdk(err),
             })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// A stale or foreign page cursor is the client's mistake; every other store
+    /// failure is ours.
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::InvalidCursor => {
+                ApiError::bad_request("invalid_cursor", "cursor is not valid for this listing")
+            }
+            StoreError::StreamFinished => ApiError::stream_finished(),
+            StoreError::Busy(detail) => ApiError::Unavailable(detail),
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 

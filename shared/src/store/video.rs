@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::{self, CHANNEL_SK, STREAM_SK};
 use super::{QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s};
+use crate::model::Ingest;
 use crate::model::Stream;
 use crate::model::sort_time;
-use crate::model::video::Ingest;
 use crate::table::{GSI1, GSI1PK, GSI1SK};
 use crate::video::{Channel, StreamKey};
 
