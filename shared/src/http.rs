@@ -115,6 +115,9 @@ pub fn json<T: Serialize>(status: http::StatusCode, value: &T) -> Response<Body>
 }
 
 /// 200 with a JSON body.
+/// What a handler answers: a response, or the error [`respond`] turns into one.
+pub type Reply = Result<Response<Body>, ApiError>;
+
 pub fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
     Ok(json(http::StatusCode::OK, value))
 }

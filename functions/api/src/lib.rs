@@ -62,9 +62,21 @@ pub type Handler = for<'a> fn(&'a AppState, Request) -> BoxedResponse<'a>;
 /// The response future of a [`Handler`].
 pub type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 
+/// A handler in the table: the caller authenticated from the bearer token first, and
+/// the handler's error turned into the response.
 macro_rules! handler {
     ($f:path) => {
-        |state, req| Box::pin($f(state, req))
+        |state, req| {
+            Box::pin(async move {
+                livestream::http::respond(
+                    async {
+                        let who = state.authenticate(&req).await?;
+                        $f(state, who, req).await
+                    }
+                    .await,
+                )
+            })
+        }
     };
 }
 

@@ -1,5 +1,6 @@
-//! One handler per HTTP function: authenticate, parse, call a rule of `livestream`,
-//! map the result. Errors become responses in [`livestream::http::respond`].
+//! One handler per HTTP function: given the authenticated caller, parse, call a rule of
+//! `livestream`, map the result. The dispatch table ([`crate::HANDLERS`]) authenticates
+//! first, and errors become responses in [`livestream::http::respond`].
 
 pub mod chat;
 pub mod courses;
