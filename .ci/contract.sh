@@ -61,7 +61,8 @@ socks = [socket.socket() for _ in range(3)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
 for s in socks: s.close()')
-"$local_bin" --in-memory --http-port "$http_port" --ws-port "$ws_port" --dynamo-port "$dynamo_port" >"$stack_log" 2>&1 &
+"$local_bin" --in-memory --http-port "$http_port" --ws-port "$ws_port" --dynamo-port "$dynamo_port" \
+  --sqs-port 0 --rtmp-port 0 --ivs-port 0 >"$stack_log" 2>&1 &
 stack_pid=$!
 export LS_API=http://127.0.0.1:$http_port LS_WS=ws://127.0.0.1:$ws_port
 ready() { python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$LS_API/openapi.json" 2>/dev/null; }

@@ -1,6 +1,8 @@
 //! `cargo run -p local`: the whole livestream backend on this machine.
 
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use livestream::auth::Role;
+use livestream_broadcast::fanout::FanOut;
 use local::{Config, FunctionMode, LOCAL_JWT_SECRET, LocalStack, dev_token};
 
 // The stack's tasks allocate and free on both cores at once (SDK requests, JSON,
@@ -9,46 +11,145 @@ use local::{Config, FunctionMode, LOCAL_JWT_SECRET, LocalStack, dev_token};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "\
-usage: local [options]            run the whole system
-       local token --user ID --role teacher|student|admin [--name NAME] [--hours H]
-       local seed [--dynamo-endpoint URL]
-                                  create (or reset) what the events/ samples use, in
-                                  the running stack's DynamoDB (default
-                                  http://127.0.0.1:8000)
-
-options:
-  --http-port N        HTTP API port (default 3000)
-  --ws-port N          WebSocket API and @connections port (default 3001)
-  --dynamo-port N      embedded DynamoDB port (default 8000)
-  --data-dir DIR       where the database file lives (default .local-data)
-  --in-memory          keep nothing on disk
-  --sqs-port N         the fan-out queue's SQS endpoint port (default 9324)
-  --rtmp-port N        the video ingest, where OBS and ffmpeg push (default 1935)
-  --ivs-port N         the IVS API the functions call (default 9800)
-  --ingest-grace-seconds N  how long a dropped push may stay away before a class that
-                       went live from its encoder ends (default 60)
-  --fan-out-threshold N  streams with more connections go through the fan-out queue
-                       (default 1000)
-  --delivery-window-ms N  at most one frame per viewer per N ms (default 0: at once;
-                       the deployment uses 1000)
-  --function-concurrency N  invocations of one function at a time, like Lambda's
-                       reserved concurrency (default 8)
-  --cors-origin URL    allow this browser origin (repeatable; default: any localhost origin)
-  --cargo-lambda URL   invoke functions through `cargo lambda watch` at URL
-                       (e.g. http://127.0.0.1:9000) instead of in this process
-environment: JWT_SECRET overrides the local signing secret; RUST_LOG the log level";
-
-fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, String> {
-    args.next().ok_or_else(|| format!("{flag} needs a value"))
+/// The whole livestream backend on this machine: the HTTP and WebSocket APIs, an embedded
+/// DynamoDB, SQS, and the video ingest and playback in place of Amazon IVS.
+#[derive(Debug, Parser)]
+#[command(
+    name = "local",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "Environment: JWT_SECRET overrides the local signing secret (tokens and $connect); \
+                  RUST_LOG sets the log level (e.g. info, local=debug)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
-fn port(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<u16, String> {
-    value(args, flag)?
-        .parse()
-        .map_err(|_| format!("{flag} needs a port number"))
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a development token (signed with the stack's secret, `JWT_SECRET`).
+    Token {
+        /// The user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// What the token's holder may do.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The name shown in chat (default: the user id).
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the token is valid.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i64).range(1..=24 * 366))]
+        hours: i64,
+    },
+    /// Create (or reset) what the samples in events/ use, in the running stack's DynamoDB.
+    Seed {
+        #[arg(
+            long,
+            env = "DYNAMODB_ENDPOINT",
+            default_value = "http://127.0.0.1:8000"
+        )]
+        dynamo_endpoint: String,
+    },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Teacher,
+    Student,
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Teacher => Role::Teacher,
+            RoleArg::Student => Role::Student,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// HTTP API, web console and HLS playback port.
+    #[arg(long, env = "LOCAL_HTTP_PORT", default_value_t = 3000)]
+    http_port: u16,
+    /// WebSocket API and @connections port.
+    #[arg(long, env = "LOCAL_WS_PORT", default_value_t = 3001)]
+    ws_port: u16,
+    /// Embedded DynamoDB (and DynamoDB Streams) port.
+    #[arg(long, env = "LOCAL_DYNAMO_PORT", default_value_t = 8000)]
+    dynamo_port: u16,
+    /// The fan-out queue's SQS endpoint port.
+    #[arg(long, env = "LOCAL_SQS_PORT", default_value_t = 9324)]
+    sqs_port: u16,
+    /// The video ingest, where OBS and ffmpeg push.
+    #[arg(long, env = "LOCAL_RTMP_PORT", default_value_t = 1935)]
+    rtmp_port: u16,
+    /// The IVS API the functions call.
+    #[arg(long, env = "LOCAL_IVS_PORT", default_value_t = 9800)]
+    ivs_port: u16,
+    /// How long a dropped push may stay away before a class that went live from its
+    /// encoder ends, in seconds.
+    #[arg(long, env = "LOCAL_INGEST_GRACE_SECONDS", default_value_t = 60)]
+    ingest_grace_seconds: u64,
+    /// Where the database file (and recordings, and the playback key) live.
+    #[arg(long, env = "LOCAL_DATA_DIR", default_value = ".local-data")]
+    data_dir: std::path::PathBuf,
+    /// Keep nothing on disk.
+    #[arg(long, env = "LOCAL_IN_MEMORY")]
+    in_memory: bool,
+    /// Streams with more connections go through the fan-out queue.
+    #[arg(long, env = "LOCAL_FAN_OUT_THRESHOLD", default_value_t = FanOut::DEFAULT_THRESHOLD)]
+    fan_out_threshold: usize,
+    /// At most one frame per viewer per this many milliseconds (0: at once; the
+    /// deployment uses 1000).
+    #[arg(long, env = "LOCAL_DELIVERY_WINDOW_MS", default_value_t = 0)]
+    delivery_window_ms: u64,
+    /// Invocations of one function at a time, like Lambda's reserved concurrency.
+    #[arg(long, env = "LOCAL_FUNCTION_CONCURRENCY",
+          default_value_t = local::invoker::DEFAULT_CONCURRENCY as u16,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    function_concurrency: u16,
+    /// Allow this browser origin (repeatable; default: any localhost origin).
+    #[arg(long, env = "LOCAL_CORS_ORIGIN", value_delimiter = ',')]
+    cors_origin: Vec<String>,
+    /// Invoke functions through `cargo lambda watch` at this URL (e.g.
+    /// http://127.0.0.1:9000) instead of in this process.
+    #[arg(long, env = "LOCAL_CARGO_LAMBDA")]
+    cargo_lambda: Option<String>,
+}
+
+impl RunArgs {
+    fn config(self) -> Config {
+        Config {
+            http_port: self.http_port,
+            ws_port: self.ws_port,
+            dynamo_port: self.dynamo_port,
+            sqs_port: self.sqs_port,
+            rtmp_port: self.rtmp_port,
+            ivs_port: self.ivs_port,
+            ingest_grace: std::time::Duration::from_secs(self.ingest_grace_seconds),
+            data_dir: (!self.in_memory).then_some(self.data_dir),
+            fan_out_threshold: self.fan_out_threshold,
+            delivery_window: std::time::Duration::from_millis(self.delivery_window_ms),
+            function_concurrency: usize::from(self.function_concurrency),
+            cors_origins: self.cors_origin,
+            functions: match self.cargo_lambda {
+                Some(url) => FunctionMode::CargoLambda(url),
+                None => FunctionMode::InProcess,
+            },
+            jwt_secret: secret(),
+            ..Config::default()
+        }
+    }
+}
+
+/// `JWT_SECRET`, or the local stack's development secret.
 fn secret() -> String {
     std::env::var("JWT_SECRET")
         .ok()
@@ -56,41 +157,7 @@ fn secret() -> String {
         .unwrap_or_else(|| LOCAL_JWT_SECRET.to_string())
 }
 
-fn token_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
-    let (mut user, mut role, mut name, mut hours) = (None, None, None, 24);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--user" => user = Some(value(&mut args, "--user")?),
-            "--role" => {
-                role = Some(
-                    Role::parse(&value(&mut args, "--role")?)
-                        .ok_or("--role is teacher, student or admin")?,
-                )
-            }
-            "--name" => name = Some(value(&mut args, "--name")?),
-            "--hours" => {
-                hours = value(&mut args, "--hours")?
-                    .parse()
-                    .map_err(|_| "--hours needs a number")?
-            }
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    let user = user.ok_or("--user is required")?;
-    let role = role.ok_or("--role is required")?;
-    let name = name.unwrap_or_else(|| user.clone());
-    println!("{}", dev_token(&secret(), &user, role, &name, hours));
-    Ok(())
-}
-
-async fn seed_command(mut args: impl Iterator<Item = String>) -> Result<(), String> {
-    let mut endpoint = "http://127.0.0.1:8000".to_string();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--dynamo-endpoint" => endpoint = value(&mut args, "--dynamo-endpoint")?,
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
+async fn seed_command(endpoint: String) -> Result<(), String> {
     let client =
         aws_sdk_dynamodb::Client::from_conf(livestream::embedded::dynamo_config(&endpoint));
     let store = livestream::store::Store::new(client, local::TABLE_NAME);
@@ -106,58 +173,6 @@ async fn seed_command(mut args: impl Iterator<Item = String>) -> Result<(), Stri
         local::seed::CONNECTION,
     );
     Ok(())
-}
-
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Config, String> {
-    let mut config = Config {
-        jwt_secret: secret(),
-        ..Config::default()
-    };
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--http-port" => config.http_port = port(&mut args, "--http-port")?,
-            "--ws-port" => config.ws_port = port(&mut args, "--ws-port")?,
-            "--dynamo-port" => config.dynamo_port = port(&mut args, "--dynamo-port")?,
-            "--sqs-port" => config.sqs_port = port(&mut args, "--sqs-port")?,
-            "--rtmp-port" => config.rtmp_port = port(&mut args, "--rtmp-port")?,
-            "--ivs-port" => config.ivs_port = port(&mut args, "--ivs-port")?,
-            "--ingest-grace-seconds" => {
-                config.ingest_grace = std::time::Duration::from_secs(
-                    value(&mut args, "--ingest-grace-seconds")?
-                        .parse()
-                        .map_err(|_| "--ingest-grace-seconds needs seconds")?,
-                )
-            }
-            "--fan-out-threshold" => {
-                config.fan_out_threshold = value(&mut args, "--fan-out-threshold")?
-                    .parse()
-                    .map_err(|_| "--fan-out-threshold needs a number")?
-            }
-            "--delivery-window-ms" => {
-                config.delivery_window = std::time::Duration::from_millis(
-                    value(&mut args, "--delivery-window-ms")?
-                        .parse()
-                        .map_err(|_| "--delivery-window-ms needs milliseconds")?,
-                )
-            }
-            "--function-concurrency" => {
-                config.function_concurrency = value(&mut args, "--function-concurrency")?
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or("--function-concurrency needs a number above 0")?
-            }
-            "--data-dir" => config.data_dir = Some(value(&mut args, "--data-dir")?.into()),
-            "--in-memory" => config.data_dir = None,
-            "--cors-origin" => config.cors_origins.push(value(&mut args, "--cors-origin")?),
-            "--cargo-lambda" => {
-                config.functions = FunctionMode::CargoLambda(value(&mut args, "--cargo-lambda")?)
-            }
-            "-h" | "--help" => return Err(String::new()),
-            other => return Err(format!("unknown argument {other}")),
-        }
-    }
-    Ok(config)
 }
 
 fn print_banner(stack: &LocalStack, config: &Config) {
@@ -237,40 +252,37 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() {
     livestream::telemetry::init();
-    let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("token") {
-        args.next();
-        if let Err(e) = token_command(args) {
-            eprintln!("{e}\n\n{USAGE}");
-            std::process::exit(2);
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token {
+            user,
+            role,
+            name,
+            hours,
+        }) => {
+            let name = name.unwrap_or_else(|| user.clone());
+            println!("{}", dev_token(&secret(), &user, role.into(), &name, hours));
         }
-        return;
+        Some(Command::Seed { dynamo_endpoint }) => {
+            if let Err(e) = seed_command(dynamo_endpoint).await {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+        None => {
+            let config = cli.run.config();
+            let stack = match LocalStack::start(config.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("could not start: {e}");
+                    std::process::exit(1);
+                }
+            };
+            print_banner(&stack, &config);
+            shutdown_signal().await;
+            println!("shutting down…");
+            stack.shutdown().await;
+            println!("stopped; data is saved");
+        }
     }
-    if args.peek().map(String::as_str) == Some("seed") {
-        args.next();
-        if let Err(e) = seed_command(args).await {
-            eprintln!("{e}\n\n{USAGE}");
-            std::process::exit(2);
-        }
-        return;
-    }
-    let config = match parse(args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}\n\n{USAGE}");
-            std::process::exit(if e.is_empty() { 0 } else { 2 });
-        }
-    };
-    let stack = match LocalStack::start(config.clone()).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("could not start: {e}");
-            std::process::exit(1);
-        }
-    };
-    print_banner(&stack, &config);
-    shutdown_signal().await;
-    println!("shutting down…");
-    stack.shutdown().await;
-    println!("stopped; data is saved");
 }

@@ -178,6 +178,8 @@ async fn spawn_stack(data_dir: &std::path::Path) -> Process {
         .args(["--http-port", &http.to_string()])
         .args(["--ws-port", &ws.to_string()])
         .args(["--dynamo-port", &dynamo.to_string()])
+        // Ports no test reads: any free one.
+        .args(["--sqs-port", "0", "--rtmp-port", "0", "--ivs-port", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
