@@ -50,7 +50,10 @@ fi
 checks=$((checks + 1))
 
 echo "== local stack on free ports"
-cargo build --quiet --locked -p local
+# The binary the workspace's test build made (the integration tests run it): `cargo
+# build -p local` would compile the store and its dependencies again with another
+# feature set. After .ci/run's tests this builds nothing.
+cargo test --workspace --locked --no-run --quiet
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 # A copy: a concurrent build in a shared target directory must not swap it mid-run.
 local_bin=$work/local
