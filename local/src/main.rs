@@ -191,7 +191,7 @@ fn print_banner(stack: &LocalStack, config: &Config) {
          WebSocket API   {ws}/?token=<JWT>&stream_id=<id>\n\
          @connections    {conn}/@connections/<connection id>\n\
          DynamoDB        {dynamo} (table {table}, data {storage})\n\
-         SQS             {sqs} (fan-out queue {queue})\n\
+         SQS             {sqs} (fan-out queue {queue}, dead letters {dlq})\n\
          Video ingest    {rtmp}<stream key>  (OBS: Service \"Custom\"; the key from the console)\n\
          IVS API         {ivs} (live playlists at {http}/video/<channel>/index.m3u8)\n\n\
          Dev tokens (24 h; `cargo run -p local -- token --user ID --role ROLE` for more):\n\
@@ -205,6 +205,7 @@ fn print_banner(stack: &LocalStack, config: &Config) {
         table = local::TABLE_NAME,
         sqs = stack.sqs_url,
         queue = stack.fan_out_queue.url,
+        dlq = stack.fan_out_queue.dead_letter_url,
         rtmp = stack.rtmp_url,
         ivs = stack.ivs_url,
     );

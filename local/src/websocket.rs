@@ -421,16 +421,23 @@ async fn disconnect(api: &WebSocketApi, connection_id: &str, connected_at: DateT
     tracing::info!(route = "$disconnect", status, latency_ms = started.elapsed().as_millis() as u64, function, connection = %connection_id, "websocket");
 }
 
-pub(crate) fn gone() -> Response {
+/// An error of the management API as API Gateway sends it (restJson1): the shape's
+/// name in `x-amzn-ErrorType`, which is what the SDKs match on, and a `message`.
+fn management_error(status: StatusCode, error_type: &'static str, message: &str) -> Response {
     (
-        StatusCode::GONE,
+        status,
         [
-            ("x-amzn-ErrorType", "GoneException"),
+            ("x-amzn-ErrorType", error_type),
             ("content-type", "application/json"),
         ],
-        r#"{"message":"Gone"}"#,
+        serde_json::json!({ "message": message }).to_string(),
     )
         .into_response()
+}
+
+/// `GoneException` (410): no such connection, or it has closed.
+pub(crate) fn gone() -> Response {
+    management_error(StatusCode::GONE, "GoneException", "Gone")
 }
 
 /// `POST @connections/{id}`: sends the body to the client as one frame.
@@ -443,11 +450,11 @@ pub async fn post_to_connection(
         return gone();
     };
     if body.len() > 128 * 1024 {
-        return (
+        return management_error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            r#"{"message":"Payload too large"}"#,
-        )
-            .into_response();
+            "PayloadTooLargeException",
+            "Message too long",
+        );
     }
     let clients = api.clients.lock().unwrap();
     match clients.get(&id) {
@@ -463,7 +470,9 @@ pub async fn post_to_connection(
     }
 }
 
-/// `GET @connections/{id}`: when it connected, who, when it was last active.
+/// `GET @connections/{id}`: when it connected, who, when it was last active, in API
+/// Gateway's shape: `connectedAt` and `lastActiveAt` as ISO 8601 date-times (UTC,
+/// milliseconds), `identity` with `sourceIp` and `userAgent`.
 pub async fn get_connection(
     State(api): State<Arc<WebSocketApi>>,
     Path(params): Path<Vec<(String, String)>>,
@@ -476,10 +485,11 @@ pub async fn get_connection(
         return gone();
     };
     let last_active = *client.last_active.lock().unwrap();
+    let timestamp = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     axum::Json(serde_json::json!({
-        "ConnectedAt": client.connected_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "LastActiveAt": last_active.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "Identity": { "SourceIp": client.source_ip, "UserAgent": client.user_agent },
+        "connectedAt": timestamp(client.connected_at),
+        "lastActiveAt": timestamp(last_active),
+        "identity": { "sourceIp": client.source_ip, "userAgent": client.user_agent },
     }))
     .into_response()
 }

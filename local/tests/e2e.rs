@@ -447,8 +447,18 @@ async fn connections_api_posts_reports_and_closes_like_api_gateway() {
     let events = read_until(&mut socket, |e| !e.is_empty()).await;
     assert_eq!(events[0]["type"], "hello");
     let info: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
-    assert!(info["ConnectedAt"].is_string());
-    assert_eq!(info["Identity"]["SourceIp"], "127.0.0.1");
+    // API Gateway's shape: camelCase members, ISO 8601 date-times, a nested identity.
+    for at in ["connectedAt", "lastActiveAt"] {
+        let stamp = info[at]
+            .as_str()
+            .unwrap_or_else(|| panic!("{at} in {info}"));
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(stamp).is_ok() && stamp.ends_with('Z'),
+            "{at}: {stamp}"
+        );
+    }
+    assert_eq!(info["identity"]["sourceIp"], "127.0.0.1");
+    assert!(info["identity"]["userAgent"].is_string());
     let staged = format!(
         "{}/local/@connections/{}",
         stack.connections_url,
