@@ -314,22 +314,7 @@ async fn fetch_secret(
     client: Option<&aws_sdk_secretsmanager::Client>,
     secret_id: &str,
 ) -> Result<DecodingKey, ApiError> {
-    let client = match client {
-        Some(client) => client.clone(),
-        None => aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await),
-    };
-    let secret = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .send()
-        .await
-        .map_err(|e| {
-            ApiError::Internal(format!(
-                "reading the JWT secret {secret_id}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    let value = secret.secret_string().unwrap_or_default();
+    let value = crate::aws::secret_string(client, secret_id, "JWT secret").await?;
     if value.len() < 32 {
         return Err(ApiError::Internal(format!(
             "the JWT secret {secret_id} is shorter than 32 bytes"

@@ -121,6 +121,31 @@ impl Intercept for CountRetries {
     }
 }
 
+/// The string of a Secrets Manager secret (name or ARN), with `client` or one from
+/// [`sdk_config`]; `what` names it in the error (the secret itself never appears).
+pub async fn secret_string(
+    client: Option<&aws_sdk_secretsmanager::Client>,
+    secret_id: &str,
+    what: &str,
+) -> Result<String, crate::error::ApiError> {
+    let client = match client {
+        Some(client) => client.clone(),
+        None => aws_sdk_secretsmanager::Client::new(sdk_config().await),
+    };
+    let secret = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(|e| {
+            crate::error::ApiError::Internal(format!(
+                "reading the {what} {secret_id}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    Ok(secret.secret_string().unwrap_or_default().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

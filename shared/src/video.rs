@@ -474,21 +474,7 @@ impl Video {
         let pem = match &self.playback_key {
             PlaybackKey::Pem(pem) => pem.clone(),
             PlaybackKey::SecretsManager(secret_id) => {
-                let client = aws_sdk_secretsmanager::Client::new(crate::aws::sdk_config().await);
-                client
-                    .get_secret_value()
-                    .secret_id(secret_id)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        ApiError::Internal(format!(
-                            "reading the playback key {secret_id}: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                        ))
-                    })?
-                    .secret_string()
-                    .unwrap_or_default()
-                    .to_string()
+                crate::aws::secret_string(None, secret_id, "playback key").await?
             }
         };
         EncodingKey::from_ec_pem(pem.as_bytes())

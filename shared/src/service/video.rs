@@ -196,6 +196,19 @@ fn ingest_info(stream: &Stream, health: Option<IngestHealth>) -> Result<IngestIn
     })
 }
 
+/// The video service and the caller's own open stream, with its channel.
+async fn own_channel<'v>(
+    store: &Store,
+    video: Option<&'v Video>,
+    who: &Identity,
+    stream_id: &str,
+) -> Result<(&'v Video, Stream), ApiError> {
+    let video = video_required(video)?;
+    let stream = load_owned(store, who, stream_id).await?;
+    access::require_open(&stream)?;
+    Ok((video, ensure_channel(store, video, stream).await?))
+}
+
 /// `GET /api/livestream/{id}/ingest`: the instructor's ingest URL, key, state and the
 /// push's health.
 pub async fn ingest(
@@ -204,10 +217,7 @@ pub async fn ingest(
     who: &Identity,
     stream_id: &str,
 ) -> Result<IngestInfo, ApiError> {
-    let video = video_required(video)?;
-    let stream = load_owned(store, who, stream_id).await?;
-    access::require_open(&stream)?;
-    let stream = ensure_channel(store, video, stream).await?;
+    let (video, stream) = own_channel(store, video, who, stream_id).await?;
     let health = match (&stream.channel_arn, stream.ingest.state) {
         (Some(arn), IngestState::Connected) => video.health(arn).await?,
         _ => None,
@@ -223,10 +233,7 @@ pub async fn rotate_key(
     who: &Identity,
     stream_id: &str,
 ) -> Result<IngestInfo, ApiError> {
-    let video = video_required(video)?;
-    let stream = load_owned(store, who, stream_id).await?;
-    access::require_open(&stream)?;
-    let stream = ensure_channel(store, video, stream).await?;
+    let (video, stream) = own_channel(store, video, who, stream_id).await?;
     let arn = stream
         .channel_arn
         .clone()
