@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
 };
-use common::{Client, WAIT, read_until, token};
+use common::{Client, connection_id, eventually, read_until, store, token};
 use futures::SinkExt;
 use livestream::auth::Role;
 use local::sqs::{LocalQueue, QueueSettings};
@@ -57,19 +57,6 @@ fn status<E>(err: &aws_sdk_sqs::error::SdkError<E>) -> u16 {
         .expect("the service answered")
         .status()
         .as_u16()
-}
-
-/// Polls `check` until it holds; fails after [`WAIT`] (a hang, not a timing assertion).
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// `GetQueueAttributes` of `names` (`All` when empty), keyed by name.
@@ -133,25 +120,9 @@ async fn get_connection_answers_in_api_gateways_shape() {
     let stack = LocalStack::start(Config::on_free_ports(None))
         .await
         .unwrap();
-    let api = Client::of(&stack);
-    let teacher = token("teacher-1", Role::Teacher);
-    let (_, course) = api
-        .call(
-            "POST",
-            "/api/courses",
-            &teacher,
-            Some(json!({"title": "c"})),
-        )
-        .await;
-    let (_, stream) = api
-        .call(
-            "POST",
-            "/api/livestream/",
-            &teacher,
-            Some(json!({"title": "t", "course_id": course["id"]})),
-        )
-        .await;
-    let stream_id = stream["id"].as_str().unwrap();
+    let api = Client::new(&stack.http_url);
+    let course_id = api.course(&[]).await;
+    let stream_id = &api.scheduled_stream(&course_id, true).await;
     let before_ms = chrono::Utc::now().timestamp_millis();
     let mut request = format!(
         "{}/?token={}&stream_id={stream_id}",
@@ -164,13 +135,7 @@ async fn get_connection_answers_in_api_gateways_shape() {
         .headers_mut()
         .insert("user-agent", "aws-wire-test/1.0".parse().unwrap());
     let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    let store = livestream::store::Store::new(
-        aws_sdk_dynamodb::Client::from_conf(livestream::embedded::dynamo_config(&stack.dynamo_url)),
-        local::TABLE_NAME,
-    );
-    let connection_id = store.stream_connections(stream_id).await.unwrap()[0]
-        .connection_id
-        .clone();
+    let connection_id = connection_id(&store(&stack), stream_id).await;
     let client = management(&stack.connections_url);
 
     let info = client
@@ -226,7 +191,7 @@ async fn get_connection_answers_in_api_gateways_shape() {
                 .send()
                 .await
                 .unwrap();
-            info.last_active_at().unwrap().to_millis().unwrap() > first_active_ms
+            (info.last_active_at().unwrap().to_millis().unwrap() > first_active_ms).then_some(())
         }
     })
     .await;
@@ -259,11 +224,11 @@ async fn get_connection_answers_in_api_gateways_shape() {
                 .send()
                 .await
             {
-                Ok(_) => false,
+                Ok(_) => None,
                 Err(err) => {
                     assert_eq!(err.raw_response().unwrap().status().as_u16(), 410);
                     assert!(err.into_service_error().is_gone_exception());
-                    true
+                    Some(())
                 }
             }
         }
@@ -528,7 +493,7 @@ async fn a_page_that_keeps_failing_lands_in_the_dead_letter_queue_where_an_opera
         .unwrap();
     let sqs_client = &client;
     eventually("the message reaches the dead-letter queue", || async move {
-        counts(sqs_client, dlq).await == counted("1", "0", "0")
+        (counts(sqs_client, dlq).await == counted("1", "0", "0")).then_some(())
     })
     .await;
     assert_eq!(counts(&client, main).await, counted("0", "0", "0"));

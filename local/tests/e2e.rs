@@ -1,81 +1,19 @@
 //! End to end: the local stack on random ports, driven by a real HTTP client and real
 //! WebSocket clients, as a frontend would.
 
+mod common;
+
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use common::{
+    Client, TEACHER, connect, connection_id, has, has_kind, read_until, read_until_closed, store,
+    token,
+};
+use futures::SinkExt;
 use livestream::auth::Role;
-use local::{Config, LOCAL_JWT_SECRET, LocalStack, dev_token};
+use local::{Config, LocalStack};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn config() -> Config {
-    Config::on_free_ports(None)
-}
-
-fn token(user: &str, role: Role) -> String {
-    dev_token(LOCAL_JWT_SECRET, user, role, user, 1)
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-}
-
-async fn connect(stack: &LocalStack, token: &str, stream_id: &str) -> Result<Socket, u16> {
-    let url = format!("{}/?token={token}&stream_id={stream_id}", stack.ws_url);
-    match tokio_tungstenite::connect_async(url).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Err(response.status().as_u16())
-        }
-        Err(other) => panic!("{other}"),
-    }
-}
-
-/// Reads events (frames of one event or arrays of them) until `done` says so.
-async fn read_until(socket: &mut Socket, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !done(&events) {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out; got {events:?}"));
-        match frame {
-            Some(Ok(Message::Text(text))) => match serde_json::from_str::<Value>(&text).unwrap() {
-                Value::Array(many) => events.extend(many),
-                one => events.push(one),
-            },
-            Some(Ok(_)) => {}
-            other => panic!("socket ended: {other:?}; got {events:?}"),
-        }
-    }
-    events
-}
 
 fn chat_seqs(events: &[Value]) -> Vec<(String, i64)> {
     events
@@ -92,95 +30,44 @@ fn chat_seqs(events: &[Value]) -> Vec<(String, i64)> {
 
 #[tokio::test]
 async fn a_whole_class_runs_through_http_and_websockets() {
-    let stack = LocalStack::start(config()).await.unwrap();
-    let api = Client {
-        http: reqwest::Client::new(),
-        base: stack.http_url.clone(),
-    };
-    let teacher = token("teacher-1", Role::Teacher);
+    let stack = LocalStack::start(Config::on_free_ports(None))
+        .await
+        .unwrap();
+    let api = Client::new(&stack.http_url);
+    let teacher = token(TEACHER, Role::Teacher);
     let (s1, s2) = (
         token("student-1", Role::Student),
         token("student-2", Role::Student),
     );
-
-    let (status, course) = api
-        .call(
-            "POST",
-            "/api/courses",
-            &teacher,
-            Some(json!({"title": "Rust"})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let course_id = course["id"].as_str().unwrap();
-    for s in ["student-1", "student-2"] {
-        let (status, _) = api
-            .call(
-                "POST",
-                &format!("/api/courses/{course_id}/enrollments"),
-                &teacher,
-                Some(json!({"user_id": s})),
-            )
-            .await;
-        assert_eq!(status, 201);
-    }
-    let (status, stream) = api
-        .call(
-            "POST",
-            "/api/livestream/",
-            &teacher,
-            Some(json!({"title": "Lifetimes", "course_id": course_id, "is_public": false})),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let id = stream["id"].as_str().unwrap().to_string();
-    let (_, other) = api
-        .call(
-            "POST",
-            "/api/livestream/",
-            &teacher,
-            Some(json!({"title": "Other", "course_id": course_id})),
-        )
-        .await;
-    let other_id = other["id"].as_str().unwrap().to_string();
+    let course_id = api.course(&["student-1", "student-2"]).await;
+    let id = api.scheduled_stream(&course_id, false).await;
+    let other_id = api.scheduled_stream(&course_id, true).await;
 
     // Refused connections: no token, not enrolled in a private stream, unknown stream.
-    assert_eq!(connect(&stack, "", &id).await.err(), Some(401));
+    assert_eq!(connect(&stack.ws_url, "", &id).await.err(), Some(401));
     assert_eq!(
-        connect(&stack, &token("outsider", Role::Student), &id)
+        connect(&stack.ws_url, &token("outsider", Role::Student), &id)
             .await
             .err(),
         Some(403)
     );
     assert_eq!(
-        connect(&stack, &s1, "01J00000000000000000000000")
+        connect(&stack.ws_url, &s1, "01J00000000000000000000000")
             .await
             .err(),
         Some(404)
     );
 
     // The teacher and students connect while it is scheduled, then it goes live.
-    let mut t_ws = connect(&stack, &teacher, &id).await.unwrap();
-    let mut s1_ws = connect(&stack, &s1, &id).await.unwrap();
-    let mut s2_ws = connect(&stack, &s2, &id).await.unwrap();
-    let mut other_ws = connect(&stack, &token("student-3", Role::Student), &other_id)
+    let mut t_ws = connect(&stack.ws_url, &teacher, &id).await.unwrap();
+    let mut s1_ws = connect(&stack.ws_url, &s1, &id).await.unwrap();
+    let mut s2_ws = connect(&stack.ws_url, &s2, &id).await.unwrap();
+    let mut other_ws = connect(&stack.ws_url, &token("student-3", Role::Student), &other_id)
         .await
         .unwrap();
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/livestream/{id}/start"),
-            &teacher,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    api.start(&id).await;
     for socket in [&mut t_ws, &mut s1_ws, &mut s2_ws] {
-        let events = read_until(socket, |e| {
-            e.iter()
-                .any(|e| e["type"] == "viewers.updated" && e["data"]["viewer_count"] == 2)
-        })
-        .await;
+        let events = read_until(socket, |e| has(e, "viewers.updated", "viewer_count", 2)).await;
         assert_eq!(events[0]["type"], "stream.status");
         assert_eq!(events[0]["data"]["status"], "live");
     }
@@ -194,15 +81,7 @@ async fn a_whole_class_runs_through_http_and_websockets() {
     );
 
     // Chat over HTTP and over the socket; the teacher hides the first message.
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/livestream/{id}/chat"),
-            &s1,
-            Some(json!({"message": "Hello from HTTP"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    api.chat(&id, &s1, "Hello from HTTP").await;
     s2_ws
         .send(Message::Text(
             r#"{"action":"chat","message":"Hello from a socket"}"#.into(),
@@ -210,10 +89,7 @@ async fn a_whole_class_runs_through_http_and_websockets() {
         .await
         .unwrap();
     // Live events may come before the acknowledgement: keep them.
-    let mut s2_seen = read_until(&mut s2_ws, |e| {
-        e.iter().any(|e| e["type"] == "chat.accepted")
-    })
-    .await;
+    let mut s2_seen = read_until(&mut s2_ws, |e| has_kind(e, "chat.accepted")).await;
     s2_seen.retain(|e| e["type"] != "chat.accepted");
     let everyone_saw = |e: &[Value]| chat_seqs(e).len() == 2;
     let before_hide = read_until(&mut t_ws, everyone_saw).await;
@@ -256,10 +132,7 @@ async fn a_whole_class_runs_through_http_and_websockets() {
         .send(Message::Text(r#"{"action":"catch_up","since":1}"#.into()))
         .await
         .unwrap();
-    let history = read_until(&mut s2_ws, |e| {
-        e.iter().any(|e| e["type"] == "chat.history")
-    })
-    .await;
+    let history = read_until(&mut s2_ws, |e| has_kind(e, "chat.history")).await;
     let replayed: Vec<i64> = history
         .iter()
         .filter(|e| e["type"] == "chat.message")
@@ -296,10 +169,7 @@ async fn a_whole_class_runs_through_http_and_websockets() {
         )
         .await;
     assert_eq!(status, 200);
-    let answered = |e: &[Value]| {
-        e.iter()
-            .any(|e| e["type"] == "question.updated" && e["data"]["status"] == "answered")
-    };
+    let answered = |e: &[Value]| has(e, "question.updated", "status", "answered");
     let s2_questions = read_until(&mut s2_ws, answered).await;
     let s2_questions: Vec<&Value> = s2_questions
         .iter()
@@ -322,23 +192,11 @@ async fn a_whole_class_runs_through_http_and_websockets() {
 
     // s2 leaves by closing the socket; everyone left hears the count drop.
     s2_ws.close(None).await.unwrap();
-    read_until(&mut s1_ws, |e| {
-        e.iter()
-            .any(|e| e["type"] == "viewers.updated" && e["data"]["viewer_count"] == 1)
-    })
-    .await;
+    read_until(&mut s1_ws, |e| has(e, "viewers.updated", "viewer_count", 1)).await;
 
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/livestream/{id}/stop"),
-            &teacher,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    api.stop(&id).await;
     for socket in [&mut t_ws, &mut s1_ws] {
-        let events = read_until(socket, |e| e.iter().any(|e| e["type"] == "stream.status")).await;
+        let events = read_until(socket, |e| has_kind(e, "stream.status")).await;
         let status_event = events
             .iter()
             .find(|e| e["type"] == "stream.status")
@@ -377,7 +235,7 @@ async fn a_whole_class_runs_through_http_and_websockets() {
         .send(Message::Text(r#"{"action":"ping"}"#.into()))
         .await
         .unwrap();
-    let others = read_until(&mut other_ws, |e| e.iter().any(|e| e["type"] == "pong")).await;
+    let others = read_until(&mut other_ws, |e| has_kind(e, "pong")).await;
     assert!(
         others.iter().all(|e| e["stream_id"] == other_id.as_str()),
         "{others:?}"
@@ -392,45 +250,20 @@ async fn connections_api_posts_reports_and_closes_like_api_gateway() {
             idle_timeout: Duration::from_secs(2),
             ..Default::default()
         },
-        ..config()
+        ..Config::on_free_ports(None)
     })
     .await
     .unwrap();
-    let http = reqwest::Client::new();
-    let teacher = token("teacher-1", Role::Teacher);
-    let api = Client {
-        http: http.clone(),
-        base: stack.http_url.clone(),
-    };
-    let (_, course) = api
-        .call(
-            "POST",
-            "/api/courses",
-            &teacher,
-            Some(json!({"title": "c"})),
-        )
-        .await;
-    let (_, stream) = api
-        .call(
-            "POST",
-            "/api/livestream/",
-            &teacher,
-            Some(json!({"title": "t", "course_id": course["id"]})),
-        )
-        .await;
-    let id = stream["id"].as_str().unwrap();
-    let mut socket = connect(&stack, &token("student-1", Role::Student), id)
+    let api = Client::new(&stack.http_url);
+    let http = &api.http;
+    let course_id = api.course(&[]).await;
+    let id = &api.scheduled_stream(&course_id, true).await;
+    let mut socket = connect(&stack.ws_url, &token("student-1", Role::Student), id)
         .await
         .unwrap();
     // The connection id is what the function stored; find it through the table.
-    let client = livestream::embedded::dynamo_config(&stack.dynamo_url);
-    let store = livestream::store::Store::new(
-        aws_sdk_dynamodb::Client::from_conf(client),
-        local::TABLE_NAME,
-    );
-    let connection_id = store.stream_connections(id).await.unwrap()[0]
-        .connection_id
-        .clone();
+    let store = store(&stack);
+    let connection_id = connection_id(&store, id).await;
     let url = format!(
         "{}/@connections/{}",
         stack.connections_url,
@@ -478,49 +311,29 @@ async fn connections_api_posts_reports_and_closes_like_api_gateway() {
     assert_eq!(gone.status(), 410);
 
     assert_eq!(http.delete(&url).send().await.unwrap().status(), 204);
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = socket.next().await {
-            if matches!(message, Message::Close(_)) {
-                return true;
-            }
-        }
-        true
-    })
-    .await
-    .unwrap();
-    assert!(closed);
+    read_until_closed(&mut socket).await;
     // $disconnect ran: the record is gone.
-    for _ in 0..50 {
-        if store.connection(&connection_id).await.unwrap().is_none() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(store.connection(&connection_id).await.unwrap().is_none());
+    common::eventually("$disconnect removes the record", || async {
+        store
+            .connection(&connection_id)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
     assert_eq!(
         http.post(&url).body("x").send().await.unwrap().status(),
         410
     );
 
     // An idle connection is closed after the idle timeout (2 s here).
-    let mut idle = connect(&stack, &token("student-2", Role::Student), id)
+    let mut idle = connect(&stack.ws_url, &token("student-2", Role::Student), id)
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let close = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match idle.next().await {
-                Some(Ok(Message::Close(frame))) => {
-                    return frame.map(|f| f.code.into()).unwrap_or(0u16);
-                }
-                Some(Ok(_)) => continue,
-                _ => return 0,
-            }
-        }
-    })
-    .await
-    .unwrap();
-    assert_eq!(close, 1001);
+    let (_, close) = read_until_closed(&mut idle).await;
+    assert_eq!(close, Some(1001));
     assert!(started.elapsed() >= Duration::from_secs(2));
     stack.shutdown().await;
 }
@@ -541,58 +354,21 @@ async fn data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let persistent = Config {
         data_dir: Some(dir.path().to_path_buf()),
-        ..config()
+        ..Config::on_free_ports(None)
     };
-    let teacher = token("teacher-1", Role::Teacher);
+    let teacher = token(TEACHER, Role::Teacher);
     let stack = LocalStack::start(persistent.clone()).await.unwrap();
-    let api = Client {
-        http: reqwest::Client::new(),
-        base: stack.http_url.clone(),
-    };
-    let (_, course) = api
-        .call(
-            "POST",
-            "/api/courses",
-            &teacher,
-            Some(json!({"title": "Kept"})),
-        )
-        .await;
-    let (_, stream) = api
-        .call(
-            "POST",
-            "/api/livestream/",
-            &teacher,
-            Some(json!({"title": "Kept too", "course_id": course["id"]})),
-        )
-        .await;
-    let id = stream["id"].as_str().unwrap().to_string();
-    api.call(
-        "POST",
-        &format!("/api/livestream/{id}/start"),
-        &teacher,
-        None,
-    )
-    .await;
-    api.call(
-        "POST",
-        &format!("/api/livestream/{id}/chat"),
-        &teacher,
-        Some(json!({"message": "still here"})),
-    )
-    .await;
+    let api = Client::new(&stack.http_url);
+    let id = api.live_stream(true, &[]).await;
+    api.chat(&id, &teacher, "still here").await;
     stack.shutdown().await;
 
     let stack = LocalStack::start(persistent).await.unwrap();
-    let api = Client {
-        http: reqwest::Client::new(),
-        base: stack.http_url.clone(),
-    };
-    let (status, again) = api
-        .call("GET", &format!("/api/livestream/{id}"), &teacher, None)
-        .await;
+    let api = Client::new(&stack.http_url);
+    let again = api.stream(&id).await;
     assert_eq!(
-        (status, again["title"].as_str(), again["status"].as_str()),
-        (200, Some("Kept too"), Some("live"))
+        (again["title"].as_str(), again["status"].as_str()),
+        (Some("Lecture"), Some("live"))
     );
     let (_, chat) = api
         .call("GET", &format!("/api/livestream/{id}/chat"), &teacher, None)
@@ -603,7 +379,9 @@ async fn data_survives_a_restart() {
 
 #[tokio::test]
 async fn the_http_api_answers_like_api_gateway_for_unknown_routes_and_cors() {
-    let stack = LocalStack::start(config()).await.unwrap();
+    let stack = LocalStack::start(Config::on_free_ports(None))
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", stack.http_url);
     let unknown = http.get(url("/api/nope")).send().await.unwrap();
@@ -669,57 +447,21 @@ async fn a_stream_above_the_fan_out_threshold_reaches_real_sockets_through_the_q
     let stack = LocalStack::start(Config {
         fan_out_threshold: 2,
         fan_out_page_size: 2,
-        ..config()
+        ..Config::on_free_ports(None)
     })
     .await
     .unwrap();
-    let api = Client {
-        http: reqwest::Client::new(),
-        base: stack.http_url.clone(),
-    };
-    let teacher = token("teacher-1", Role::Teacher);
-    let (_, course) = api
-        .call(
-            "POST",
-            "/api/courses",
-            &teacher,
-            Some(json!({"title": "Big"})),
-        )
-        .await;
-    let (_, stream) = api
-        .call(
-            "POST",
-            "/api/livestream/",
-            &teacher,
-            Some(json!({"title": "Big class", "course_id": course["id"]})),
-        )
-        .await;
-    let id = stream["id"].as_str().unwrap().to_string();
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/livestream/{id}/start"),
-            &teacher,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let api = Client::new(&stack.http_url);
+    let teacher = token(TEACHER, Role::Teacher);
+    let id = api.live_stream(true, &[]).await;
     let mut sockets = Vec::new();
     for i in 0..5 {
         let student = token(&format!("student-{i}"), Role::Student);
-        sockets.push(connect(&stack, &student, &id).await.unwrap());
+        sockets.push(connect(&stack.ws_url, &student, &id).await.unwrap());
     }
     let sent_before = stack.fan_out_queue.sent();
     for message in ["first", "second"] {
-        let (status, _) = api
-            .call(
-                "POST",
-                &format!("/api/livestream/{id}/chat"),
-                &teacher,
-                Some(json!({"message": message})),
-            )
-            .await;
-        assert_eq!(status, 201);
+        api.chat(&id, &teacher, message).await;
     }
     for socket in &mut sockets {
         let events = read_until(socket, |e| {

@@ -2,159 +2,17 @@
 //! sockets open, a client flooding its socket, a stream that ends or turns private
 //! while sockets are open.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use common::{Client, TEACHER, connect, has, has_kind, read_until, read_until_closed, token};
+use futures::SinkExt;
 use livestream::auth::Role;
-use local::{Config, LOCAL_JWT_SECRET, LocalStack, dev_token};
-use serde_json::{Value, json};
+use local::{Config, LocalStack};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn token(user: &str, role: Role) -> String {
-    dev_token(LOCAL_JWT_SECRET, user, role, user, 1)
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(base: &str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            base: base.to_string(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// A live stream of `teacher-1` in a new course, with `enrolled` enrolled.
-    async fn live_stream(&self, public: bool, enrolled: &[&str]) -> String {
-        let teacher = token("teacher-1", Role::Teacher);
-        let (_, course) = self
-            .call(
-                "POST",
-                "/api/courses",
-                &teacher,
-                Some(json!({"title": "Rust"})),
-            )
-            .await;
-        let course_id = course["id"].as_str().unwrap().to_string();
-        for student in enrolled {
-            let (status, _) = self
-                .call(
-                    "POST",
-                    &format!("/api/courses/{course_id}/enrollments"),
-                    &teacher,
-                    Some(json!({"user_id": student})),
-                )
-                .await;
-            assert_eq!(status, 201);
-        }
-        let (status, stream) = self
-            .call(
-                "POST",
-                "/api/livestream/",
-                &teacher,
-                Some(json!({"title": "Lecture", "course_id": course_id, "is_public": public})),
-            )
-            .await;
-        assert_eq!(status, 201, "{stream}");
-        let id = stream["id"].as_str().unwrap().to_string();
-        let (status, _) = self
-            .call(
-                "POST",
-                &format!("/api/livestream/{id}/start"),
-                &teacher,
-                None,
-            )
-            .await;
-        assert_eq!(status, 200);
-        id
-    }
-
-    async fn stream(&self, id: &str) -> Value {
-        let teacher = token("teacher-1", Role::Teacher);
-        self.call("GET", &format!("/api/livestream/{id}"), &teacher, None)
-            .await
-            .1
-    }
-
-    /// Waits until the stream's viewer count is `expected` (the change is asynchronous
-    /// only where a socket is involved); fails after a generous bound.
-    async fn wait_for_viewers(&self, id: &str, expected: i64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let count = self.stream(id).await["viewer_count"].as_i64();
-            if count == Some(expected) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "viewer_count stayed {count:?}, expected {expected}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn connect(ws_url: &str, token: &str, stream_id: &str) -> Socket {
-    let url = format!("{ws_url}/?token={token}&stream_id={stream_id}");
-    tokio_tungstenite::connect_async(url).await.unwrap().0
-}
-
-/// Events (frames of one event or arrays of them) until `done`, or the socket's end.
-async fn read_until(
-    socket: &mut Socket,
-    mut done: impl FnMut(&[Value]) -> bool,
-) -> (Vec<Value>, bool) {
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done(&events) {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out; got {events:?}"));
-        match frame {
-            Some(Ok(Message::Text(text))) => match serde_json::from_str::<Value>(&text).unwrap() {
-                Value::Array(many) => events.extend(many),
-                one => events.push(one),
-            },
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return (events, true),
-            Some(Ok(_)) => {}
-        }
-    }
-    (events, false)
-}
-
-fn has(events: &[Value], kind: &str) -> bool {
-    events.iter().any(|e| e["type"] == kind)
-}
-
-fn in_process() -> Config {
-    Config::on_free_ports(None)
-}
 
 /// The `local` binary on free ports over `data_dir`, as `cargo run -p local` runs it.
 struct Process {
@@ -217,14 +75,16 @@ impl Drop for Process {
 async fn a_viewer_left_counted_by_a_killed_stack_is_not_counted_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = spawn_stack(dir.path()).await;
-    let api = Api::new(&first.http);
+    let api = Client::new(&first.http);
     let id = api.live_stream(true, &[]).await;
-    let mut socket = connect(&first.ws, &token("s1", Role::Student), &id).await;
+    let mut socket = connect(&first.ws, &token("s1", Role::Student), &id)
+        .await
+        .unwrap();
     socket
         .send(Message::Text(r#"{"action":"ping"}"#.into()))
         .await
         .unwrap();
-    read_until(&mut socket, |e| has(e, "pong")).await;
+    read_until(&mut socket, |e| has_kind(e, "pong")).await;
     api.wait_for_viewers(&id, 1).await;
 
     // kill -9: no `$disconnect`, no clean shutdown.
@@ -233,12 +93,14 @@ async fn a_viewer_left_counted_by_a_killed_stack_is_not_counted_after_the_restar
     drop(socket);
 
     let second = spawn_stack(dir.path()).await;
-    let api = Api::new(&second.http);
+    let api = Client::new(&second.http);
     let stream = api.stream(&id).await;
     assert_eq!(stream["viewer_count"], 0, "{stream}");
     assert_eq!(stream["max_viewers"], 1);
     // The viewer comes back and leaves cleanly: counted once, then not at all.
-    let mut socket = connect(&second.ws, &token("s1", Role::Student), &id).await;
+    let mut socket = connect(&second.ws, &token("s1", Role::Student), &id)
+        .await
+        .unwrap();
     api.wait_for_viewers(&id, 1).await;
     socket.close(None).await.unwrap();
     api.wait_for_viewers(&id, 0).await;
@@ -249,69 +111,71 @@ async fn a_clean_shutdown_ends_open_sockets_presence_before_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         data_dir: Some(dir.path().to_path_buf()),
-        ..in_process()
+        ..Config::on_free_ports(None)
     };
     let stack = LocalStack::start(config.clone()).await.unwrap();
-    let api = Api::new(&stack.http_url);
+    let api = Client::new(&stack.http_url);
     let id = api.live_stream(true, &[]).await;
-    let _a = connect(&stack.ws_url, &token("s1", Role::Student), &id).await;
-    let _b = connect(&stack.ws_url, &token("s2", Role::Student), &id).await;
+    let _a = connect(&stack.ws_url, &token("s1", Role::Student), &id)
+        .await
+        .unwrap();
+    let _b = connect(&stack.ws_url, &token("s2", Role::Student), &id)
+        .await
+        .unwrap();
     api.wait_for_viewers(&id, 2).await;
     stack.shutdown().await;
 
     let stack = LocalStack::start(config).await.unwrap();
-    let api = Api::new(&stack.http_url);
+    let api = Client::new(&stack.http_url);
     assert_eq!(api.stream(&id).await["viewer_count"], 0);
     stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn stopping_sends_the_end_then_closes_every_socket() {
-    let stack = LocalStack::start(in_process()).await.unwrap();
-    let api = Api::new(&stack.http_url);
+    let stack = LocalStack::start(Config::on_free_ports(None))
+        .await
+        .unwrap();
+    let api = Client::new(&stack.http_url);
     let id = api.live_stream(true, &[]).await;
-    let mut socket = connect(&stack.ws_url, &token("s1", Role::Student), &id).await;
+    let mut socket = connect(&stack.ws_url, &token("s1", Role::Student), &id)
+        .await
+        .unwrap();
     api.wait_for_viewers(&id, 1).await;
-    let teacher = token("teacher-1", Role::Teacher);
-    let (status, stopped) = api
-        .call(
-            "POST",
-            &format!("/api/livestream/{id}/stop"),
-            &teacher,
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let stopped = api.stop(&id).await;
     assert_eq!(stopped["viewer_count"], 0);
     assert_eq!(stopped["max_viewers"], 1);
-    let (events, closed) = read_until(&mut socket, |_| false).await;
-    assert!(closed, "the server closes the socket");
+    // The server closes the socket.
+    let (events, _) = read_until_closed(&mut socket).await;
     assert!(
-        events
-            .iter()
-            .any(|e| e["type"] == "stream.status" && e["data"]["status"] == "ended"),
+        has(&events, "stream.status", "status", "ended"),
         "no stream.status ended before the close: {events:?}"
     );
     assert_eq!(api.stream(&id).await, stopped);
     // Connecting to an ended stream is refused.
-    let url = format!(
-        "{}/?token={}&stream_id={id}",
-        stack.ws_url,
-        token("s1", Role::Student)
+    assert!(
+        connect(&stack.ws_url, &token("s1", Role::Student), &id)
+            .await
+            .is_err()
     );
-    assert!(tokio_tungstenite::connect_async(url).await.is_err());
     stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_stream_turning_private_closes_outsiders_sockets() {
-    let stack = LocalStack::start(in_process()).await.unwrap();
-    let api = Api::new(&stack.http_url);
+    let stack = LocalStack::start(Config::on_free_ports(None))
+        .await
+        .unwrap();
+    let api = Client::new(&stack.http_url);
     let id = api.live_stream(true, &["enrolled"]).await;
-    let mut insider = connect(&stack.ws_url, &token("enrolled", Role::Student), &id).await;
-    let mut outsider = connect(&stack.ws_url, &token("outsider", Role::Student), &id).await;
+    let mut insider = connect(&stack.ws_url, &token("enrolled", Role::Student), &id)
+        .await
+        .unwrap();
+    let mut outsider = connect(&stack.ws_url, &token("outsider", Role::Student), &id)
+        .await
+        .unwrap();
     api.wait_for_viewers(&id, 2).await;
-    let teacher = token("teacher-1", Role::Teacher);
+    let teacher = token(TEACHER, Role::Teacher);
     let (status, _) = api
         .call(
             "PUT",
@@ -321,32 +185,28 @@ async fn a_stream_turning_private_closes_outsiders_sockets() {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = api
-        .call(
-            "POST",
-            &format!("/api/livestream/{id}/chat"),
-            &teacher,
-            Some(json!({"message": "for the course only"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    api.chat(&id, &teacher, "for the course only").await;
 
-    let (events, closed) = read_until(&mut outsider, |_| false).await;
-    assert!(closed);
-    assert!(!has(&events, "chat.message"), "{events:?}");
-    let (events, closed) = read_until(&mut insider, |e| has(e, "chat.message")).await;
-    assert!(!closed, "{events:?}");
+    let (events, _) = read_until_closed(&mut outsider).await;
+    assert!(!has_kind(&events, "chat.message"), "{events:?}");
+    read_until(&mut insider, |e| has_kind(e, "chat.message")).await;
     api.wait_for_viewers(&id, 1).await;
     stack.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_flooding_client_is_limited_and_does_not_hold_back_another() {
-    let stack = LocalStack::start(in_process()).await.unwrap();
-    let api = Api::new(&stack.http_url);
+    let stack = LocalStack::start(Config::on_free_ports(None))
+        .await
+        .unwrap();
+    let api = Client::new(&stack.http_url);
     let id = api.live_stream(true, &[]).await;
-    let mut flooder = connect(&stack.ws_url, &token("flooder", Role::Student), &id).await;
-    let mut other = connect(&stack.ws_url, &token("other", Role::Student), &id).await;
+    let mut flooder = connect(&stack.ws_url, &token("flooder", Role::Student), &id)
+        .await
+        .unwrap();
+    let mut other = connect(&stack.ws_url, &token("other", Role::Student), &id)
+        .await
+        .unwrap();
     api.wait_for_viewers(&id, 2).await;
 
     let frames: Vec<Result<Message, _>> = (0..1000)
@@ -367,16 +227,14 @@ async fn a_flooding_client_is_limited_and_does_not_hold_back_another() {
         ))
         .await
         .unwrap();
-    let (events, closed) = read_until(&mut other, |e| has(e, "chat.accepted")).await;
-    assert!(!closed, "{events:?}");
+    read_until(&mut other, |e| has_kind(e, "chat.accepted")).await;
 
     // The flooder is told, and stays connected: its keepalive is answered.
     flooder
         .send(Message::Text(r#"{"action":"ping"}"#.into()))
         .await
         .unwrap();
-    let (events, closed) = read_until(&mut flooder, |e| has(e, "pong")).await;
-    assert!(!closed);
+    let events = read_until(&mut flooder, |e| has_kind(e, "pong")).await;
     let limited = events
         .iter()
         .filter(|e| e["type"] == "error" && e["data"]["code"] == "rate_limited")

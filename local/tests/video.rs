@@ -23,7 +23,7 @@ struct Class {
 impl Class {
     async fn start(config: Config) -> Self {
         let stack = LocalStack::start(config).await.unwrap();
-        let api = Client::of(&stack);
+        let api = Client::new(&stack.http_url);
         let teacher = token("teacher-1", Role::Teacher);
         let (status, course) = api
             .call(
@@ -120,7 +120,7 @@ fn ingest_event(events: &[Value], state: &str) -> bool {
 }
 
 async fn student_socket(class: &Class, id: &str) -> Socket {
-    connect(&class.stack, &token("student-1", Role::Student), id)
+    connect(&class.stack.ws_url, &token("student-1", Role::Student), id)
         .await
         .unwrap()
 }

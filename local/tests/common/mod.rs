@@ -1,5 +1,5 @@
 //! What the end-to-end tests share: an HTTP client of the stack's API, WebSocket
-//! clients, tokens, and an encoder (ffmpeg) pushing a test pattern.
+//! clients, tokens, the stack's table, and an encoder (ffmpeg) pushing a test pattern.
 #![allow(dead_code)]
 
 use std::process::{ExitStatus, Stdio};
@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use livestream::auth::Role;
+use livestream::store::Store;
 use local::{LOCAL_JWT_SECRET, LocalStack, dev_token};
-use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Upper bound of every wait; waits end as soon as what they wait for happens.
 pub const WAIT: Duration = Duration::from_secs(30);
+
+/// The teacher whom [`Client`]'s helpers create courses and streams as.
+pub const TEACHER: &str = "teacher-1";
 
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -21,17 +25,18 @@ pub fn token(user: &str, role: Role) -> String {
     dev_token(LOCAL_JWT_SECRET, user, role, user, 1)
 }
 
-/// The stack's HTTP API.
+/// The HTTP API of a stack at `base`: one in this process (`stack.http_url`) or the
+/// `local` binary.
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
 }
 
 impl Client {
-    pub fn of(stack: &LocalStack) -> Self {
+    pub fn new(base: &str) -> Self {
         Self {
             http: reqwest::Client::new(),
-            base: stack.http_url.clone(),
+            base: base.to_string(),
         }
     }
 
@@ -62,21 +67,133 @@ impl Client {
             response.text().await.unwrap_or_default(),
         )
     }
+
+    /// `method path` as the holder of `token`, which must answer `expected`: the body.
+    async fn expect(
+        &self,
+        expected: u16,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, answer) = self.call(method, path, token, body).await;
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        answer
+    }
+
+    /// `method path` as [`TEACHER`], which must answer `expected`: the body.
+    async fn as_teacher(
+        &self,
+        expected: u16,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let teacher = token(TEACHER, Role::Teacher);
+        self.expect(expected, method, path, &teacher, body).await
+    }
+
+    /// A new course of [`TEACHER`] with `enrolled` enrolled: its id.
+    pub async fn course(&self, enrolled: &[&str]) -> String {
+        let course = self
+            .as_teacher(201, "POST", "/api/courses", Some(json!({"title": "Rust"})))
+            .await;
+        let course_id = course["id"].as_str().unwrap().to_string();
+        for student in enrolled {
+            let path = format!("/api/courses/{course_id}/enrollments");
+            self.as_teacher(201, "POST", &path, Some(json!({"user_id": student})))
+                .await;
+        }
+        course_id
+    }
+
+    /// A new stream of [`TEACHER`] in `course_id`, scheduled (not started): its id.
+    pub async fn scheduled_stream(&self, course_id: &str, public: bool) -> String {
+        let body = json!({"title": "Lecture", "course_id": course_id, "is_public": public});
+        let stream = self
+            .as_teacher(201, "POST", "/api/livestream/", Some(body))
+            .await;
+        stream["id"].as_str().unwrap().to_string()
+    }
+
+    /// Starts the stream `id` as [`TEACHER`].
+    pub async fn start(&self, id: &str) {
+        let path = format!("/api/livestream/{id}/start");
+        self.as_teacher(200, "POST", &path, None).await;
+    }
+
+    /// Stops the stream `id` as [`TEACHER`]: the stream as it ended.
+    pub async fn stop(&self, id: &str) -> Value {
+        let path = format!("/api/livestream/{id}/stop");
+        self.as_teacher(200, "POST", &path, None).await
+    }
+
+    /// The stream `id` as [`TEACHER`] sees it.
+    pub async fn stream(&self, id: &str) -> Value {
+        let path = format!("/api/livestream/{id}");
+        self.as_teacher(200, "GET", &path, None).await
+    }
+
+    /// Posts `message` to the chat of the stream `id` as the holder of `token`.
+    pub async fn chat(&self, id: &str, token: &str, message: &str) {
+        let path = format!("/api/livestream/{id}/chat");
+        self.expect(
+            201,
+            "POST",
+            &path,
+            token,
+            Some(json!({ "message": message })),
+        )
+        .await;
+    }
+
+    /// A live stream of [`TEACHER`] in a new course, with `enrolled` enrolled: its id.
+    pub async fn live_stream(&self, public: bool, enrolled: &[&str]) -> String {
+        let course_id = self.course(enrolled).await;
+        let id = self.scheduled_stream(&course_id, public).await;
+        self.start(&id).await;
+        id
+    }
+
+    /// Waits until the stream's viewer count is `expected` (the change is asynchronous
+    /// only where a socket is involved); fails after [`WAIT`].
+    pub async fn wait_for_viewers(&self, id: &str, expected: i64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let count = self.stream(id).await["viewer_count"].as_i64();
+            if count == Some(expected) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "viewer_count stayed {count:?}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
-pub async fn connect(stack: &LocalStack, token: &str, stream_id: &str) -> Result<Socket, u16> {
-    let url = format!("{}/?token={token}&stream_id={stream_id}", stack.ws_url);
+/// A WebSocket client of the stack at `ws_url` on `stream_id`, or the HTTP status its
+/// upgrade was refused with.
+pub async fn connect(ws_url: &str, token: &str, stream_id: &str) -> Result<Socket, u16> {
+    let url = format!("{ws_url}/?token={token}&stream_id={stream_id}");
     match tokio_tungstenite::connect_async(url).await {
         Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Err(response.status().as_u16())
-        }
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
         Err(other) => panic!("{other}"),
     }
 }
 
-/// Reads events (frames of one event or arrays of them) until `done` says so.
-pub async fn read_until(socket: &mut Socket, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+/// The frame a socket ended with: a close frame, an error, or `None` (the stream ended).
+type End = Option<Result<Message, tungstenite::Error>>;
+
+/// Reads events (frames of one event or arrays of them) until `done` says so or the
+/// socket ends, with the frame it ended with; fails after [`WAIT`].
+async fn read(
+    socket: &mut Socket,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> (Vec<Value>, Option<End>) {
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !done(&events) {
@@ -88,18 +205,61 @@ pub async fn read_until(socket: &mut Socket, mut done: impl FnMut(&[Value]) -> b
                 Value::Array(many) => events.extend(many),
                 one => events.push(one),
             },
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return (events, Some(frame)),
             Some(Ok(_)) => {}
-            other => panic!("socket ended: {other:?}; got {events:?}"),
         }
+    }
+    (events, None)
+}
+
+/// Reads events (frames of one event or arrays of them) until `done` says so; fails if
+/// the socket ends first.
+pub async fn read_until(socket: &mut Socket, done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    let (events, end) = read(socket, done).await;
+    if let Some(end) = end {
+        panic!("socket ended: {end:?}; got {events:?}");
     }
     events
 }
 
+/// Reads events until the socket ends (the server closes it): the events before, and
+/// the close frame's code if it sent one.
+pub async fn read_until_closed(socket: &mut Socket) -> (Vec<Value>, Option<u16>) {
+    let (events, end) = read(socket, |_| false).await;
+    let code = match end {
+        Some(Some(Ok(Message::Close(frame)))) => frame.map(|f| f.code.into()),
+        _ => None,
+    };
+    (events, code)
+}
+
+/// Whether `events` hold one of `kind`.
+pub fn has_kind(events: &[Value], kind: &str) -> bool {
+    events.iter().any(|e| e["type"] == kind)
+}
+
 /// Whether `events` hold one of `kind` whose data field `field` is `value`.
-pub fn has(events: &[Value], kind: &str, field: &str, value: &str) -> bool {
+pub fn has(events: &[Value], kind: &str, field: &str, value: impl Into<Value>) -> bool {
+    let value: Value = value.into();
     events
         .iter()
         .any(|e| e["type"] == kind && e["data"][field] == value)
+}
+
+/// The stack's table, as its functions see it.
+pub fn store(stack: &LocalStack) -> Store {
+    Store::new(
+        aws_sdk_dynamodb::Client::from_conf(livestream::embedded::dynamo_config(&stack.dynamo_url)),
+        local::TABLE_NAME,
+    )
+}
+
+/// The id of the (first) connection to the stream `stream_id`, as the function stored
+/// it: the one `@connections` addresses.
+pub async fn connection_id(store: &Store, stream_id: &str) -> String {
+    store.stream_connections(stream_id).await.unwrap()[0]
+        .connection_id
+        .clone()
 }
 
 /// Whether ffmpeg and ffprobe are here; without them a video test says how to get them
