@@ -20,7 +20,7 @@ const CHAT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// CPU seconds used so far by the stack's threads: its runtime's (named `stack`) and
 /// the embedded store's.
-fn stack_cpu_seconds() -> f64 {
+pub(crate) fn stack_cpu_seconds() -> f64 {
     let ticks_per_second = 100.0;
     let mut ticks = 0u64;
     for task in std::fs::read_dir("/proc/self/task")

@@ -6,6 +6,7 @@ mod cold_start;
 mod fanout_sim;
 mod history;
 mod live;
+mod video;
 
 use std::time::{Duration, Instant};
 
@@ -491,7 +492,7 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
     cold_start::print(&rows);
 }
 
-const GROUPS: &str = "handlers, chat, history, live, fan-out, cold";
+const GROUPS: &str = "handlers, chat, history, live, fan-out, video, cold";
 
 #[tokio::main]
 async fn main() {
@@ -538,6 +539,12 @@ async fn main() {
         let (fan_out_rows, fan_out_notes) = fanout_sim::rows().await;
         rows.extend(fan_out_rows);
         notes.extend(fan_out_notes);
+    }
+    if runs("video") {
+        // A push through the local stack with ffmpeg (skipped without it), about 2 minutes.
+        let (video_rows, video_notes) = video::rows().await;
+        rows.extend(video_rows);
+        notes.extend(video_notes);
     }
 
     let mut chat_errors = Vec::new();
