@@ -492,19 +492,26 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
     cold_start::print(&rows);
 }
 
-const GROUPS: &str = "handlers, chat, history, live, fan-out, video, cold";
+const GROUPS: [&str; 7] = [
+    "handlers", "chat", "history", "live", "fan-out", "video", "cold",
+];
+
+/// Measures the hot paths through the local stack and prints tables. Figures are this
+/// machine's: compare them with a peer measured in the same run, never across days.
+#[derive(Debug, clap::Parser)]
+#[command(name = "livestream-bench")]
+struct Cli {
+    /// Groups to run (default: every group but `cold`, which builds release binaries of
+    /// its own).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(GROUPS))]
+    groups: Vec<String>,
+}
 
 #[tokio::main]
 async fn main() {
-    // Groups to run (default: all), e.g. `cargo run --profile local -p livestream-bench -- history`.
-    let chosen: Vec<String> = std::env::args().skip(1).collect();
-    // `cold` builds release binaries of its own, so it runs only when asked for.
+    let chosen = <Cli as clap::Parser>::parse().groups;
     let runs =
         |group: &str| (chosen.is_empty() && group != "cold") || chosen.iter().any(|c| c == group);
-    if let Some(unknown) = chosen.iter().find(|c| !GROUPS.split(", ").any(|g| g == *c)) {
-        eprintln!("unknown group {unknown}; groups: {GROUPS}");
-        std::process::exit(2);
-    }
     if runs("cold") {
         cold_starts(&TestEnv::start().await, 20).await;
     }
