@@ -60,6 +60,14 @@ struct Registry {
     key_pairs: Vec<KeyPair>,
 }
 
+impl Registry {
+    /// A channel by the id the ingest knows it by (its ARN's last part): one lookup, as
+    /// every playlist and segment request asks.
+    fn channel_by_id(&self, channel_id: &str) -> Option<&ChannelRecord> {
+        self.channels.get(&arn("channel", channel_id))
+    }
+}
+
 /// The IVS API of the local stack, and its ingest.
 pub struct LocalIvs {
     ingest: Ingest,
@@ -461,7 +469,7 @@ impl LocalIvs {
     /// pair, for this channel, not expired.
     pub fn may_play(&self, channel_id: &str, token: Option<&str>) -> bool {
         let registry = self.registry();
-        let Some(channel) = registry.channels.values().find(|c| c.id == channel_id) else {
+        let Some(channel) = registry.channel_by_id(channel_id) else {
             return false;
         };
         if !channel.authorized {
@@ -541,36 +549,15 @@ impl LocalIvs {
 
     /// The EventBridge event IVS sends for one ingest event.
     fn event_bridge(&self, event: &IngestEvent) -> Option<Value> {
-        let (channel_id, session_id, at, name) = match event {
-            IngestEvent::SessionCreated {
-                channel_id,
-                session_id,
-                at,
-            } => (channel_id, session_id, at, "Session Created"),
-            IngestEvent::StreamStart {
-                channel_id,
-                session_id,
-                at,
-            } => (channel_id, session_id, at, "Stream Start"),
-            IngestEvent::StreamEnd {
-                channel_id,
-                session_id,
-                at,
-            } => (channel_id, session_id, at, "Stream End"),
-            IngestEvent::StreamFailure {
-                channel_id,
-                session_id,
-                at,
-                ..
-            } => (channel_id, session_id, at, "Stream Failure"),
-            IngestEvent::StreamTakeover {
-                channel_id,
-                session_id,
-                at,
-            } => (channel_id, session_id, at, "Stream Takeover"),
+        let (at, name) = match event {
+            IngestEvent::SessionCreated { at, .. } => (at, "Session Created"),
+            IngestEvent::StreamStart { at, .. } => (at, "Stream Start"),
+            IngestEvent::StreamEnd { at, .. } => (at, "Stream End"),
+            IngestEvent::StreamFailure { at, .. } => (at, "Stream Failure"),
+            IngestEvent::StreamTakeover { at, .. } => (at, "Stream Takeover"),
         };
         let registry = self.registry();
-        let channel = registry.channels.values().find(|c| c.id == *channel_id)?;
+        let channel = registry.channel_by_id(event.channel_id())?;
         Some(json!({
             "version": "0",
             "id": ulid::Ulid::generate().to_string(),
@@ -583,7 +570,7 @@ impl LocalIvs {
             "detail": {
                 "event_name": name,
                 "channel_name": channel.name,
-                "stream_id": session_id,
+                "stream_id": event.session_id(),
             },
         }))
     }

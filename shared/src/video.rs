@@ -435,7 +435,7 @@ impl Video {
                 .and_then(|v| positive(v.video_height()))
                 .and_then(|h| u32::try_from(h).ok()),
             frame_rate: video
-                .map(|v| f64::from(v.target_framerate() as f32))
+                .map(|v| v.target_framerate() as f64)
                 .filter(|f| *f > 0.0),
             bitrate_kbps: video
                 .map(|v| v.target_bitrate() as f64 / 1000.0)
