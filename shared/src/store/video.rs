@@ -17,7 +17,7 @@ use crate::video::{Channel, StreamKey};
 #[derive(Debug, Serialize, Deserialize)]
 struct ChannelRef {
     stream_id: String,
-    /// Set once the class is over: the channel is deleted after this time.
+    /// The channel itself, so a listing of retired channels names what to delete.
     #[serde(default)]
     channel_arn: Option<String>,
 }
