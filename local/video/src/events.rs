@@ -1,4 +1,4 @@
-//! Stream state changes, as IVS reports them on EventBridge.
+//! Stream and recording state changes, as IVS reports them on EventBridge.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -59,6 +59,73 @@ pub enum IngestEvent {
         /// When it happened.
         at: DateTime<Utc>,
     },
+    /// A recording channel's push started a new recording (after its `StreamStart`).
+    RecordingStart {
+        /// The channel.
+        channel_id: String,
+        /// The session whose media starts it.
+        session_id: String,
+        /// When it happened.
+        at: DateTime<Utc>,
+        /// The recording (the last part of its key prefix).
+        recording_id: String,
+        /// The bucket it is written to.
+        bucket_name: String,
+        /// Where in the bucket: `ivs/v1/<account>/<channel id>/<y>/<m>/<d>/<h>/<min>/<recording id>`.
+        key_prefix: String,
+    },
+    /// The recording is finished: the reconnect window passed after its last push, or
+    /// its channel was stopped or deleted, or a previous run left it open.
+    RecordingEnd {
+        /// The channel.
+        channel_id: String,
+        /// The last session it recorded.
+        session_id: String,
+        /// When it happened.
+        at: DateTime<Utc>,
+        /// The recording.
+        recording_id: String,
+        /// The bucket it is written to.
+        bucket_name: String,
+        /// Where in the bucket.
+        key_prefix: String,
+        /// The media it holds, in milliseconds.
+        duration_ms: u64,
+        /// The sessions it recorded, in order (reconnects within the window).
+        stream_ids: Vec<String>,
+    },
+    /// A recording could not start (its bucket directory cannot be written): the push
+    /// goes on unrecorded.
+    RecordingStartFailure {
+        /// The channel.
+        channel_id: String,
+        /// The session.
+        session_id: String,
+        /// When it happened.
+        at: DateTime<Utc>,
+        /// The bucket.
+        bucket_name: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A recording could not be finished (its final files cannot be written); what was
+    /// written stays.
+    RecordingEndFailure {
+        /// The channel.
+        channel_id: String,
+        /// The last session it recorded.
+        session_id: String,
+        /// When it happened.
+        at: DateTime<Utc>,
+        /// The recording.
+        recording_id: String,
+        /// The bucket.
+        bucket_name: String,
+        /// Where in the bucket.
+        key_prefix: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl IngestEvent {
@@ -69,7 +136,26 @@ impl IngestEvent {
             | Self::StreamStart { channel_id, .. }
             | Self::StreamEnd { channel_id, .. }
             | Self::StreamFailure { channel_id, .. }
-            | Self::StreamTakeover { channel_id, .. } => channel_id,
+            | Self::StreamTakeover { channel_id, .. }
+            | Self::RecordingStart { channel_id, .. }
+            | Self::RecordingEnd { channel_id, .. }
+            | Self::RecordingStartFailure { channel_id, .. }
+            | Self::RecordingEndFailure { channel_id, .. } => channel_id,
+        }
+    }
+
+    /// When it happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            Self::SessionCreated { at, .. }
+            | Self::StreamStart { at, .. }
+            | Self::StreamEnd { at, .. }
+            | Self::StreamFailure { at, .. }
+            | Self::StreamTakeover { at, .. }
+            | Self::RecordingStart { at, .. }
+            | Self::RecordingEnd { at, .. }
+            | Self::RecordingStartFailure { at, .. }
+            | Self::RecordingEndFailure { at, .. } => *at,
         }
     }
 
@@ -80,7 +166,11 @@ impl IngestEvent {
             | Self::StreamStart { session_id, .. }
             | Self::StreamEnd { session_id, .. }
             | Self::StreamFailure { session_id, .. }
-            | Self::StreamTakeover { session_id, .. } => session_id,
+            | Self::StreamTakeover { session_id, .. }
+            | Self::RecordingStart { session_id, .. }
+            | Self::RecordingEnd { session_id, .. }
+            | Self::RecordingStartFailure { session_id, .. }
+            | Self::RecordingEndFailure { session_id, .. } => session_id,
         }
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct Tracks {
     pub audio_codec: String,
     pub width: u32,
     pub height: u32,
+    /// As the encoder's metadata says (0 when it says nothing).
+    pub frame_rate: f64,
     pub audio_sample_rate: u32,
     pub audio_channels: u8,
 }
@@ -182,6 +184,7 @@ mod tests {
             audio_codec: "mp4a.40.2".into(),
             width: 1280,
             height: 720,
+            frame_rate: 30.0,
             audio_sample_rate: 48_000,
             audio_channels: 1,
         }

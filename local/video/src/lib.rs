@@ -23,7 +23,7 @@ mod remux;
 mod rtmp;
 mod segmenter;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 
 pub use events::IngestEvent;
 pub use health::{Health, SessionInfo};
+pub use recording::RecordingTarget;
 
 use registry::Registry;
 
@@ -51,8 +52,6 @@ pub struct IngestConfig {
     /// A connection that sends nothing at all is ended sooner, after 2.5 s: scuffle-rtmp
     /// times out its socket reads after that long and cannot be told otherwise.
     pub idle_timeout: Duration,
-    /// Where channels with recording on write their sessions (see [`Ingest::set_recording`]).
-    pub recording_dir: Option<PathBuf>,
 }
 
 impl Default for IngestConfig {
@@ -61,7 +60,6 @@ impl Default for IngestConfig {
             segment_target: Duration::from_secs(1),
             playlist_segments: 6,
             idle_timeout: Duration::from_secs(10),
-            recording_dir: None,
         }
     }
 }
@@ -106,12 +104,21 @@ impl Ingest {
         self.registry.forget_channel(channel_id);
     }
 
-    /// Turns recording of the channel's sessions on or off. Recording starts with the
-    /// next session's first media and needs [`IngestConfig::recording_dir`]; each session
-    /// goes to `<recording_dir>/<channel_id>/<session_id>/` (init, segments and a VOD
-    /// `index.m3u8` rewritten after each segment).
-    pub fn set_recording(&self, channel_id: &str, recording: bool) {
-        self.registry.set_recording(channel_id, recording);
+    /// Records the channel's pushes into `target`'s bucket as IVS does (`None`: stops
+    /// recording new pushes). A recording starts with a push's first media and goes on
+    /// across reconnects within the target's window; it ends when the window passes
+    /// without a push, or at once when the channel is stopped, its key revoked or the
+    /// channel forgotten. Its [`IngestEvent::RecordingStart`] and
+    /// [`IngestEvent::RecordingEnd`] come with the stream events.
+    pub fn set_recording(&self, channel_id: &str, target: Option<RecordingTarget>) {
+        self.registry.set_recording(channel_id, target);
+    }
+
+    /// Finishes the recordings a previous run left open in the bucket at `bucket_root`
+    /// (it was killed mid-recording): each plays up to its last complete segment, gets
+    /// its `recording-ended.json` and its [`IngestEvent::RecordingEnd`]. Returns how many.
+    pub fn finish_abandoned_recordings(&self, bucket_root: &Path, bucket_name: &str) -> usize {
+        recording::finish_abandoned(bucket_root, bucket_name, self.registry.events())
     }
 
     /// The channel's live session, or the last one that ended.

@@ -16,7 +16,7 @@ use crate::events::IngestEvent;
 use crate::health::{HealthMeter, SessionInfo, Tracks};
 use crate::media::ChannelMedia;
 use crate::playlist::MediaPlaylist;
-use crate::recording::Recorder;
+use crate::recording::{Recording, RecordingTarget};
 use crate::segmenter::Segment;
 
 /// The RTMP application name encoders publish to, as on IVS (`rtmps://…/app/`).
@@ -47,8 +47,10 @@ struct Channel {
     /// The live session, or the last one that ended.
     session: Option<SessionRecord>,
     media: ChannelMedia,
-    recording: bool,
-    recorder: Option<Recorder>,
+    /// Set: its pushes are recorded there.
+    recording_target: Option<RecordingTarget>,
+    /// The recording in progress or waiting for a reconnect, or the last one.
+    recording: Option<Recording>,
 }
 
 struct SessionRecord {
@@ -81,6 +83,10 @@ impl Registry {
         }
     }
 
+    pub(crate) fn events(&self) -> &UnboundedSender<IngestEvent> {
+        &self.events
+    }
+
     fn emit(&self, event: IngestEvent) {
         // Nobody listening is fine: the events are a report, not a control path.
         let _ = self.events.send(event);
@@ -91,8 +97,8 @@ impl Registry {
             stream_key: None,
             session: None,
             media: ChannelMedia::new(self.config.playlist_segments),
-            recording: false,
-            recorder: None,
+            recording_target: None,
+            recording: None,
         }
     }
 
@@ -131,7 +137,7 @@ impl Registry {
         };
         if let Some(channel) = state.channels.get_mut(&channel_id) {
             channel.stream_key = None;
-            self.end_locked(&channel_id, channel);
+            self.end_locked(&channel_id, channel, End::CutOff);
         }
     }
 
@@ -140,7 +146,7 @@ impl Registry {
         state
             .channels
             .get_mut(channel_id)
-            .is_some_and(|channel| self.end_locked(channel_id, channel))
+            .is_some_and(|channel| self.end_locked(channel_id, channel, End::CutOff))
     }
 
     pub(crate) fn forget_channel(&self, channel_id: &str) {
@@ -149,20 +155,18 @@ impl Registry {
             if let Some(key) = channel.stream_key.take() {
                 state.channel_by_key.remove(&key);
             }
-            self.end_locked(channel_id, &mut channel);
+            self.end_locked(channel_id, &mut channel, End::CutOff);
         }
     }
 
-    pub(crate) fn set_recording(&self, channel_id: &str, recording: bool) {
+    pub(crate) fn set_recording(&self, channel_id: &str, target: Option<RecordingTarget>) {
         let mut state = lock(&self.state);
         let channel = state
             .channels
             .entry(channel_id.to_owned())
             .or_insert_with(|| self.new_channel());
-        channel.recording = recording;
-        if !recording {
-            channel.recorder = None;
-        }
+        // A recording in progress keeps its own settings until it ends.
+        channel.recording_target = target;
     }
 
     pub(crate) fn session(&self, channel_id: &str) -> Option<SessionInfo> {
@@ -200,7 +204,8 @@ impl Registry {
         let mut state = lock(&self.state);
         let channel_id = state.channel_by_key.get(stream_key)?.clone();
         let channel = state.channels.get_mut(&channel_id)?;
-        let takeover = self.end_locked(&channel_id, channel);
+        // The new push carries the class on: a recording waits for it.
+        let takeover = self.end_locked(&channel_id, channel, End::Dropped);
 
         let session_id = format!("st-{}", ulid::Ulid::generate());
         let health = Arc::new(Mutex::new(HealthMeter::default()));
@@ -213,7 +218,6 @@ impl Registry {
             stream_started: false,
             cut,
         });
-        channel.recorder = None;
         tracing::info!(channel_id, session_id, takeover, "stream session created");
         self.emit(IngestEvent::SessionCreated {
             channel_id: channel_id.clone(),
@@ -240,16 +244,8 @@ impl Registry {
         let Some(channel) = live_channel(&mut state, publish) else {
             return false;
         };
-        lock(&publish.health).set_tracks(tracks);
-        let number = channel.media.add_init(data.clone());
-        if channel.recording {
-            let dir = self.config.recording_dir.as_deref();
-            channel.recorder =
-                dir.and_then(|dir| Recorder::start(dir, &publish.channel_id, &publish.session_id));
-        }
-        if let Some(recorder) = &mut channel.recorder {
-            recorder.write_init(number, &data);
-        }
+        lock(&publish.health).set_tracks(tracks.clone());
+        channel.media.add_init(data.clone());
         let Some(record) = channel.session.as_mut() else {
             return false;
         };
@@ -265,7 +261,66 @@ impl Registry {
                 at: Utc::now(),
             });
         }
+        self.record_init(channel, publish, &data, &tracks);
         true
+    }
+
+    /// Hands a session's init segment to the channel's recording: the one going on (or
+    /// waiting within its reconnect window), or a new one.
+    fn record_init(&self, channel: &mut Channel, publish: &Publish, data: &Bytes, tracks: &Tracks) {
+        let Some(target) = &channel.recording_target else {
+            return;
+        };
+        let continuing = channel
+            .recording
+            .as_mut()
+            .is_some_and(|r| r.continue_with(&publish.session_id));
+        if !continuing {
+            let started = Recording::start(
+                target,
+                &publish.channel_id,
+                &publish.session_id,
+                tracks,
+                self.events.clone(),
+            );
+            match started {
+                Ok(recording) => {
+                    tracing::info!(
+                        channel_id = publish.channel_id,
+                        recording_id = recording.recording_id,
+                        "recording started"
+                    );
+                    self.emit(IngestEvent::RecordingStart {
+                        channel_id: publish.channel_id.clone(),
+                        session_id: publish.session_id.clone(),
+                        at: Utc::now(),
+                        recording_id: recording.recording_id.clone(),
+                        bucket_name: target.bucket_name.clone(),
+                        key_prefix: recording.key_prefix.clone(),
+                    });
+                    channel.recording = Some(recording);
+                }
+                Err(reason) => {
+                    tracing::error!(
+                        channel_id = publish.channel_id,
+                        reason,
+                        "recording failed to start"
+                    );
+                    self.emit(IngestEvent::RecordingStartFailure {
+                        channel_id: publish.channel_id.clone(),
+                        session_id: publish.session_id.clone(),
+                        at: Utc::now(),
+                        bucket_name: target.bucket_name.clone(),
+                        reason,
+                    });
+                    channel.recording = None;
+                    return;
+                }
+            }
+        }
+        if let Some(recording) = &channel.recording {
+            recording.write_init(data);
+        }
     }
 
     /// Lists a session's segment; false when the session is no longer live.
@@ -274,11 +329,11 @@ impl Registry {
         let Some(channel) = live_channel(&mut state, publish) else {
             return false;
         };
-        let Some(sequence) = channel.media.add_segment(segment) else {
+        if channel.media.add_segment(segment).is_none() {
             return false;
-        };
-        if let Some(recorder) = &mut channel.recorder {
-            recorder.write_segment(sequence, segment);
+        }
+        if let Some(recording) = &channel.recording {
+            recording.write_segment(segment);
         }
         true
     }
@@ -287,7 +342,7 @@ impl Registry {
     pub(crate) fn end_session(&self, publish: &Publish) {
         let mut state = lock(&self.state);
         if let Some(channel) = live_channel(&mut state, publish) {
-            self.end_locked(&publish.channel_id, channel);
+            self.end_locked(&publish.channel_id, channel, End::Dropped);
         }
     }
 
@@ -307,13 +362,19 @@ impl Registry {
                 at: Utc::now(),
                 reason,
             });
-            self.end_locked(&publish.channel_id, channel);
+            self.end_locked(&publish.channel_id, channel, End::Dropped);
         }
     }
 
     /// Ends the channel's live session, if any, and cuts its connection; returns
-    /// whether there was one.
-    fn end_locked(&self, channel_id: &str, channel: &mut Channel) -> bool {
+    /// whether there was one. Its recording waits for a reconnect when the push dropped,
+    /// and ends at once when the channel was cut off.
+    fn end_locked(&self, channel_id: &str, channel: &mut Channel, end: End) -> bool {
+        if end == End::CutOff
+            && let Some(recording) = &channel.recording
+        {
+            recording.finish();
+        }
         let Some(record) = channel.session.as_mut().filter(|r| r.is_live()) else {
             return false;
         };
@@ -321,7 +382,11 @@ impl Registry {
         record.ended_at = Some(now);
         lock(&record.health).freeze(Instant::now());
         record.cut.notify_one();
-        channel.recorder = None;
+        if end == End::Dropped
+            && let Some(recording) = &channel.recording
+        {
+            recording.pause();
+        }
         tracing::info!(channel_id, session_id = record.session_id, "stream ended");
         self.emit(IngestEvent::StreamEnd {
             channel_id: channel_id.to_owned(),
@@ -350,6 +415,15 @@ impl Registry {
             .media
             .segment(sequence)
     }
+}
+
+/// How a session ended, for its recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The push dropped or was taken over: an encoder may come back.
+    Dropped,
+    /// The channel was stopped, its key deleted, or the channel deleted.
+    CutOff,
 }
 
 fn live_channel<'a>(state: &'a mut State, publish: &Publish) -> Option<&'a mut Channel> {
@@ -523,6 +597,7 @@ mod tests {
             audio_codec: "mp4a.40.2".into(),
             width: 1280,
             height: 720,
+            frame_rate: 30.0,
             audio_sample_rate: 48_000,
             audio_channels: 2,
         }

@@ -140,6 +140,7 @@ impl Remuxer {
                         audio_codec: audio,
                         width: video_settings.width,
                         height: video_settings.height,
+                        frame_rate: video_settings.framerate,
                         audio_sample_rate: audio_settings.sample_rate,
                         audio_channels: self.audio_channels.unwrap_or(audio_settings.channels),
                     };

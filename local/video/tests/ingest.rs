@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use common::*;
-use local_video::{IngestConfig, IngestEvent};
+use local_video::{IngestConfig, IngestEvent, RecordingTarget};
 
 const CHANNEL: &str = "ch-test";
 const KEY: &str = "sk_test_secret";
@@ -507,37 +507,66 @@ async fn stop_channel_cuts_off_and_the_encoder_may_come_back_until_shutdown() {
 async fn a_recording_channel_leaves_a_playable_vod_recording() {
     require_ffmpeg!();
     let _slot = ENCODER_SLOT.lock().await;
-    let recording_dir =
+    let bucket_root =
         std::env::temp_dir().join(format!("local-video-rec-{}", ulid::Ulid::generate()));
-    let config = IngestConfig {
-        recording_dir: Some(recording_dir.clone()),
-        ..IngestConfig::default()
-    };
-    let mut stack = Stack::start(config, Arc::new(|_, _| true)).await;
+    let mut stack = Stack::start(IngestConfig::default(), Arc::new(|_, _| true)).await;
     stack.ingest.allow_key(KEY, CHANNEL);
-    stack.ingest.set_recording(CHANNEL, true);
+    stack.ingest.set_recording(
+        CHANNEL,
+        Some(RecordingTarget {
+            bucket_root: bucket_root.clone(),
+            bucket_name: "recordings".into(),
+            account_id: "000000000000".into(),
+            channel_arn: format!("arn:aws:ivs:us-east-1:000000000000:channel/{CHANNEL}"),
+            reconnect_window: Duration::from_millis(500),
+            thumbnail_interval: Some(Duration::from_secs(60)),
+        }),
+    );
     let mut encoder = Encoder::push(&stack.rtmp_url(KEY), TestSource::Small);
     let session_id = expect_started(&mut stack).await;
+    let started = stack.next_event().await;
+    let IngestEvent::RecordingStart {
+        key_prefix,
+        session_id: recorded,
+        ..
+    } = started
+    else {
+        panic!("expected RecordingStart, got {started:?}");
+    };
+    assert_eq!(recorded, session_id);
     stack.playlist_with(CHANNEL, "", 3).await;
     encoder.kill().await;
     assert!(matches!(
         stack.next_event().await,
         IngestEvent::StreamEnd { .. }
     ));
+    // The reconnect window passes without a push: the recording ends.
+    let ended = stack.next_event().await;
+    let IngestEvent::RecordingEnd {
+        key_prefix: ended_prefix,
+        duration_ms,
+        stream_ids,
+        ..
+    } = ended
+    else {
+        panic!("expected RecordingEnd, got {ended:?}");
+    };
+    assert_eq!(ended_prefix, key_prefix);
+    assert_eq!(stream_ids, [session_id]);
+    assert!(duration_ms > 0);
 
-    let playlist_path = recording_dir
-        .join(CHANNEL)
-        .join(&session_id)
-        .join("index.m3u8");
-    let playlist = poll("the recording playlist", || async {
-        let text = std::fs::read_to_string(&playlist_path).ok()?;
-        (text.matches("#EXTINF").count() >= 3).then_some(text)
-    })
-    .await;
+    let dir = bucket_root.join(&key_prefix);
+    let master = dir.join("media/hls/master.m3u8");
+    let rendition = std::fs::read_to_string(&master).unwrap();
+    let rendition = rendition.lines().last().unwrap().to_owned();
+    let playlist = std::fs::read_to_string(dir.join("media/hls").join(&rendition)).unwrap();
     assert!(
-        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.ends_with("#EXT-X-ENDLIST\n")
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.ends_with("#EXT-X-ENDLIST\n"),
+        "{playlist}"
     );
-    let probe = ffprobe_streams(playlist_path.to_str().unwrap()).await;
+    assert!(dir.join("events/recording-started.json").exists());
+    assert!(dir.join("events/recording-ended.json").exists());
+    let probe = ffprobe_streams(master.to_str().unwrap()).await;
     let codecs: Vec<_> = probe["streams"]
         .as_array()
         .unwrap()
@@ -548,7 +577,16 @@ async fn a_recording_channel_leaves_a_playable_vod_recording() {
         codecs.contains(&"h264".to_owned()) && codecs.contains(&"aac".to_owned()),
         "{probe}"
     );
-    std::fs::remove_dir_all(recording_dir).unwrap();
+    let thumbnail = dir
+        .join("media/thumbnails")
+        .join(rendition.trim_end_matches("/playlist.m3u8"))
+        .join("thumb0.jpg");
+    let jpeg = poll("the first thumbnail", || async {
+        std::fs::read(&thumbnail).ok()
+    })
+    .await;
+    assert_eq!(&jpeg[..2], b"\xff\xd8", "a JPEG");
+    std::fs::remove_dir_all(bucket_root).unwrap();
 }
 
 /// Waits for a session's SessionCreated and StreamStart; returns its id.
