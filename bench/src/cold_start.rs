@@ -21,7 +21,8 @@ const API: &str = "/2018-06-01/runtime";
 enum Seen {
     /// The runtime asked for its first event: init is over.
     Polled(Instant),
-    Responded(Instant, u16),
+    /// The function's answer (its JSON), or the error it reported.
+    Responded(Instant, Result<serde_json::Value, String>),
 }
 
 struct Emulator {
@@ -63,21 +64,14 @@ async fn response(
     UrlPath(_id): UrlPath<String>,
     body: axum::body::Bytes,
 ) -> StatusCode {
-    let status = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["statusCode"].as_u64())
-        .and_then(|s| u16::try_from(s).ok())
-        .unwrap_or(200);
-    let _ = emu.seen.send(Seen::Responded(Instant::now(), status));
+    let answer = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    let _ = emu.seen.send(Seen::Responded(Instant::now(), Ok(answer)));
     StatusCode::ACCEPTED
 }
 
 async fn error(State(emu): State<Arc<Emulator>>, body: axum::body::Bytes) -> StatusCode {
-    eprintln!(
-        "the function reported an error: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let _ = emu.seen.send(Seen::Responded(Instant::now(), 500));
+    let message = String::from_utf8_lossy(&body).to_string();
+    let _ = emu.seen.send(Seen::Responded(Instant::now(), Err(message)));
     StatusCode::ACCEPTED
 }
 
@@ -103,6 +97,102 @@ async fn wait_for(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
         .expect("the emulator runs")
 }
 
+/// A function's process started as Lambda starts it, behind its own Runtime API
+/// emulator: events are handed over one at a time, as Lambda does to an instance.
+pub struct Instance {
+    name: String,
+    child: std::process::Child,
+    events: mpsc::Sender<(String, serde_json::Value)>,
+    seen: mpsc::UnboundedReceiver<Seen>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    invoked: usize,
+    /// Spawn to the first `invocation/next` (Lambda's Init Duration).
+    pub init: Duration,
+}
+
+impl Instance {
+    /// Starts `binary` with `env` (and the variables Lambda sets) and waits until it
+    /// asks for its first event.
+    pub async fn start(binary: &Path, env: &[(String, String)]) -> Self {
+        let (events, events_rx) = mpsc::channel(1);
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let emulator = Arc::new(Emulator {
+            events: Mutex::new(events_rx),
+            seen: seen_tx,
+            polled_once: Default::default(),
+        });
+        let app = axum::Router::new()
+            .route(&format!("{API}/invocation/next"), get(next))
+            .route(&format!("{API}/invocation/{{id}}/response"), post(response))
+            .route(&format!("{API}/invocation/{{id}}/error"), post(error))
+            .route(&format!("{API}/init/error"), post(error))
+            .with_state(emulator);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let name = binary.file_name().unwrap().to_string_lossy().to_string();
+        let spawned = Instant::now();
+        let child = Command::new(binary)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+        let Seen::Polled(polled) = wait_for(&mut seen).await else {
+            panic!("{name} answered before it asked for an event");
+        };
+        Self {
+            name,
+            child,
+            events,
+            seen,
+            server,
+            invoked: 0,
+            init: polled - spawned,
+        }
+    }
+
+    /// Hands `event` over and waits for the answer: the time from handing it over to
+    /// the answer, and the answer (or the error the function reported).
+    pub async fn invoke(
+        &mut self,
+        event: &serde_json::Value,
+    ) -> (Duration, Result<serde_json::Value, String>) {
+        self.invoked += 1;
+        let sent = Instant::now();
+        self.events
+            .send((format!("req-{}", self.invoked), event.clone()))
+            .await
+            .unwrap();
+        match wait_for(&mut self.seen).await {
+            Seen::Responded(at, answer) => (at - sent, answer),
+            Seen::Polled(_) => unreachable!("{} polled once", self.name),
+        }
+    }
+
+    /// The process's peak resident set so far.
+    pub fn peak_rss_kib(&self) -> u64 {
+        peak_rss_kib(self.child.id()).unwrap_or(0)
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.server.abort();
+    }
+}
+
 /// Starts `binary` as Lambda would and measures one cold start.
 pub async fn cold_start(
     binary: &Path,
@@ -110,70 +200,26 @@ pub async fn cold_start(
     event: &serde_json::Value,
     warm: usize,
 ) -> Sample {
-    let (events_tx, events_rx) = mpsc::channel(1);
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let emulator = Arc::new(Emulator {
-        events: Mutex::new(events_rx),
-        seen: seen_tx,
-        polled_once: Default::default(),
-    });
-    let app = axum::Router::new()
-        .route(&format!("{API}/invocation/next"), get(next))
-        .route(&format!("{API}/invocation/{{id}}/response"), post(response))
-        .route(&format!("{API}/invocation/{{id}}/error"), post(error))
-        .route(&format!("{API}/init/error"), post(error))
-        .with_state(emulator);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let name = binary.file_name().unwrap().to_string_lossy().to_string();
-    let spawned = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", &name)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
-    let Seen::Polled(polled) = wait_for(&mut seen).await else {
-        panic!("{name} answered before it asked for an event");
+    let mut instance = Instance::start(binary, env).await;
+    let mut invoke = async |instance: &mut Instance| {
+        let (took, answer) = instance.invoke(event).await;
+        let status = match answer {
+            Ok(answer) => answer["statusCode"].as_u64().unwrap_or(200),
+            Err(message) => panic!("{} reported an error: {message}", instance.name),
+        };
+        assert!(status < 300, "{} answered {status}", instance.name);
+        took
     };
-    let mut invoke = async |i: usize| {
-        let sent = Instant::now();
-        events_tx
-            .send((format!("req-{i}"), event.clone()))
-            .await
-            .unwrap();
-        match wait_for(&mut seen).await {
-            Seen::Responded(at, status) => {
-                assert!(status < 300, "{name} answered {status}");
-                at - sent
-            }
-            Seen::Polled(_) => unreachable!("polled once"),
-        }
-    };
-    let first = invoke(0).await;
+    let first = invoke(&mut instance).await;
     let mut warm_times = Vec::with_capacity(warm);
-    for i in 1..=warm {
-        warm_times.push(invoke(i).await);
+    for _ in 1..=warm {
+        warm_times.push(invoke(&mut instance).await);
     }
-    let peak_rss_kib = peak_rss_kib(child.id()).unwrap_or(0);
-    let _ = child.kill();
-    let _ = child.wait();
-    server.abort();
     Sample {
-        init: polled - spawned,
+        init: instance.init,
         first,
         warm: median(&mut warm_times),
-        peak_rss_kib,
+        peak_rss_kib: instance.peak_rss_kib(),
     }
 }
 

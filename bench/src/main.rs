@@ -3,6 +3,7 @@
 //! the embedded store (one SQLite writer); DynamoDB itself scales writes across items.
 
 mod cold_start;
+mod cost;
 mod fanout_sim;
 mod history;
 mod live;
@@ -492,8 +493,8 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
     cold_start::print(&rows);
 }
 
-const GROUPS: [&str; 7] = [
-    "handlers", "chat", "history", "live", "fan-out", "video", "cold",
+const GROUPS: [&str; 8] = [
+    "handlers", "chat", "history", "live", "fan-out", "video", "cold", "cost",
 ];
 
 /// Measures the hot paths through the local stack and prints tables. Figures are this
@@ -501,8 +502,8 @@ const GROUPS: [&str; 7] = [
 #[derive(Debug, clap::Parser)]
 #[command(name = "livestream-bench")]
 struct Cli {
-    /// Groups to run (default: every group but `cold`, which builds release binaries of
-    /// its own).
+    /// Groups to run (default: every group but `cold` and `cost`, which build release
+    /// binaries of their own).
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(GROUPS))]
     groups: Vec<String>,
 }
@@ -511,9 +512,18 @@ struct Cli {
 async fn main() {
     let chosen = <Cli as clap::Parser>::parse().groups;
     let runs =
-        |group: &str| (chosen.is_empty() && group != "cold") || chosen.iter().any(|c| c == group);
+        |group: &str| (chosen.is_empty() && !["cold", "cost"].contains(&group)) || chosen.iter().any(|c| c == group);
     if runs("cold") {
         cold_starts(&TestEnv::start().await, 20).await;
+    }
+    if runs("cost") {
+        // BENCH_COST_RUNS (default 20) warm invocations per action.
+        let invocations = std::env::var("BENCH_COST_RUNS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20);
+        let cost_rows = cost::rows(invocations).await;
+        cost::print(&cost_rows, invocations);
     }
     let mut rows = Vec::new();
     if runs("handlers") {

@@ -28,6 +28,8 @@ pub mod telemetry;
 pub mod video;
 
 #[cfg(feature = "test-util")]
+pub mod metering;
+#[cfg(feature = "test-util")]
 pub mod testing;
 
 pub use config::AppState;
