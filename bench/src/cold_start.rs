@@ -201,7 +201,7 @@ pub async fn cold_start(
     warm: usize,
 ) -> Sample {
     let mut instance = Instance::start(binary, env).await;
-    let mut invoke = async |instance: &mut Instance| {
+    let invoke = async |instance: &mut Instance| {
         let (took, answer) = instance.invoke(event).await;
         let status = match answer {
             Ok(answer) => answer["statusCode"].as_u64().unwrap_or(200),

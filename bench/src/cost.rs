@@ -276,13 +276,15 @@ async fn stream_with_sockets(env: &TestEnv, prefix: &str, n: usize) -> String {
 /// Students of `names` joined to a stream over HTTP (in this process).
 async fn join_in_process(env: &TestEnv, stream: &livestream::model::Stream, names: &[String]) {
     for names in names.chunks(50) {
-        futures::future::join_all(names.iter().map(|name| {
+        futures::future::join_all(names.iter().map(|name| async move {
+            let who = livestream::testing::identity(name, Role::Student);
             livestream::service::presence::enter(
                 env.store(),
-                &livestream::testing::identity(name, Role::Student),
+                &who,
                 stream,
                 &livestream::model::Session::Http,
             )
+            .await
         }))
         .await
         .into_iter()
@@ -356,7 +358,14 @@ pub async fn rows(runs: usize) -> Vec<CostRow> {
         h.measure(
             "keep-alive ping (every 5 min per socket)",
             "ws-default",
-            async |i| ws("$default", &format!("cost-w{i}"), "", Some(r#"{"action":"ping"}"#)),
+            async |i| {
+                ws(
+                    "$default",
+                    &format!("cost-w{i}"),
+                    "",
+                    Some(r#"{"action":"ping"}"#),
+                )
+            },
             |_| {},
         )
         .await,
@@ -546,7 +555,10 @@ pub async fn rows(runs: usize) -> Vec<CostRow> {
             pages.push(json!({ "Records": [message] }));
         }
     }
-    assert!(pages.len() >= n, "a full page per batch to the large stream");
+    assert!(
+        pages.len() >= n,
+        "a full page per batch to the large stream"
+    );
     rows.push(
         h.measure(
             &format!("fan-out page, {FANOUT_PAGE_SIZE} sockets"),

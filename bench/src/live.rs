@@ -246,11 +246,32 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
         tokio::time::sleep(CHAT_INTERVAL).await;
     }
     let storm = storm_started.elapsed();
+    // Connected is not yet counted: the stream's viewer count reaches every socket
+    // once each $connect's presence write is done.
+    let counted = loop {
+        let stream: Value = class
+            .http
+            .get(format!("{}/api/livestream/{}", class.base, class.stream_id))
+            .bearer_auth(&class.teacher)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if stream["viewer_count"].as_u64() == Some(viewers as u64)
+            || storm_started.elapsed() > Duration::from_secs(60)
+        {
+            break storm_started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     // Messages of the storm reach the sockets open when they were sent, and the
     // storm's own events (a viewer count per batch of connects) drain: the steady part
     // starts once no frame has reached any viewer for half a second.
     let drained = drain(&logs, storm_started + storm).await;
     let during_storm = latencies(&logs, &sent);
+    let storm_frames: usize = logs.iter().map(|l| l.lock().unwrap().frames.len()).sum();
 
     // Steady chat.
     for log in &logs {
@@ -287,10 +308,12 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
     let frames: usize = logs.iter().map(|l| l.lock().unwrap().frames.len()).sum();
     let expected = messages * viewers;
     let notes = vec![format!(
-        "{label}: storm of {viewers} connects took {:.2} s (slowest chat send meanwhile {:.2} s, its frames drained {:.1} s after the last connect); steady chat {messages} messages in {:.1} s: {} of {expected} deliveries, stack CPU {:.0} % of a core, {:.1} frames per viewer over {} messages, shortest gap between two frames to a viewer {} ms, median {} ms",
+        "{label}: storm of {viewers} connects took {:.2} s to open every socket, {:.2} s until the stream counted them all (slowest chat send meanwhile {:.2} s, its frames drained {:.1} s after the last connect, {:.1} frames per viewer by then); steady chat {messages} messages in {:.1} s: {} of {expected} deliveries, stack CPU {:.0} % of a core, {:.1} frames per viewer over {} messages, shortest gap between two frames to a viewer {} ms, median {} ms",
         storm.as_secs_f64(),
+        counted.as_secs_f64(),
         slowest_send.as_secs_f64(),
         drained.as_secs_f64(),
+        storm_frames as f64 / viewers as f64,
         elapsed.as_secs_f64(),
         steady.len(),
         100.0 * cpu / elapsed.as_secs_f64(),

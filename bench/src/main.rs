@@ -7,6 +7,7 @@ mod cost;
 mod fanout_sim;
 mod history;
 mod live;
+mod peer;
 mod video;
 
 use std::time::{Duration, Instant};
@@ -244,26 +245,22 @@ async fn broadcast_fan_out(env: &TestEnv, n: usize) -> Row {
     }
 }
 
-/// Chat sends through the whole local stack over HTTP (as a class's browsers send
-/// them), `concurrency` students at once, each sending in a loop until `total` are
-/// sent. Counts errors (anything but 201) and checks that the stored numbers are
-/// exactly 1..=accepted.
-async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize) -> (Row, usize) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .unwrap();
-    let base = stack.http_url.clone();
+/// A live class on `base` (the local stack, or the peer, which serves the same fixture
+/// routes): the teacher's token, the stream's id and `students` joined students' tokens.
+async fn class_on(
+    client: &reqwest::Client,
+    base: &str,
+    students: usize,
+) -> (String, String, Vec<String>) {
     let teacher = local::dev_token(local::LOCAL_JWT_SECRET, "teacher-1", Role::Teacher, "T", 1);
-    let call = |method: &str, path: String, token: &str, body: serde_json::Value| {
+    let call = |path: String, token: &str, body: serde_json::Value| {
         client
-            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .post(format!("{base}{path}"))
             .bearer_auth(token)
             .json(&body)
             .send()
     };
     let course: serde_json::Value = call(
-        "POST",
         "/api/courses".into(),
         &teacher,
         serde_json::json!({"title": "Bench"}),
@@ -274,7 +271,6 @@ async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize)
     .await
     .unwrap();
     let stream: serde_json::Value = call(
-        "POST",
         "/api/livestream/".into(),
         &teacher,
         serde_json::json!({"title": "Burst", "course_id": course["id"]}),
@@ -285,15 +281,15 @@ async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize)
     .await
     .unwrap();
     let id = stream["id"].as_str().unwrap().to_string();
-    call(
-        "POST",
+    let started = call(
         format!("/api/livestream/{id}/start"),
         &teacher,
         serde_json::json!({}),
     )
     .await
     .unwrap();
-    let students: Vec<String> = (0..concurrency)
+    assert!(started.status().is_success(), "the class starts");
+    let tokens: Vec<String> = (0..students)
         .map(|i| {
             local::dev_token(
                 local::LOCAL_JWT_SECRET,
@@ -304,74 +300,115 @@ async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize)
             )
         })
         .collect();
-    join_all(students.iter().map(|t| {
+    for joined in join_all(tokens.iter().map(|t| {
         call(
-            "POST",
             format!("/api/livestream/{id}/join"),
             t,
             serde_json::json!({}),
         )
     }))
-    .await;
-    let per_sender = total.div_ceil(concurrency);
-    // Like a real HTTP-only client, each student joins again every 20 s (the heartbeat);
-    // without it the sweeper ends their presence after a minute.
+    .await
+    {
+        assert!(joined.unwrap().status().is_success(), "a student joins");
+    }
+    (teacher, id, tokens)
+}
+
+/// What a burst sends.
+#[derive(Clone, Copy, PartialEq)]
+enum Load {
+    /// `POST .../chat`: 201 expected.
+    Chat,
+    /// `GET /api/livestream/{id}`: 200 expected.
+    GetStream,
+}
+
+/// Every student of `tokens` at once, each sending in a loop until `total` requests are
+/// done: each request's latency and status (0: no answer), and the time it all took.
+/// Like a real HTTP-only client, each student joins again every 20 s (the heartbeat);
+/// without it the local stack's sweeper ends their presence after a minute.
+async fn burst(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    tokens: &[String],
+    total: usize,
+    load: Load,
+) -> (Vec<(Duration, u16)>, Duration) {
+    let per_client = total.div_ceil(tokens.len());
     let heartbeat = async {
         loop {
             tokio::time::sleep(Duration::from_secs(20)).await;
-            join_all(students.iter().map(|t| {
-                call(
-                    "POST",
-                    format!("/api/livestream/{id}/join"),
-                    t,
-                    serde_json::json!({}),
-                )
+            join_all(tokens.iter().map(|t| {
+                client
+                    .post(format!("{base}/api/livestream/{id}/join"))
+                    .bearer_auth(t)
+                    .json(&serde_json::json!({}))
+                    .send()
             }))
             .await;
         }
     };
     let started = Instant::now();
-    let sends = join_all(students.iter().map(|t| {
-        let call = &call;
-        let id = &id;
-        async move {
-            let mut out = Vec::with_capacity(per_sender);
-            for i in 0..per_sender {
-                let start = Instant::now();
-                let status = match call(
-                    "POST",
-                    format!("/api/livestream/{id}/chat"),
-                    t,
-                    serde_json::json!({"message": format!("message {i}")}),
-                )
-                .await
-                {
-                    Ok(r) if r.status() == 201 => 201,
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        eprintln!(
-                            "chat refused: {status} {}",
-                            r.text().await.unwrap_or_default()
-                        );
-                        status
-                    }
-                    Err(e) => {
-                        eprintln!("chat request failed: {e}");
-                        0
-                    }
-                };
-                out.push((start.elapsed(), status));
-            }
-            out
+    let sends = join_all(tokens.iter().map(|t| async move {
+        let mut out = Vec::with_capacity(per_client);
+        for i in 0..per_client {
+            let request = match load {
+                Load::Chat => client
+                    .post(format!("{base}/api/livestream/{id}/chat"))
+                    .json(&serde_json::json!({"message": format!("message {i}")})),
+                Load::GetStream => client.get(format!("{base}/api/livestream/{id}")),
+            };
+            let start = Instant::now();
+            let status = match request.bearer_auth(t).send().await {
+                Ok(r) if r.status().is_success() => r.status().as_u16(),
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    eprintln!("refused: {status} {}", r.text().await.unwrap_or_default());
+                    status
+                }
+                Err(e) => {
+                    eprintln!("request failed: {e}");
+                    0
+                }
+            };
+            out.push((start.elapsed(), status));
         }
+        out
     }));
     let results = tokio::select! {
         results = sends => results,
         () = heartbeat => unreachable!("the heartbeat loops until the sends are done"),
     };
-    let elapsed = started.elapsed();
-    let all: Vec<(Duration, u16)> = results.into_iter().flatten().collect();
-    let errors = all.iter().filter(|(_, status)| *status != 201).count();
+    (results.into_iter().flatten().collect(), started.elapsed())
+}
+
+fn burst_row(name: String, results: &[(Duration, u16)], elapsed: Duration) -> Row {
+    Row {
+        name,
+        ops: results.len(),
+        elapsed,
+        latencies: results.iter().map(|(d, _)| *d).collect(),
+    }
+}
+
+fn errors_of(results: &[(Duration, u16)], expected: u16) -> usize {
+    results.iter().filter(|(_, s)| *s != expected).count()
+}
+
+/// Chat sends through the whole local stack over HTTP (as a class's browsers send
+/// them), `concurrency` students at once, each sending in a loop until `total` are
+/// sent. Counts errors (anything but 201) and checks that the stored numbers are
+/// exactly 1..=accepted.
+async fn chat_burst(
+    client: &reqwest::Client,
+    base: &str,
+    concurrency: usize,
+    total: usize,
+) -> (Row, usize) {
+    let (teacher, id, students) = class_on(client, base, concurrency).await;
+    let (all, elapsed) = burst(client, base, &id, &students, total, Load::Chat).await;
+    let errors = errors_of(&all, 201);
     let mut by_status = std::collections::BTreeMap::new();
     for (_, status) in all.iter().filter(|(_, status)| *status != 201) {
         *by_status.entry(*status).or_insert(0usize) += 1;
@@ -412,14 +449,91 @@ async fn chat_burst(stack: &local::LocalStack, concurrency: usize, total: usize)
         "stored messages differ from acknowledged ones"
     );
     (
-        Row {
-            name: format!("chat over HTTP, {concurrency} senders at once"),
-            ops: all.len(),
+        burst_row(
+            format!("chat over HTTP, {concurrency} senders at once"),
+            &all,
             elapsed,
-            latencies: all.into_iter().map(|(d, _)| d).collect(),
-        },
+        ),
         errors,
     )
+}
+
+/// One level of the comparison with the peer: req/s, p50 ms and errors of each side.
+struct Compared {
+    what: &'static str,
+    concurrency: usize,
+    this: (f64, f64, usize),
+    peer: (f64, f64, usize),
+}
+
+fn rate_p50(results: &[(Duration, u16)], elapsed: Duration, expected: u16) -> (f64, f64, usize) {
+    let mut l: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
+    l.sort();
+    let p50 = l.get(l.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    (
+        results.len() as f64 / elapsed.as_secs_f64(),
+        p50,
+        errors_of(results, expected),
+    )
+}
+
+/// The peer's side of one level, and the same load on the local stack right before it.
+async fn compare_level(
+    client: &reqwest::Client,
+    stack: &str,
+    peer: &str,
+    concurrency: usize,
+    total: usize,
+    load: Load,
+) -> Compared {
+    let mut sides = Vec::new();
+    for base in [stack, peer] {
+        let (_, id, students) = class_on(client, base, concurrency).await;
+        let (results, elapsed) = burst(client, base, &id, &students, total, load).await;
+        let expected = if load == Load::Chat { 201 } else { 200 };
+        sides.push(rate_p50(&results, elapsed, expected));
+    }
+    Compared {
+        what: if load == Load::Chat {
+            "chat POST"
+        } else {
+            "GET stream"
+        },
+        concurrency,
+        this: sides[0],
+        peer: sides[1],
+    }
+}
+
+fn print_comparison(levels: &[Compared]) {
+    println!(
+        "\n| {:<10} | {:>7} | {:>10} | {:>10} | {:>6} | {:>13} | {:>13} | {:>13} |",
+        "load",
+        "clients",
+        "this req/s",
+        "peer req/s",
+        "ratio",
+        "this p50 ms",
+        "peer p50 ms",
+        "errors t / p"
+    );
+    println!(
+        "|{:-<12}|{:->9}|{:->12}|{:->12}|{:->8}|{:->15}|{:->15}|{:->15}|",
+        "", "", "", "", "", "", "", ""
+    );
+    for l in levels {
+        println!(
+            "| {:<10} | {:>7} | {:>10.0} | {:>10.0} | {:>5.1}x | {:>13.1} | {:>13.1} | {:>13} |",
+            l.what,
+            l.concurrency,
+            l.this.0,
+            l.peer.0,
+            l.this.0 / l.peer.0.max(f64::EPSILON),
+            l.this.1,
+            l.peer.1,
+            format!("{} / {}", l.this.2, l.peer.2)
+        );
+    }
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -493,8 +607,8 @@ async fn cold_starts(env: &TestEnv, runs: usize) {
     cold_start::print(&rows);
 }
 
-const GROUPS: [&str; 8] = [
-    "handlers", "chat", "history", "live", "fan-out", "video", "cold", "cost",
+const GROUPS: [&str; 9] = [
+    "handlers", "chat", "history", "live", "storm", "fan-out", "video", "cold", "cost",
 ];
 
 /// Measures the hot paths through the local stack and prints tables. Figures are this
@@ -511,8 +625,10 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let chosen = <Cli as clap::Parser>::parse().groups;
-    let runs =
-        |group: &str| (chosen.is_empty() && !["cold", "cost"].contains(&group)) || chosen.iter().any(|c| c == group);
+    let runs = |group: &str| {
+        (chosen.is_empty() && !["cold", "cost"].contains(&group))
+            || chosen.iter().any(|c| c == group)
+    };
     if runs("cold") {
         cold_starts(&TestEnv::start().await, 20).await;
     }
@@ -552,6 +668,13 @@ async fn main() {
             notes.extend(live_notes);
         }
     }
+    if runs("storm") && !runs("live") {
+        // The live group's connect storm alone: 1,000 sockets opening at once while the
+        // teacher chats, without its steady part.
+        let (storm_rows, storm_notes) = live::rows(1000, 0, Duration::ZERO).await;
+        rows.extend(storm_rows.into_iter().take(1));
+        notes.extend(storm_notes);
+    }
     if runs("fan-out") {
         let (fan_out_rows, fan_out_notes) = fanout_sim::rows().await;
         rows.extend(fan_out_rows);
@@ -565,6 +688,7 @@ async fn main() {
     }
 
     let mut chat_errors = Vec::new();
+    let mut compared = Vec::new();
     if runs("chat") {
         // The local stack as `cargo run -p local` runs it: data on disk, functions in-process.
         let data = tempfile::tempdir().unwrap();
@@ -573,11 +697,38 @@ async fn main() {
         )))
         .await
         .unwrap();
-        for concurrency in [1, 16, 64, 500] {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(500)
+            .build()
+            .unwrap();
+        for concurrency in [1, 16, 64, 256, 500] {
             let total = if concurrency == 1 { 1000 } else { 3000 };
-            let (row, errors) = chat_burst(&stack, concurrency, total).await;
+            let (row, errors) = chat_burst(&client, &stack.http_url, concurrency, total).await;
             chat_errors.push((concurrency, errors));
             rows.push(row);
+        }
+        // The replaced design in the same run, the same client, levels interleaved
+        // (this stack, then the peer): only a ratio measured so means anything.
+        match peer::Peer::start().await {
+            Ok(peer) => {
+                for concurrency in [1, 16, 64, 256] {
+                    let total = if concurrency == 1 { 1000 } else { 2000 };
+                    for load in [Load::Chat, Load::GetStream] {
+                        compared.push(
+                            compare_level(
+                                &client,
+                                &stack.http_url,
+                                &peer.url,
+                                concurrency,
+                                total,
+                                load,
+                            )
+                            .await,
+                        );
+                    }
+                }
+            }
+            Err(why) => println!("no peer column: {why}"),
         }
         stack.shutdown().await;
     }
@@ -598,6 +749,9 @@ async fn main() {
     }
     for (concurrency, errors) in chat_errors {
         println!("chat, {concurrency} senders at once: {errors} errors (anything but 201)");
+    }
+    if !compared.is_empty() {
+        print_comparison(&compared);
     }
     if let Some(rss) = peak_rss_mib() {
         println!("\npeak RSS of the benchmark process (store included): {rss:.1} MiB");
