@@ -122,6 +122,57 @@ pub fn ok<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
     Ok(json(http::StatusCode::OK, value))
 }
 
+/// 200 with a body that is not JSON (a CSV report, an HLS playlist).
+pub fn text(content_type: &str, body: String) -> Reply {
+    Response::builder()
+        .status(http::StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Body::Text(body))
+        .map_err(|e| ApiError::Internal(format!("building a {content_type} response: {e}")))
+}
+
+/// Whether the caller asked for `media_type` (`Accept`), e.g. `text/csv`.
+pub fn accepts(req: &Request, media_type: &str) -> bool {
+    req.headers()
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(media_type))
+        })
+}
+
+/// Where this API answers, as the caller reached it (`https://host`): the scheme API
+/// Gateway forwards (`X-Forwarded-Proto`, `http` without it, as locally) and `Host`.
+pub fn request_origin(req: &Request) -> Result<String, ApiError> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = header("host")
+        .ok_or_else(|| ApiError::bad_request("missing_host", "the request has no Host header"))?;
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_host",
+            "the Host header is not a host",
+        ));
+    }
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    Ok(format!("{scheme}://{host}"))
+}
+
 /// 201 with a JSON body.
 pub fn created<T: Serialize>(value: &T) -> Result<Response<Body>, ApiError> {
     Ok(json(http::StatusCode::CREATED, value))

@@ -328,6 +328,11 @@ impl Operations {
         self.sent().counts.get(operation).copied().unwrap_or(0)
     }
 
+    /// How many calls of any operation were sent so far (retries included).
+    pub fn total(&self) -> usize {
+        self.sent().counts.values().sum()
+    }
+
     /// The `(PK, SK)` of the items of every transaction sent so far.
     pub fn transaction_items(&self) -> Vec<Vec<(String, String)>> {
         self.sent().transactions.clone()

@@ -3,8 +3,8 @@
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::chat::{SendMessageInput, contains_blocked_word};
-use crate::model::{ChatMessage, MessageType, StreamStatus, new_id, now};
-use crate::store::chat::SenderGuard;
+use crate::model::{ChatMessage, MessageType, StreamStatus, new_id, now, parse_id};
+use crate::store::chat::{ChatWrite, ChatWritten, SenderGuard};
 use crate::store::{Store, StoreError};
 
 use super::{PageRequest, access, roles};
@@ -23,54 +23,49 @@ fn require_live(status: StreamStatus) -> Result<(), ApiError> {
 /// one message per `chat_slow_mode_seconds` (429 with the seconds to wait); messages
 /// with a blocked word are refused. The instructor, admins and moderators are exempt
 /// from all three and alone may send announcements.
+///
+/// A message that passes reaches the store in two round trips: the number, which
+/// returns the stream's rules, then the message with the sender's turn (see
+/// `store::chat`). A refusal after the number leaves the number as a gap.
 pub async fn send(
     store: &Store,
     who: &Identity,
     stream_id: &str,
     input: SendMessageInput,
 ) -> Result<ChatMessage, ApiError> {
-    let stream = access::load_visible(store, who, stream_id).await?;
+    let id = parse_id(stream_id, "stream")?;
     let (text, message_type) = input.validate()?;
-    require_live(stream.status)?;
-    let moderator = roles::can_moderate(who, &stream);
-    if message_type == MessageType::Announcement && !moderator {
-        return Err(ApiError::forbidden(
-            "announcement_not_allowed",
-            "only the instructor and moderators can post announcements",
-        ));
-    }
-    if !moderator {
-        if let Some(word) = contains_blocked_word(&text, &stream.blocked_words) {
-            return Err(ApiError::invalid(
-                "message",
-                format!("contains the blocked word {word:?}"),
-            ));
+    for _ in 0..NUMBER_ATTEMPTS {
+        let (seq, stream) = match store.take_chat_seq(&id).await {
+            Ok(taken) => taken,
+            Err(StoreError::ConditionFailed) => return Err(why_no_number(store, who, &id).await),
+            Err(e) => return Err(e.into()),
+        };
+        let stream_id = stream.id.clone();
+        let refuse = |err: ApiError| async move {
+            match store.release_chat_seq(&stream_id, seq).await {
+                Ok(()) => err,
+                Err(e) => e.into(),
+            }
+        };
+        let moderator = roles::can_moderate(who, &stream);
+        let privileged = access::is_owner(who, &stream) || who.is_admin();
+        if message_type == MessageType::Announcement && !moderator {
+            return Err(refuse(ApiError::forbidden(
+                "announcement_not_allowed",
+                "only the instructor and moderators can post announcements",
+            ))
+            .await);
         }
         let slow_mode = i64::from(stream.chat_slow_mode_seconds);
         let at = now();
-        let guard = SenderGuard {
-            user_id: &who.user_id,
-            not_after: (slow_mode > 0).then(|| at - chrono::Duration::seconds(slow_mode)),
-            now: at,
-        };
-        match store.claim_chat_turn(&stream.id, &guard).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(sender_refusal(store, who, &stream.id, slow_mode).await);
-            }
-            Err(e) => return Err(e.into()),
+        if !moderator && let Some(word) = contains_blocked_word(&text, &stream.blocked_words) {
+            return Err(refuse(ApiError::invalid(
+                "message",
+                format!("contains the blocked word {word:?}"),
+            ))
+            .await);
         }
-    }
-    for _ in 0..NUMBER_ATTEMPTS {
-        let seq = match store.take_chat_seq(&stream.id).await {
-            Ok(seq) => seq,
-            Err(StoreError::ConditionFailed) => {
-                let latest = access::load(store, &stream.id).await?;
-                require_live(latest.status)?;
-                return Err(ApiError::Internal("chat number refused while live".into()));
-            }
-            Err(e) => return Err(e.into()),
-        };
         let message = ChatMessage {
             id: new_id(),
             seq,
@@ -80,20 +75,52 @@ pub async fn send(
             role: who.role,
             message: text.clone(),
             message_type,
-            created_at: now(),
+            created_at: at,
             hidden: false,
             hidden_by: None,
             hidden_at: None,
         };
-        match store.put_chat(&message).await {
-            Ok(()) => return Ok(message),
-            Err(StoreError::ConditionFailed) => continue,
-            Err(e) => return Err(e.into()),
+        let write = ChatWrite {
+            message: &message,
+            turn: (!moderator).then(|| SenderGuard {
+                user_id: &who.user_id,
+                not_after: (slow_mode > 0).then(|| at - chrono::Duration::seconds(slow_mode)),
+                now: at,
+            }),
+            enrolled_in: (!stream.is_public && !privileged).then_some(stream.course_id.as_str()),
+            replay: stream.is_recording,
+        };
+        match store.write_chat(write).await? {
+            ChatWritten::Written => return Ok(message),
+            ChatWritten::NumberGivenUp => continue,
+            ChatWritten::TurnRefused => {
+                let refusal = sender_refusal(store, who, &stream.id, slow_mode).await;
+                return Err(refuse(refusal).await);
+            }
+            ChatWritten::NotEnrolled => return Err(refuse(private_stream()).await),
         }
     }
     Err(ApiError::Internal(
         "chat numbers kept being given up before the message was written".into(),
     ))
+}
+
+fn private_stream() -> ApiError {
+    ApiError::forbidden(
+        "stream_private",
+        "this stream is private to the students of its course",
+    )
+}
+
+/// Why no number could be taken: the stream is missing, not visible, or not live.
+async fn why_no_number(store: &Store, who: &Identity, stream_id: &str) -> ApiError {
+    match access::load_visible(store, who, stream_id).await {
+        Ok(stream) => match require_live(stream.status) {
+            Err(e) => e,
+            Ok(()) => ApiError::Internal("chat number refused while live".into()),
+        },
+        Err(e) => e,
+    }
 }
 
 /// Why the sender's turn was refused.
@@ -237,4 +264,145 @@ pub async fn unpin(
     access::require_open(&stream)?;
     store.unpin_chat(&stream.id, None, now()).await?;
     access::load(store, &stream.id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::store::{Update, keys, n};
+    use crate::testing::{TEACHER, TestEnv, identity, teacher_stream};
+
+    fn text(message: &str) -> SendMessageInput {
+        SendMessageInput {
+            message: message.into(),
+            message_type: None,
+        }
+    }
+
+    async fn slow_mode(store: &Store, stream_id: &str, seconds: i64) {
+        let update = Update::new()
+            .exists()
+            .set("chat_slow_mode_seconds", n(seconds));
+        store
+            .update(keys::stream_pk(stream_id), keys::STREAM_SK.into(), update)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_that_passes_takes_two_store_round_trips() {
+        let env = TestEnv::start().await;
+        let stream = teacher_stream(env.store(), true, true).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(env.store(), &student, &stream.id)
+            .await
+            .unwrap();
+        let (store, operations) = env.counting_store();
+
+        let sent = send(&store, &student, &stream.id, text("hello"))
+            .await
+            .unwrap();
+        assert_eq!(sent.seq, 1);
+        assert_eq!(
+            operations.total(),
+            2,
+            "a number, then the message with the turn"
+        );
+        assert_eq!(operations.count("UpdateItem"), 1);
+        assert_eq!(operations.count("TransactWriteItems"), 1);
+
+        let teacher = identity(TEACHER, Role::Teacher);
+        send(&store, &teacher, &stream.id, text("welcome"))
+            .await
+            .unwrap();
+        assert_eq!(operations.total(), 4, "the instructor has no turn to take");
+        assert_eq!(operations.count("PutItem"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_message_leaves_a_gap_at_once_and_is_not_counted() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        slow_mode(store, &stream.id, 60).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        let outsider = identity("student-2", Role::Student);
+
+        send(store, &student, &stream.id, text("first"))
+            .await
+            .unwrap();
+        let slowed = send(store, &student, &stream.id, text("second"))
+            .await
+            .unwrap_err();
+        assert!(matches!(slowed, ApiError::RateLimited { .. }), "{slowed:?}");
+        let not_joined = send(store, &outsider, &stream.id, text("hi"))
+            .await
+            .unwrap_err();
+        assert_eq!(not_joined.code(), "not_joined");
+        let teacher = identity(TEACHER, Role::Teacher);
+        send(store, &teacher, &stream.id, text("after"))
+            .await
+            .unwrap();
+
+        // Readers are not held back by the refused numbers: they are gaps already.
+        let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
+        assert_eq!(read.last_seq, 4);
+        let texts: Vec<_> = read.messages.iter().map(|m| m.message.as_str()).collect();
+        assert_eq!(texts, ["first", "after"]);
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!((stream.chat_seq, stream.chat_messages_count), (4, 2));
+    }
+
+    #[tokio::test]
+    async fn a_private_stream_refuses_students_who_left_its_course() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, false).await;
+        let outsider = identity("student-9", Role::Student);
+        let err = send(store, &outsider, &stream.id, text("hi"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "stream_private");
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(stream.chat_messages_count, 0);
+    }
+
+    #[tokio::test]
+    async fn the_stop_settles_the_chat_a_killed_sender_left_a_number_in() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let teacher = identity(TEACHER, Role::Teacher);
+        send(store, &teacher, &stream.id, text("one"))
+            .await
+            .unwrap();
+        // A sender that took a number and died before writing.
+        let (dead, _) = store.take_chat_seq(&stream.id).await.unwrap();
+        send(store, &teacher, &stream.id, text("three"))
+            .await
+            .unwrap();
+
+        let ended = crate::service::streams::stop(store, None, &teacher, &stream.id)
+            .await
+            .unwrap();
+        assert_eq!((ended.chat_seq, ended.chat_messages_count), (3, 2));
+        let stats = crate::service::stats::get(store, &teacher, &stream.id)
+            .await
+            .unwrap();
+        assert_eq!(stats.chat_messages_count, 2);
+        // The dead sender's number is closed: a late write of it cannot land.
+        assert!(
+            store
+                .chat_message(&stream.id, dead)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
+        assert_eq!((read.last_seq, read.messages.len()), (3, 2));
+    }
 }

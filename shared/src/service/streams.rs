@@ -213,7 +213,7 @@ pub async fn finish(
     else {
         return Err(wrong_state(store, &stream.id, StreamStatus::Live, "stopped").await);
     };
-    let ended = match store
+    let mut ended = match store
         .stop_stream(&stream.id, started_at, now(), abandoned_push)
         .await
     {
@@ -222,6 +222,14 @@ pub async fn finish(
         }
         other => other?,
     };
+    // No chat number can be taken any more: the chat is closed for good and its final
+    // count is what it holds, whatever a sender killed mid-send left behind.
+    match store.settle_chat(&ended.id, ended.chat_seq).await {
+        Ok(messages) => ended.chat_messages_count = messages,
+        Err(err) => {
+            tracing::error!(stream = %ended.id, error = %err, "chat not settled at the stop")
+        }
+    }
     super::presence::end_all(store, &ended).await?;
     // The stop stands even if the snapshot fails; the stats endpoint writes it later.
     if let Err(err) = super::stats::write_snapshot(store, &ended).await {

@@ -28,6 +28,8 @@ pub struct SweepReport {
     pub classes_ended: usize,
     /// Video channels deleted some time after their class.
     pub channels_deleted: usize,
+    /// Live classes whose counts were settled after a restart.
+    pub classes_repaired: usize,
 }
 
 /// One sweep at `now`.
@@ -44,6 +46,7 @@ pub async fn run(
         connections_gone: connections::sweep(store, sockets, check_cutoff).await?,
         classes_ended: end_abandoned(store, video, now).await?,
         channels_deleted: super::video::delete_retired_channels(store, video, now).await?,
+        classes_repaired: 0,
     })
 }
 
@@ -61,10 +64,47 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
             gone += 1;
         }
     }
+    let mut classes_repaired = 0;
+    let mut cursor = None;
+    loop {
+        let (streams, next) = store
+            .streams_in_status(StreamStatus::Live, cursor.as_ref(), 100)
+            .await?;
+        for stream in streams {
+            repair_counts(store, &stream).await?;
+            classes_repaired += 1;
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
     Ok(SweepReport {
         connections_gone: gone,
+        classes_repaired,
         ..SweepReport::default()
     })
+}
+
+/// A live class's counts made equal to its items again, when no request of it is in
+/// flight: numbers a killed sender took become gaps at once (readers no longer wait
+/// for them), votes a killed request left half-written are settled.
+async fn repair_counts(store: &Store, stream: &crate::model::Stream) -> Result<(), ApiError> {
+    let messages = store.settle_chat(&stream.id, stream.chat_seq).await?;
+    let questions = store.settle_questions(&stream.id).await?;
+    if messages != stream.chat_messages_count
+        || questions.questions != stream.questions_count
+        || questions.upvotes != stream.upvotes_count
+    {
+        tracing::warn!(
+            stream = %stream.id,
+            chat_messages = format!("{} -> {messages}", stream.chat_messages_count),
+            questions = format!("{} -> {}", stream.questions_count, questions.questions),
+            upvotes = format!("{} -> {}", stream.upvotes_count, questions.upvotes),
+            "counts repaired after a restart"
+        );
+    }
+    Ok(())
 }
 
 /// Ends the classes that went live from their encoder and whose push did not come back

@@ -1,11 +1,22 @@
 //! Chat messages, numbered 1, 2, 3, ... per stream without gaps.
 //!
-//! A burst of a whole class must not turn into conflicts, so no write here is a
-//! read-then-conditional-write on the hot stream item. Sending is three single-item
-//! writes: the sender's participant item takes their turn (rights and slow mode as
-//! conditions; only they write it), an atomic `ADD chat_seq 1` on the stream item
-//! takes the next number (conditioned on the stream being live; DynamoDB serializes
-//! such updates, so they never conflict), and the message is put under that number.
+//! A burst of a whole class must not turn into conflicts, and a message must not wait
+//! for more than two store round trips, so no write here is a read-then-write on the
+//! hot stream item and no transaction holds it:
+//!
+//! 1. an atomic `ADD chat_seq 1` on the stream item takes the next number, conditioned
+//!    on the stream being live (DynamoDB serializes such updates, so they never
+//!    conflict), and returns the stream as it now stands: its rules (visibility,
+//!    moderators, blocked words, slow mode) are checked against that image;
+//! 2. one transaction puts the message under its number (only into an empty slot) and
+//!    takes the sender's turn on their own participant item (watching, allowed to chat,
+//!    outside slow mode; only they write it), with, for a private stream, a check that
+//!    they are still enrolled. Moderators have no turn to take: a plain put.
+//!
+//! A message refused after step 1 leaves its number behind as a gap item at once, so
+//! readers do not wait for it; the stream's `chat_messages_count`, raised with the
+//! number, is lowered by whoever writes a gap, while the stream is live (after the stop
+//! the count is recounted from the items, see [`Store::settle_chat`]).
 //!
 //! Readers keep `since` exact: they return only the unbroken run of numbers after
 //! `since`, so a number taken but not yet written holds readers back instead of being
@@ -15,13 +26,16 @@
 //! takes a new number. Visible order is therefore `seq` order, and `since=<seq>`
 //! never misses a message that appears later.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s, time};
-use crate::model::{ChatMessage, StreamStatus};
-use crate::table::KIND;
+use super::{
+    Cursor, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, n, s,
+    time,
+};
+use crate::model::{ChatMessage, Stream, StreamStatus};
+use crate::table::{GSI1PK, GSI1SK, KIND};
 
 /// How long a taken number may stay empty, counted from the numbering of a later
 /// message, before readers give it up. A writer is that late only when it crashed or
@@ -38,6 +52,29 @@ pub struct SenderGuard<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// One message to write (see [`Store::write_chat`]).
+pub struct ChatWrite<'a> {
+    pub message: &'a ChatMessage,
+    /// The sender's turn to take with it; `None` for moderators.
+    pub turn: Option<SenderGuard<'a>>,
+    /// The course the sender must still be enrolled in (private streams).
+    pub enrolled_in: Option<&'a str>,
+    /// Index the message by time for the class's replay (recorded classes).
+    pub replay: bool,
+}
+
+/// What became of a message write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatWritten {
+    Written,
+    /// A reader gave the number up meanwhile (the writer stalled): take a new one.
+    NumberGivenUp,
+    /// The sender may not chat now (not watching, chat turned off, slow mode).
+    TurnRefused,
+    /// The sender is no longer enrolled in the private stream's course.
+    NotEnrolled,
+}
+
 /// What a chat read found after `since`.
 #[derive(Debug, Default)]
 pub struct ChatRead {
@@ -51,37 +88,27 @@ pub struct ChatRead {
 
 impl Store {
     /// The sender's turn: they must still be watching, allowed to chat and outside
-    /// slow mode; their `last_chat_at` moves to now. Only the sender writes this item,
-    /// so a class's burst does not contend here.
-    pub async fn claim_chat_turn(
-        &self,
-        stream_id: &str,
-        guard: &SenderGuard<'_>,
-    ) -> Result<(), StoreError> {
-        let mut update = Update::new()
+    /// slow mode; their `last_chat_at` moves to now.
+    fn turn_update(guard: &SenderGuard<'_>) -> Update {
+        let update = Update::new()
             .exists()
             .require_eq("is_watching", AttributeValue::Bool(true))
             .require_eq("can_chat", AttributeValue::Bool(true))
             .set("last_chat_at", time(guard.now));
-        if let Some(limit) = guard.not_after {
-            update = update.require(
+        match guard.not_after {
+            Some(limit) => update.require(
                 "(attribute_not_exists({a0}) OR {a0} <= {0})",
                 &["last_chat_at"],
                 vec![time(limit)],
-            );
+            ),
+            None => update,
         }
-        self.update(
-            keys::stream_pk(stream_id),
-            keys::participant_sk(guard.user_id),
-            update,
-        )
-        .await
-        .map(|_| ())
     }
 
     /// Takes the stream's next chat number with one atomic counter update, which
-    /// holds only while the stream is live ([`StoreError::ConditionFailed`] otherwise).
-    pub async fn take_chat_seq(&self, stream_id: &str) -> Result<i64, StoreError> {
+    /// holds only while the stream is live ([`StoreError::ConditionFailed`] otherwise,
+    /// a missing stream included), and returns it with the stream as the update left it.
+    pub async fn take_chat_seq(&self, stream_id: &str) -> Result<(i64, Stream), StoreError> {
         let update = Update::new()
             .require_eq("status", s(StreamStatus::Live.as_str()))
             .add("chat_seq", 1)
@@ -98,49 +125,188 @@ impl Store {
             .set_condition_expression(update.condition())
             .set_expression_attribute_names(Some(update.names))
             .set_expression_attribute_values(Some(update.values))
-            .return_values(ReturnValue::UpdatedNew)
+            .return_values(ReturnValue::AllNew)
             .send()
             .await
             .map_err(StoreError::from_sdk)?;
-        out.attributes
-            .as_ref()
-            .and_then(|a| a.get("chat_seq"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| StoreError::Malformed("chat_seq missing after update".into()))
+        let stream = super::streams::stream_from(out.attributes.ok_or_else(|| {
+            StoreError::Malformed("no stream after taking a chat number".into())
+        })?)?;
+        Ok((stream.chat_seq, stream))
     }
 
-    /// Writes a message under the number it took. [`StoreError::ConditionFailed`]
-    /// means a reader gave that number up: take a new one.
-    pub async fn put_chat(&self, message: &ChatMessage) -> Result<(), StoreError> {
-        let item = keyed_item(
+    /// Writes a message under the number it took, with the sender's turn and their
+    /// enrollment when the write asks for them, in one round trip (see the module
+    /// notes). Nothing is written unless everything holds.
+    pub async fn write_chat(&self, write: ChatWrite<'_>) -> Result<ChatWritten, StoreError> {
+        let message = write.message;
+        let mut item = keyed_item(
             message,
             keys::stream_pk(&message.stream_id),
             keys::chat_sk(message.seq),
             "chat_message",
         )?;
-        self.put_new(item).await
+        if write.replay {
+            item.insert(GSI1PK.into(), s(keys::replay_pk(&message.stream_id)));
+            item.insert(
+                GSI1SK.into(),
+                s(keys::replay_chat_sk(message.created_at, message.seq)),
+            );
+        }
+        if write.turn.is_none() && write.enrolled_in.is_none() {
+            return match self.put_new(item).await {
+                Ok(()) => Ok(ChatWritten::Written),
+                Err(StoreError::ConditionFailed) => Ok(ChatWritten::NumberGivenUp),
+                Err(e) => Err(e),
+            };
+        }
+        let mut actions = vec![self.put_new_action(item)?];
+        if let Some(guard) = &write.turn {
+            actions.push(Self::turn_update(guard).into_transact(
+                self.table(),
+                keys::stream_pk(&message.stream_id),
+                keys::participant_sk(guard.user_id),
+            ));
+        }
+        if let Some(course_id) = write.enrolled_in {
+            let check = ConditionCheck::builder()
+                .table_name(self.table())
+                .set_key(Some(keys::key(
+                    keys::course_pk(course_id),
+                    keys::member_sk(&message.user_id),
+                )))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", crate::table::PK)
+                .build()
+                .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            actions.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        let turn_at = write.turn.is_some().then_some(1);
+        let enrollment_at = write.enrolled_in.is_some().then(|| actions.len() - 1);
+        match self.transact(actions).await {
+            Ok(()) => Ok(ChatWritten::Written),
+            Err(e) if e.failed_condition_at(0) => Ok(ChatWritten::NumberGivenUp),
+            Err(e) if enrollment_at.is_some_and(|i| e.failed_condition_at(i)) => {
+                Ok(ChatWritten::NotEnrolled)
+            }
+            Err(e) if turn_at.is_some_and(|i| e.failed_condition_at(i)) => {
+                Ok(ChatWritten::TurnRefused)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes a message under its number with no turn to take;
+    /// [`StoreError::ConditionFailed`] when the number was given up.
+    pub async fn put_chat(&self, message: &ChatMessage) -> Result<(), StoreError> {
+        let write = ChatWrite {
+            message,
+            turn: None,
+            enrolled_in: None,
+            replay: false,
+        };
+        match self.write_chat(write).await? {
+            ChatWritten::Written => Ok(()),
+            _ => Err(StoreError::ConditionFailed),
+        }
+    }
+
+    /// Leaves a number that will carry no message as a gap item at once, so readers
+    /// move past it (see the module notes).
+    pub async fn release_chat_seq(&self, stream_id: &str, seq: i64) -> Result<(), StoreError> {
+        self.give_up_chat_seq(stream_id, seq).await.map(|_| ())
     }
 
     /// Gives up a number whose message never came (see the module notes); `Ok(false)`
     /// when the message arrived after all.
     async fn give_up_chat_seq(&self, stream_id: &str, seq: i64) -> Result<bool, StoreError> {
+        if !self.put_chat_gap(stream_id, seq).await? {
+            return Ok(false);
+        }
+        tracing::info!(stream = stream_id, seq, "chat number given up");
+        // While live the count follows the gaps; after the stop it is recounted.
+        let uncounted = Update::new()
+            .require_eq("status", s(StreamStatus::Live.as_str()))
+            .add("chat_messages_count", -1);
+        done_unless_failed(
+            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), uncounted)
+                .await,
+        )?;
+        Ok(true)
+    }
+
+    /// Puts a gap item into an empty slot; `Ok(false)` when the slot was taken.
+    async fn put_chat_gap(&self, stream_id: &str, seq: i64) -> Result<bool, StoreError> {
         let mut item = keys::key(keys::stream_pk(stream_id), keys::chat_sk(seq));
         item.insert(KIND.into(), s(CHAT_GAP_KIND));
         item.insert("seq".into(), n(seq));
         item.insert("stream_id".into(), s(stream_id));
         match self.put_new(item).await {
-            Ok(()) => {
-                tracing::warn!(
-                    stream = stream_id,
-                    seq,
-                    "chat number given up: its message never came"
-                );
-                Ok(true)
-            }
+            Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Closes a stream's chat for good once no number can be taken any more (the
+    /// stream has ended, or the process that wrote it restarted): every number up to
+    /// `chat_seq` whose message is not there becomes a gap, so a writer still holding
+    /// one fails and no message can appear later, and the messages are counted. The
+    /// stream's `chat_messages_count` is set to that count, which is returned.
+    pub async fn settle_chat(&self, stream_id: &str, chat_seq: i64) -> Result<i64, StoreError> {
+        let mut filled_all = true;
+        let present = self.chat_items(stream_id).await?;
+        let mut seqs: Vec<i64> = present.iter().map(|(seq, _)| *seq).collect();
+        seqs.sort_unstable();
+        let mut next = 1;
+        for seq in seqs.iter().copied().chain(std::iter::once(chat_seq + 1)) {
+            for missing in next..seq.min(chat_seq + 1) {
+                filled_all &= self.put_chat_gap(stream_id, missing).await?;
+            }
+            next = next.max(seq + 1);
+        }
+        let messages = if filled_all {
+            present.iter().filter(|(_, message)| *message).count()
+        } else {
+            // A message took one of the slots meanwhile: count what is there now.
+            self.chat_items(stream_id)
+                .await?
+                .iter()
+                .filter(|(_, message)| *message)
+                .count()
+        };
+        let messages = i64::try_from(messages).unwrap_or(i64::MAX);
+        let recounted = Update::new()
+            .exists()
+            .set("chat_messages_count", n(messages));
+        self.update(keys::stream_pk(stream_id), STREAM_SK.into(), recounted)
+            .await?;
+        Ok(messages)
+    }
+
+    /// Every chat item of a stream: its number and whether it is a message (not a gap).
+    async fn chat_items(&self, stream_id: &str) -> Result<Vec<(i64, bool)>, StoreError> {
+        let spec = QuerySpec {
+            index: None,
+            partition_attr: crate::table::PK,
+            partition_value: keys::stream_pk(stream_id),
+            sort_attr: crate::table::SK,
+            sort_prefix: Some(keys::CHAT_PREFIX),
+            sort_after: None,
+            forward: true,
+            limit: 1000,
+            projection: Some(&[crate::table::SK, KIND]),
+        };
+        Ok(self
+            .query_all(spec, usize::MAX)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let seq = chat_item_seq(item)?;
+                let kind = item.get(KIND).and_then(|v| v.as_s().ok());
+                Some((seq, kind.map(String::as_str) == Some("chat_message")))
+            })
+            .collect())
     }
 
     /// The unbroken run of chat items after `since`, at most `limit` numbers.

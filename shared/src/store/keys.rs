@@ -6,7 +6,7 @@
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
 //! | participant | STREAM#s    | PARTICIPANT#u   | HTTP_PRESENCE#n / {seen_at}#s#u (while joined over HTTP) | USER#u / PARTICIPATION#s |
-//! | chat message| STREAM#s    | CHAT#{seq:012}  |                                    |                            |
+//! | chat message| STREAM#s    | CHAT#{seq:012}  | REPLAY#s / {created_at}#CHAT#{seq} (recorded classes only) |                |
 //! | question    | STREAM#s    | QUESTION#q      |                                    |                            |
 //! | upvote      | STREAM#s    | VOTE#q#u        |                                    | USER#u / VOTE#s#q          |
 //! | stats       | STREAM#s    | STATS           |                                    |                            |
@@ -108,6 +108,8 @@ pub const QUESTION_PREFIX: &str = "QUESTION#";
 pub fn vote_sk(question_id: &str, user_id: &str) -> String {
     format!("VOTE#{question_id}#{user_id}")
 }
+
+pub const VOTE_PREFIX: &str = "VOTE#";
 
 /// GSI2 sort key of a vote under its user, so a user's votes in a stream are one Query.
 pub fn vote_ref(stream_id: &str, question_id: &str) -> String {
@@ -216,4 +218,18 @@ mod tests {
         assert_eq!(shards.len(), SWEEP_SHARDS as usize);
         assert!(shards.iter().all(|s| *s < SWEEP_SHARDS));
     }
+}
+
+/// GSI1 partition of a recorded class's chat, ordered by time for replay.
+pub fn replay_pk(stream_id: &str) -> String {
+    format!("REPLAY#{stream_id}")
+}
+
+/// GSI1 sort key of a chat message in its class's replay: its time with a fixed
+/// millisecond width (so text order is time order), then its number.
+pub fn replay_chat_sk(at: chrono::DateTime<chrono::Utc>, seq: i64) -> String {
+    format!(
+        "{}#CHAT#{seq:012}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
 }

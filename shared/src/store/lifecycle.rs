@@ -154,7 +154,7 @@ mod tests {
         crate::service::presence::enter(&store, &student, &stream, &Session::Http)
             .await
             .unwrap();
-        let seq = store.take_chat_seq(&stream.id).await.unwrap();
+        let seq = store.take_chat_seq(&stream.id).await.unwrap().0;
         let message = ChatMessage {
             id: new_id(),
             seq,

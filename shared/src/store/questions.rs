@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
 use super::{
-    QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, s, time,
+    QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, n, s, time,
 };
 use crate::model::{Question, QuestionStatus, StreamStatus};
 use crate::table::{GSI2, GSI2PK, GSI2SK, KIND};
@@ -47,6 +47,14 @@ pub enum VoteOutcome {
     AlreadyVoted,
     /// The question is hidden or not approved; nothing changed.
     NotVotable,
+}
+
+/// A class's question figures as its items hold them (see [`Store::settle_questions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuestionTally {
+    pub questions: i64,
+    pub answered: i64,
+    pub upvotes: i64,
 }
 
 /// What withdrawing an upvote did.
@@ -283,6 +291,68 @@ impl Store {
             .map(|_| ())
     }
 
+    /// Brings a class's question and vote counts back to what its items hold, when no
+    /// request of the class can be between its writes (the process that served them
+    /// restarted): a vote left `pending` counts, one left `removing` goes, each
+    /// question's `upvotes` and the stream's `questions_count`,
+    /// `questions_answered_count` and `upvotes_count` become the counts of the items.
+    pub async fn settle_questions(&self, stream_id: &str) -> Result<QuestionTally, StoreError> {
+        let pk = keys::stream_pk(stream_id);
+        let spec = |prefix: &'static str| QuerySpec {
+            index: None,
+            partition_attr: crate::table::PK,
+            partition_value: pk.clone(),
+            sort_attr: crate::table::SK,
+            sort_prefix: Some(prefix),
+            sort_after: None,
+            forward: true,
+            limit: 1000,
+            projection: None,
+        };
+        let questions: Vec<Question> = self
+            .query_all(spec(keys::QUESTION_PREFIX), usize::MAX)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let mut votes_per_question = std::collections::HashMap::<String, i64>::new();
+        for vote in self.query_all(spec(keys::VOTE_PREFIX), usize::MAX).await? {
+            let text = |attr: &str| vote.get(attr).and_then(|v| v.as_s().ok()).cloned();
+            let (Some(sk), Some(question_id)) = (text(crate::table::SK), text("question_id"))
+            else {
+                continue;
+            };
+            match text(VOTE_STATE).as_deref() {
+                Some(REMOVING) => self.drop_vote(&pk, &sk, REMOVING).await?,
+                state => {
+                    if state == Some(PENDING) {
+                        done_unless_failed(self.set_vote_state(&pk, &sk, PENDING, COUNTED).await)?;
+                    }
+                    *votes_per_question.entry(question_id).or_default() += 1;
+                }
+            }
+        }
+        let mut tally = QuestionTally::default();
+        for question in &questions {
+            let votes = votes_per_question.get(&question.id).copied().unwrap_or(0);
+            if question.upvotes != votes {
+                let recounted = Update::new().exists().set("upvotes", n(votes));
+                self.update(pk.clone(), keys::question_sk(&question.id), recounted)
+                    .await?;
+            }
+            tally.questions += 1;
+            tally.answered += i64::from(question.answered_at.is_some());
+            tally.upvotes += votes;
+        }
+        let recounted = Update::new()
+            .exists()
+            .set("questions_count", n(tally.questions))
+            .set("questions_answered_count", n(tally.answered))
+            .set("upvotes_count", n(tally.upvotes));
+        self.update(pk, STREAM_SK.into(), recounted).await?;
+        Ok(tally)
+    }
+
     /// Sets the answer. The first answer moves the question to answered and counts it
     /// on the stream (conditioned on it not being answered yet); a later edit only
     /// changes the text.
@@ -454,6 +524,74 @@ mod tests {
             .unwrap()
             .unwrap();
         (stream.upvotes_count, question.upvotes)
+    }
+
+    #[tokio::test]
+    async fn settling_after_a_restart_makes_every_count_equal_its_items() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let (stream, question) = live_question(store).await;
+        let pk = keys::stream_pk(&stream.id);
+        store
+            .upvote(&stream.id, &question.id, "u1", now())
+            .await
+            .unwrap();
+        // Killed after the question counted the vote, before the stream did.
+        store
+            .upvote(&stream.id, &question.id, "u2", now())
+            .await
+            .unwrap();
+        let uncounted = Update::new().add("upvotes_count", -1);
+        store
+            .update(pk.clone(), STREAM_SK.into(), uncounted)
+            .await
+            .unwrap();
+        store
+            .set_vote_state(&pk, &keys::vote_sk(&question.id, "u2"), COUNTED, PENDING)
+            .await
+            .unwrap();
+        // Killed while withdrawing, after the stream let the vote go.
+        store
+            .set_vote_state(&pk, &keys::vote_sk(&question.id, "u1"), COUNTED, REMOVING)
+            .await
+            .unwrap();
+        let uncounted = Update::new().add("upvotes_count", -1);
+        store
+            .update(pk.clone(), STREAM_SK.into(), uncounted)
+            .await
+            .unwrap();
+        // Killed after counting a question, before storing it.
+        let counted = Update::new().add("questions_count", 1);
+        store.update(pk, STREAM_SK.into(), counted).await.unwrap();
+
+        let tally = store.settle_questions(&stream.id).await.unwrap();
+        assert_eq!(
+            tally,
+            QuestionTally {
+                questions: 1,
+                answered: 0,
+                upvotes: 1
+            }
+        );
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!((stream.questions_count, stream.upvotes_count), (1, 1));
+        let question = store
+            .question(&stream.id, &question.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(question.upvotes, 1);
+        assert_eq!(
+            store.votes_of_user(&stream.id, "u2").await.unwrap(),
+            [question.id.clone()]
+        );
+        assert!(
+            store
+                .votes_of_user(&stream.id, "u1")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[tokio::test]

@@ -21,7 +21,7 @@ fn status_index(stream: &Stream) -> Option<(String, String)> {
     ))
 }
 
-fn stream_from(item: Item) -> Result<Stream, StoreError> {
+pub(crate) fn stream_from(item: Item) -> Result<Stream, StoreError> {
     from_item::<Stream>(item).map(Stream::with_peak)
 }
 

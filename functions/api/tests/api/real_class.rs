@@ -121,7 +121,7 @@ async fn readers_wait_for_a_taken_number_and_give_it_up_when_its_writer_died() {
     assert_eq!(first.body["seq"], 1);
 
     // A writer takes number 2 and stalls; number 3 is written.
-    let stalled = store.take_chat_seq(&id).await.unwrap();
+    let stalled = store.take_chat_seq(&id).await.unwrap().0;
     assert_eq!(stalled, 2);
     let third = app
         .post(&path, &student("s0"), json!({"message": "c"}))
@@ -154,8 +154,8 @@ async fn readers_wait_for_a_taken_number_and_give_it_up_when_its_writer_died() {
 
     // A writer that takes number 4 and dies: once a later message is older than the
     // grace period, readers give 4 up and move on.
-    let dead = store.take_chat_seq(&id).await.unwrap();
-    let later = store.take_chat_seq(&id).await.unwrap();
+    let dead = store.take_chat_seq(&id).await.unwrap().0;
+    let later = store.take_chat_seq(&id).await.unwrap().0;
     let long_ago = now() - chrono::Duration::seconds(30);
     store.put_chat(&message(later, long_ago)).await.unwrap();
     let page = app.get(&format!("{path}?since=3"), &t).await;
