@@ -44,10 +44,10 @@ BODIES = {
     "answer-question": {"answer": "A lifetime is the region of code where a reference is valid."},
 }
 QUERIES = {"list-live-streams": "limit=20", "list-my-streams": "limit=20", "list-chat-messages": "since=0&limit=50",
-           "list-questions": "sort=top&filter=unanswered"}
+           "list-questions": "sort=top&filter=unanswered", "get-replay": "from_ms=0&to_ms=600000&limit=100"}
 TEACHER_FUNCTIONS = {"get-ingest", "rotate-stream-key", "create-stream", "list-my-streams", "update-stream", "start-stream", "stop-stream", "cancel-stream",
                      "create-course", "enroll-student", "update-stream-settings", "update-participant", "list-participants",
-                     "hide-chat-message", "pin-chat-message", "unpin-chat-message", "get-stream-stats", "answer-question",
+                     "hide-chat-message", "pin-chat-message", "unpin-chat-message", "get-stream-stats", "get-attendance", "answer-question",
                      "hide-question", "approve-question", "dismiss-question", "reopen-question", "highlight-question",
                      "clear-highlight"}
 

@@ -108,6 +108,11 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     http("pin-chat-message", &[GET, UPDATE, CHECK]),
     http("unpin-chat-message", &[GET, UPDATE]),
     http("get-stream-stats", &[GET, QUERY, PUT]),
+    // The viewer's rights (stream, enrollment); the chat by time (GSI1), the questions
+    // and the viewer's votes.
+    http("get-replay", &[GET, QUERY]),
+    // The participants, chat, questions and votes of the stream, the course's members.
+    http("get-attendance", &[GET, QUERY]),
     // The push's health while connected.
     http("get-ingest", &[GET, UPDATE, PUT]).video(&[
         CREATE_CHANNEL,

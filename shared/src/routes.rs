@@ -65,6 +65,8 @@ pub const ROUTES: &[Route] = &[
         "unpin-chat-message",
     ),
     route("GET", "/api/livestream/{id}/stats", "get-stream-stats"),
+    route("GET", "/api/livestream/{id}/replay", "get-replay"),
+    route("GET", "/api/livestream/{id}/attendance", "get-attendance"),
     route("GET", "/api/livestream/{id}/ingest", "get-ingest"),
     route(
         "POST",

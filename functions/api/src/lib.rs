@@ -83,7 +83,9 @@ macro_rules! handler {
 /// The HTTP functions and their handlers: the one table the Lambda bootstrap and the
 /// local stack both dispatch through (a test checks it against the routes).
 pub const HANDLERS: &[(&str, Handler)] = {
-    use handlers::{chat, courses, participation, questions, streams, video};
+    use handlers::{
+        attendance, chat, courses, participation, questions, replay, streams, video,
+    };
     &[
         ("create-stream", handler!(streams::create)),
         ("list-live-streams", handler!(streams::list_live)),
@@ -102,6 +104,8 @@ pub const HANDLERS: &[(&str, Handler)] = {
         ("list-participants", handler!(participation::list)),
         ("update-participant", handler!(participation::update)),
         ("get-stream-stats", handler!(participation::stats)),
+        ("get-replay", handler!(replay::read)),
+        ("get-attendance", handler!(attendance::report)),
         ("get-ingest", handler!(video::ingest)),
         ("rotate-stream-key", handler!(video::rotate_key)),
         ("get-playback", handler!(video::playback)),

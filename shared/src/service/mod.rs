@@ -4,12 +4,14 @@
 //! returns a model or an [`ApiError`]. Handlers in `functions/` only parse and map.
 
 pub mod access;
+pub mod attendance;
 pub mod chat;
 pub mod connections;
 pub mod courses;
 pub mod participation;
 pub mod presence;
 pub mod questions;
+pub mod replay;
 pub mod roles;
 pub mod stats;
 pub mod streams;

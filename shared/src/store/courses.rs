@@ -51,6 +51,28 @@ impl Store {
             .await
     }
 
+    /// Every enrollment of a course (its members), by user id.
+    pub async fn course_members(&self, course_id: &str) -> Result<Vec<Enrollment>, StoreError> {
+        // Every member's sort key starts like the one of an empty user id.
+        let prefix = keys::member_sk("");
+        let spec = QuerySpec {
+            index: None,
+            partition_attr: crate::table::PK,
+            partition_value: keys::course_pk(course_id),
+            sort_attr: crate::table::SK,
+            sort_prefix: Some(&prefix),
+            sort_after: None,
+            forward: true,
+            limit: 500,
+            projection: None,
+        };
+        self.query_all(spec, usize::MAX)
+            .await?
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
     /// The courses a user teaches or is enrolled in, newest first.
     pub async fn courses_of_user(
         &self,

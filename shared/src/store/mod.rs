@@ -7,6 +7,7 @@
 //! concurrent requests cannot break them; a failed condition surfaces as
 //! [`StoreError::ConditionFailed`] and a cancelled transaction names its reasons.
 
+pub mod attendance;
 pub mod chat;
 pub mod connections;
 pub mod courses;
@@ -15,6 +16,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod participants;
 pub mod questions;
+pub mod replay;
 pub mod streams;
 pub mod update;
 pub mod video;

@@ -2,10 +2,12 @@
 //! `livestream`, map the result. The dispatch table ([`crate::HANDLERS`]) authenticates
 //! first, and errors become responses in [`livestream::http::respond`].
 
+pub mod attendance;
 pub mod chat;
 pub mod courses;
 pub mod participation;
 pub mod questions;
+pub mod replay;
 pub mod streams;
 pub mod video;
 
