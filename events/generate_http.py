@@ -50,6 +50,11 @@ TEACHER_FUNCTIONS = {"get-ingest", "rotate-stream-key", "create-stream", "list-m
                      "hide-chat-message", "pin-chat-message", "unpin-chat-message", "get-stream-stats", "get-attendance", "answer-question",
                      "hide-question", "approve-question", "dismiss-question", "reopen-question", "highlight-question",
                      "clear-highlight"}
+# The recording's playlist is authenticated by a token that get-recording signs with the
+# deployment's playback key, so no committed sample can hold a valid one: its sample
+# carries a placeholder and is refused (403), which local/tests/samples.rs expects.
+QUERIES["get-recording-playlist"] = "token=placeholder-of-get-recording"
+TEACHER_FUNCTIONS.add("delete-recording")
 
 
 def b64(data):

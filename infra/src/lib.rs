@@ -8,7 +8,10 @@
 //! test fails when the committed template differs from what the code generates.
 
 mod fanout;
+mod recording;
 mod video;
+
+pub use recording::RecordingAccess;
 
 pub use video::{
     CREATE_CHANNEL, CREATE_STREAM_KEY, DELETE_CHANNEL, DELETE_STREAM_KEY, GET_STREAM,
@@ -35,6 +38,9 @@ pub struct FunctionSpec {
     /// Signs private streams' viewer tokens, so may read the private half of the
     /// playback key pair from Secrets Manager.
     pub signs_viewer_tokens: bool,
+    /// What it may do with the recordings' objects; a function with any gets the
+    /// recordings' settings (`Recordings::from_env`).
+    pub recordings: RecordingAccess,
 }
 
 impl FunctionSpec {
@@ -47,6 +53,19 @@ impl FunctionSpec {
     /// The function signs viewer tokens.
     const fn signing_viewer_tokens(mut self) -> Self {
         self.signs_viewer_tokens = true;
+        self
+    }
+
+    /// The function uses the recordings' objects.
+    const fn recordings(mut self, access: RecordingAccess) -> Self {
+        self.recordings = access;
+        self
+    }
+
+    /// The function does not take bearer tokens (its route authenticates a token of
+    /// its own), so it may not read the HS256 secret.
+    const fn without_bearer_tokens(mut self) -> Self {
+        self.verifies_tokens = false;
         self
     }
 }
@@ -69,6 +88,7 @@ const fn http(name: &'static str, table_actions: &'static [&'static str]) -> Fun
         verifies_tokens: true,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     }
 }
 
@@ -135,6 +155,19 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
     http("get-playback", &[GET, UPDATE, PUT])
         .video(&[CREATE_CHANNEL, TAG_RESOURCE, DELETE_CHANNEL])
         .signing_viewer_tokens(),
+    // Reads the viewer's rights (stream, enrollment); signs the recording token and
+    // presigns the thumbnail after reading the master playlist.
+    http("get-recording", &[GET])
+        .recordings(RecordingAccess::Read)
+        .signing_viewer_tokens(),
+    // Checks the recording token (the playback key), reads the stream's recording,
+    // then the playlists, and presigns every segment.
+    http("get-recording-playlist", &[GET])
+        .recordings(RecordingAccess::Read)
+        .signing_viewer_tokens()
+        .without_bearer_tokens(),
+    // Deletes the recording's objects, then marks it deleted (a conditional update).
+    http("delete-recording", &[GET, UPDATE]).recordings(RecordingAccess::Delete),
     http("create-course", &[PUT]),
     http("list-my-courses", &[QUERY, BATCH_GET]),
     http("enroll-student", &[GET, PUT]),
@@ -158,6 +191,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: true,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     },
     FunctionSpec {
         name: "ws-disconnect",
@@ -168,6 +202,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: false,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     },
     FunctionSpec {
         name: "ws-default",
@@ -178,6 +213,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: false,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     },
     FunctionSpec {
         name: "broadcast",
@@ -188,6 +224,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: false,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     },
     // Posts pages of a large stream's connections; prunes those gone, as `$disconnect`.
     FunctionSpec {
@@ -199,6 +236,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: false,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     },
     // Ends lapsed HTTP presence and connections that died without `$disconnect`, and
     // classes whose push did not come back in time as a stop does (live streams by a
@@ -213,6 +251,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: false,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     }
     .video(&[DELETE_STREAM_KEY, STOP_STREAM, DELETE_CHANNEL]),
     // Applies IVS stream state changes: finds the stream by its channel's lookup item,
@@ -227,6 +266,7 @@ pub const FUNCTIONS: &[FunctionSpec] = &[
         verifies_tokens: false,
         ivs_actions: &[],
         signs_viewer_tokens: false,
+        recordings: RecordingAccess::None,
     }
     .video(&[STOP_STREAM]),
 ];
@@ -324,6 +364,7 @@ fn policies(spec: &FunctionSpec) -> Value {
     }
     statements.extend(fanout::statements(spec.name));
     statements.extend(video::statements(spec));
+    statements.extend(recording::statements(spec));
     if spec.verifies_tokens {
         statements.push(if_condition(
             "UseSecret",
@@ -398,6 +439,7 @@ fn function_resource(spec: &FunctionSpec, events: Map<String, Value>) -> Value {
         variables.extend(fanout);
     }
     variables.extend(video::variables(spec));
+    variables.extend(recording::variables(spec));
     if !variables.is_empty() {
         properties["Environment"] = json!({ "Variables": variables });
     }
@@ -716,9 +758,8 @@ fn http_api_resources(resources: &mut Map<String, Value>) {
             .filter(|r| r.function == function)
             .enumerate()
         {
-            resources.insert(
-                format!("{stem}Route{i}"),
-                json!({
+            let route_resource = match route.auth {
+                livestream::routes::RouteAuth::Bearer => json!({
                     "Type": "AWS::ApiGatewayV2::Route",
                     "Metadata": checkov_skips(&[("CKV_AWS_309", "every function verifies the bearer JWT itself; API Gateway's JWT authorizer is added in front when JwtJwksUrl, JwtIssuer and JwtAudience are set (an HS256 secret cannot be checked by it)")]),
                     "Properties": {
@@ -729,7 +770,19 @@ fn http_api_resources(resources: &mut Map<String, Value>) {
                         "AuthorizerId": if_condition("UseJwtAuthorizer", reference("HttpApiJwtAuthorizer"), no_value())
                     }
                 }),
-            );
+                // Players fetch it without headers: the function checks its `?token=`.
+                livestream::routes::RouteAuth::QueryToken => json!({
+                    "Type": "AWS::ApiGatewayV2::Route",
+                    "Metadata": checkov_skips(&[("CKV_AWS_309", "HLS players fetch playlists without headers: the function checks the short-lived recording token in the URL's query, which GET /api/livestream/{id}/recording issues to whoever may watch")]),
+                    "Properties": {
+                        "ApiId": reference("HttpApi"),
+                        "RouteKey": format!("{} {}", route.method, route.path),
+                        "Target": sub(&format!("integrations/${{{stem}Integration}}")),
+                        "AuthorizationType": "NONE"
+                    }
+                }),
+            };
+            resources.insert(format!("{stem}Route{i}"), route_resource);
         }
     }
 }
@@ -790,6 +843,7 @@ pub fn template() -> Value {
     websocket_resources(&mut resources);
     fanout::resources(&mut resources);
     video::resources(&mut resources);
+    recording::resources(&mut resources);
     alarms(&mut resources);
     video::alarms(&mut resources);
 
@@ -865,12 +919,11 @@ pub fn template() -> Value {
     if let Some(outputs) = template["Outputs"].as_object_mut() {
         fanout::outputs(outputs);
         video::outputs(outputs);
+        recording::outputs(outputs);
     }
     if let Some(parameters) = template["Parameters"].as_object_mut() {
         video::parameters(parameters);
-    }
-    if let Some(conditions) = template["Conditions"].as_object_mut() {
-        video::conditions(conditions);
+        recording::parameters(parameters);
     }
     template
 }

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{FunctionSpec, get_att, if_condition, no_value, reference, sub};
+use crate::{FunctionSpec, get_att, reference, sub};
 
 /// The function that applies the IVS stream state events to the streams.
 pub const FUNCTION: &str = "video-events";
@@ -34,10 +34,14 @@ const KEY_PAIR: &str = "PlaybackKeyPair";
 const DEAD_LETTER_QUEUE: &str = "VideoEventsDeadLetterQueue";
 /// The SAM event of the function; SAM names its rule `VideoEventsFunction` + this.
 const RULE_EVENT: &str = "StreamStateChange";
-/// The events the function is given: every stream state change of the account's IVS
-/// channels in this region (the function ignores channels of no stream here).
+/// The events the function is given: every stream and recording state change of the
+/// account's IVS channels in this region (the function ignores channels of no stream
+/// here).
 pub const EVENT_SOURCE: &str = "aws.ivs";
-pub const EVENT_DETAIL_TYPE: &str = "IVS Stream State Change";
+pub const EVENT_DETAIL_TYPES: &[&str] = &[
+    livestream::service::video::STREAM_STATE_CHANGE,
+    livestream::service::video::RECORDING_STATE_CHANGE,
+];
 /// A state change older than this is dropped rather than retried: the ingest has moved
 /// on, and the event would be ignored as stale anyway.
 const MAX_EVENT_AGE_S: u32 = 3600;
@@ -69,27 +73,10 @@ pub fn parameters(parameters: &mut Map<String, Value>) {
             "Type": "Number",
             "Default": 60,
             "MinValue": 0,
-            "MaxValue": 3600,
-            "Description": "Seconds an encoder's push may stay away before a class that went live from the encoder ends (found by the one-minute sweep, so up to a minute later)"
+            // IVS's longest recording reconnect window, which follows this.
+            "MaxValue": 300,
+            "Description": "Seconds an encoder's push may stay away before a class that went live from the encoder ends (found by the one-minute sweep, so up to a minute later); also the recording's reconnect window, so a push back within it stays one recording (at most 300, IVS's limit)"
         }),
-    );
-    parameters.insert(
-        "RecordingConfigurationArn".into(),
-        json!({
-            "Type": "String",
-            "Default": "",
-            "AllowedPattern": "^(arn:aws[a-z-]*:ivs:[a-z0-9-]+:[0-9]{12}:recording-configuration/[A-Za-z0-9]+)?$",
-            "ConstraintDescription": "empty, or the ARN of an IVS recording configuration",
-            "Description": "IVS recording configuration (in this region) that the channels of streams with is_recording record with; empty: no recording"
-        }),
-    );
-}
-
-/// `HasRecording`.
-pub fn conditions(conditions: &mut Map<String, Value>) {
-    conditions.insert(
-        "HasRecording".into(),
-        json!({ "Fn::Not": [{ "Fn::Equals": [reference("RecordingConfigurationArn"), ""] }] }),
     );
 }
 
@@ -155,7 +142,7 @@ pub fn events(function: &str, events: &mut Map<String, Value>) {
             "Type": "EventBridgeRule",
             "Properties": {
                 "EventBusName": "default",
-                "Pattern": { "source": [EVENT_SOURCE], "detail-type": [EVENT_DETAIL_TYPE] },
+                "Pattern": { "source": [EVENT_SOURCE], "detail-type": EVENT_DETAIL_TYPES },
                 "RetryPolicy": { "MaximumEventAgeInSeconds": MAX_EVENT_AGE_S, "MaximumRetryAttempts": 20 },
                 "DeadLetterConfig": { "Arn": get_att(DEAD_LETTER_QUEUE, "Arn") }
             }
@@ -223,15 +210,11 @@ pub fn statements(spec: &FunctionSpec) -> Vec<Value> {
         .filter(|a| [CREATE_CHANNEL, UPDATE_CHANNEL].contains(a))
         .collect();
     if !recording.is_empty() {
-        statements.push(if_condition(
-            "HasRecording",
-            json!({
-                "Effect": "Allow",
-                "Action": recording,
-                "Resource": [reference("RecordingConfigurationArn")],
-            }),
-            no_value(),
-        ));
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": recording,
+            "Resource": [crate::recording::configuration_arn()],
+        }));
     }
     if spec.signs_viewer_tokens {
         statements.push(json!({
@@ -263,11 +246,7 @@ pub fn variables(spec: &FunctionSpec) -> Map<String, Value> {
     );
     variables.insert(
         "RECORDING_CONFIGURATION_ARN".into(),
-        if_condition(
-            "HasRecording",
-            reference("RecordingConfigurationArn"),
-            no_value(),
-        ),
+        crate::recording::configuration_arn(),
     );
     variables
 }
@@ -278,7 +257,7 @@ pub fn alarms(resources: &mut Map<String, Value>) {
     resources.insert(
         format!("{DEAD_LETTER_QUEUE}Alarm"),
         crate::math_alarm(
-            "video-events gave up on IVS stream state events (the function kept failing, or EventBridge could not invoke it): they wait in VideoEventsDeadLetterQueue",
+            "video-events gave up on IVS stream and recording state events (the function kept failing, or EventBridge could not invoke it): they wait in VideoEventsDeadLetterQueue",
             vec![crate::metric(
                 "depth",
                 "AWS/SQS",

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use livestream_infra::{
     BOOTSTRAP, CREATE_CHANNEL, CREATE_STREAM_KEY, DELETE_CHANNEL, DELETE_STREAM_KEY, FUNCTIONS,
-    GET_STREAM, GET_STREAM_SESSION, LIST_STREAM_KEYS, STOP_STREAM, TAG_RESOURCE, UPDATE_CHANNEL,
-    deployed_functions, logical_id, spec, template, template_yaml,
+    GET_STREAM, GET_STREAM_SESSION, LIST_STREAM_KEYS, RecordingAccess, STOP_STREAM, TAG_RESOURCE,
+    UPDATE_CHANNEL, deployed_functions, logical_id, spec, template, template_yaml,
 };
 use serde_json::Value;
 
@@ -312,12 +312,18 @@ fn routes_use_the_jwt_authorizer_exactly_when_it_is_configured() {
     let mut count = 0;
     for route in http_routes {
         let p = &route["Properties"];
+        count += 1;
+        if p["RouteKey"] == "GET /api/livestream/{id}/recording/playlist.m3u8" {
+            // HLS players fetch it without headers: the function checks its token.
+            assert_eq!(p["AuthorizationType"], "NONE");
+            assert!(p.get("AuthorizerId").is_none());
+            continue;
+        }
         assert_eq!(p["AuthorizationType"]["Fn::If"][0], "UseJwtAuthorizer");
         assert_eq!(
             p["AuthorizerId"]["Fn::If"][1]["Ref"],
             "HttpApiJwtAuthorizer"
         );
-        count += 1;
     }
     assert_eq!(count, livestream::routes::ROUTES.len());
 }
@@ -408,7 +414,7 @@ fn every_video_function_has_exactly_its_ivs_actions_on_channels_and_keys() {
             let resources = statement["Resource"].as_array().unwrap();
             let recording = resources
                 .iter()
-                .any(|r| r["Ref"] == "RecordingConfigurationArn");
+                .any(|r| r["Fn::GetAtt"][0] == "RecordingConfiguration");
             if recording {
                 // The recording configuration, for creating and updating channels only.
                 assert_eq!(resources.len(), 1, "{function}");
@@ -454,30 +460,18 @@ fn every_video_function_has_exactly_its_ivs_actions_on_channels_and_keys() {
 }
 
 #[test]
-fn the_recording_configuration_is_granted_only_when_set_and_only_to_channel_writers() {
+fn the_recording_configuration_is_granted_only_to_channel_writers() {
     for function in deployed_functions() {
-        let t = template();
-        let policies = &t["Resources"][logical_id(function)]["Properties"]["Policies"];
-        let conditional: Vec<&Value> = policies[0]["Statement"]
-            .as_array()
-            .unwrap()
+        let granted = statements(function)
             .iter()
-            .filter(|s| s.to_string().contains("RecordingConfigurationArn"))
-            .collect();
+            .filter(|s| s.to_string().contains("RecordingConfiguration"))
+            .count();
         let writes_channels = spec(function)
             .unwrap()
             .ivs_actions
             .iter()
             .any(|a| [CREATE_CHANNEL, UPDATE_CHANNEL].contains(a));
-        assert_eq!(
-            conditional.len(),
-            usize::from(writes_channels),
-            "{function}"
-        );
-        for statement in conditional {
-            assert_eq!(statement["Fn::If"][0], "HasRecording", "{function}");
-            assert_eq!(statement["Fn::If"][2]["Ref"], "AWS::NoValue", "{function}");
-        }
+        assert_eq!(granted, usize::from(writes_channels), "{function}");
     }
 }
 
@@ -488,7 +482,10 @@ fn only_the_functions_that_sign_viewer_tokens_may_read_the_playback_key() {
         .filter(|f| f.signs_viewer_tokens)
         .map(|f| f.name)
         .collect();
-    assert_eq!(signers, ["get-playback"]);
+    assert_eq!(
+        signers,
+        ["get-playback", "get-recording", "get-recording-playlist"]
+    );
     for function in deployed_functions() {
         assert_eq!(
             reads_secret(function, "PlaybackKeySecretName"),
@@ -519,9 +516,10 @@ fn every_video_function_gets_the_video_settings_and_no_other_does() {
     for function in deployed_functions() {
         let env = &t["Resources"][logical_id(function)]["Properties"]["Environment"]["Variables"];
         let uses_video = IVS_ACTIONS.iter().any(|(f, _)| *f == function);
+        let uses_recordings = spec(function).unwrap().recordings != RecordingAccess::None;
         assert_eq!(
             env.get("PLAYBACK_KEY_SECRET_NAME").is_some(),
-            uses_video,
+            uses_video || uses_recordings,
             "{function}"
         );
         if !uses_video {
@@ -533,8 +531,8 @@ fn every_video_function_gets_the_video_settings_and_no_other_does() {
         );
         assert_eq!(env["INGEST_GRACE_SECONDS"]["Ref"], "IngestGraceSeconds");
         assert_eq!(
-            env["RECORDING_CONFIGURATION_ARN"]["Fn::If"],
-            serde_json::json!(["HasRecording", { "Ref": "RecordingConfigurationArn" }, { "Ref": "AWS::NoValue" }]),
+            env["RECORDING_CONFIGURATION_ARN"]["Fn::GetAtt"],
+            serde_json::json!(["RecordingConfiguration", "Arn"]),
             "{function}"
         );
     }
@@ -600,7 +598,7 @@ fn ivs_stream_state_changes_reach_video_events_and_what_keeps_failing_waits_in_i
     assert_eq!(p["EventBusName"], "default");
     assert_eq!(
         p["Pattern"],
-        serde_json::json!({ "source": ["aws.ivs"], "detail-type": ["IVS Stream State Change"] })
+        serde_json::json!({ "source": ["aws.ivs"], "detail-type": ["IVS Stream State Change", "IVS Recording State Change"] })
     );
     assert!(p["RetryPolicy"]["MaximumRetryAttempts"].as_u64().unwrap() > 0);
     assert!(
@@ -642,4 +640,117 @@ fn ivs_stream_state_changes_reach_video_events_and_what_keeps_failing_waits_in_i
         "AWS::Logs::LogGroup"
     );
     assert!(t["Outputs"]["VideoEventsDeadLetterQueueUrl"].is_object());
+}
+
+/// What each function may do with the recordings' objects, written out again.
+const RECORDING_ACCESS: &[(&str, &[&str])] = &[
+    ("get-recording", &["s3:GetObject"]),
+    ("get-recording-playlist", &["s3:GetObject"]),
+    ("delete-recording", &["s3:ListBucket", "s3:DeleteObject"]),
+];
+
+#[test]
+fn only_the_recording_functions_reach_the_recordings_and_only_under_their_prefix() {
+    for function in deployed_functions() {
+        let expected: BTreeSet<&str> = RECORDING_ACCESS
+            .iter()
+            .find(|(f, _)| *f == function)
+            .map(|(_, actions)| actions.iter().copied().collect())
+            .unwrap_or_default();
+        let mut granted = BTreeSet::new();
+        for statement in statements(function) {
+            for action in actions(&statement)
+                .into_iter()
+                .filter(|a| a.starts_with("s3:"))
+            {
+                let resource = statement["Resource"].to_string();
+                assert!(
+                    resource.contains("RecordingsBucket"),
+                    "{function}: {resource}"
+                );
+                if action == "s3:ListBucket" {
+                    assert_eq!(
+                        statement["Condition"]["StringLike"]["s3:prefix"],
+                        serde_json::json!(["ivs/*"])
+                    );
+                } else {
+                    assert!(
+                        resource.contains("RecordingsBucket.Arn}/ivs/*"),
+                        "{function}"
+                    );
+                }
+                granted.insert(action);
+            }
+        }
+        assert_eq!(granted, expected, "{function}");
+        let env = &template()["Resources"][logical_id(function)]["Properties"]["Environment"]["Variables"];
+        assert_eq!(
+            env.get("RECORDING_BUCKET").is_some(),
+            !expected.is_empty(),
+            "{function}"
+        );
+    }
+}
+
+#[test]
+fn the_recordings_bucket_is_private_encrypted_tls_only_and_expires_recordings() {
+    let t = template();
+    let resources = &t["Resources"];
+    let bucket = &resources["RecordingsBucket"];
+    assert_eq!(bucket["Type"], "AWS::S3::Bucket");
+    let p = &bucket["Properties"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(
+            p["PublicAccessBlockConfiguration"][setting], true,
+            "{setting}"
+        );
+    }
+    assert_eq!(
+        p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    let rules = p["LifecycleConfiguration"]["Rules"].as_array().unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["ExpirationInDays"]["Ref"] == "RecordingRetentionDays")
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["AbortIncompleteMultipartUpload"].is_object())
+    );
+    assert_eq!(t["Parameters"]["RecordingRetentionDays"]["Default"], 90);
+    let statement =
+        &resources["RecordingsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(
+        statement["Condition"]["Bool"]["aws:SecureTransport"],
+        "false"
+    );
+    let configuration = &resources["RecordingConfiguration"];
+    assert_eq!(configuration["Type"], "AWS::IVS::RecordingConfiguration");
+    let c = &configuration["Properties"];
+    assert_eq!(
+        c["DestinationConfiguration"]["S3"]["BucketName"]["Ref"],
+        "RecordingsBucket"
+    );
+    assert_eq!(
+        c["RecordingReconnectWindowSeconds"]["Ref"],
+        "IngestGraceSeconds"
+    );
+    assert_eq!(c["ThumbnailConfiguration"]["TargetIntervalSeconds"], 60);
+    assert!(
+        t["Parameters"]["IngestGraceSeconds"]["MaxValue"]
+            .as_u64()
+            .unwrap()
+            <= 300,
+        "IVS's longest reconnect window"
+    );
 }

@@ -43,6 +43,13 @@ async fn run_every_sample(invoker: &Invoker, posts: &RecordingManagementApi) {
     let mut count = 0;
     for (name, event) in samples("http") {
         let reply = invoker.http(&name, event).await;
+        if name == "get-recording-playlist" {
+            // Its token is a placeholder (a real one is signed with the stack's
+            // playback key): refused, as any token not from get-recording.
+            assert_eq!(reply.status, 403, "{name}");
+            count += 1;
+            continue;
+        }
         assert!(
             (200..300).contains(&reply.status),
             "{name}: {} {}",
@@ -111,7 +118,14 @@ async fn every_sample_event_answers_2xx_against_a_seeded_table_and_seeding_again
     let auth = || Authenticator::hs256(TEST_SECRET, None, None).unwrap();
     let video = video().await;
     let invoker = Invoker::new(Functions::InProcess(Box::new(InProcess {
-        api: AppState::new(env.store().clone(), auth()).with_video(video()),
+        api: AppState::new(env.store().clone(), auth())
+            .with_video(video())
+            .with_recordings(livestream::recordings::Recordings::new(
+                // No sample reads an object: the playlist's is refused for its token.
+                livestream::recordings::Recordings::local_client("http://127.0.0.1:9"),
+                "recordings",
+                livestream::video::PlaybackKey::Pem("samples-playback-key".into()),
+            )),
         ws: WsState {
             app: AppState::new(env.store().clone(), auth()),
             connections: posts.connections(),

@@ -2,6 +2,7 @@
 
 use crate::auth::{Authenticator, Identity};
 use crate::error::ApiError;
+use crate::recordings::Recordings;
 use crate::store::Store;
 use crate::video::Video;
 
@@ -11,6 +12,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The video service (`None`: a deployment without video).
     pub video: Option<Video>,
+    /// The recordings' storage (`None`: a deployment that does not record).
+    pub recordings: Option<Recordings>,
 }
 
 impl AppState {
@@ -20,6 +23,7 @@ impl AppState {
             store,
             auth,
             video: None,
+            recordings: None,
         }
     }
 
@@ -30,14 +34,28 @@ impl AppState {
         }
     }
 
+    pub fn with_recordings(self, recordings: Recordings) -> Self {
+        Self {
+            recordings: Some(recordings),
+            ..self
+        }
+    }
+
     /// From the environment: `TABLE_NAME`, the JWT settings (see
     /// [`Authenticator::from_env`]), optionally `DYNAMODB_ENDPOINT`, and the video
-    /// settings (see [`Video::from_env`]). Fails fast, naming what is missing.
+    /// settings (see [`Video::from_env`]) and the recordings' (see
+    /// [`Recordings::from_env`]). Fails fast, naming what is missing.
     pub async fn from_env() -> Result<Self, String> {
         let auth = Authenticator::from_env().map_err(|e| e.to_string())?;
         let store = Store::from_env().await?;
         let video = Video::from_env().await?;
-        Ok(Self { store, auth, video })
+        let recordings = Recordings::from_env().await?;
+        Ok(Self {
+            store,
+            auth,
+            video,
+            recordings,
+        })
     }
 
     /// The caller of an HTTP request, from its bearer token (noted for the request's

@@ -20,6 +20,7 @@ pub mod live;
 pub mod model;
 pub mod openapi;
 pub mod realtime;
+pub mod recordings;
 pub mod routes;
 pub mod service;
 pub mod store;

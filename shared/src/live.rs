@@ -89,6 +89,17 @@ pub struct StreamIngestChanged {
     pub live_from_encoder: bool,
 }
 
+/// `data` of `stream.recording`: the class's recording changed state (it started,
+/// the class ended while it is still being written, it is ready, it failed, or the
+/// instructor deleted it). Ask `GET /api/livestream/{id}/recording` for what to play.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct StreamRecordingChanged {
+    pub state: crate::model::RecordingState,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
 /// `data` of `stream.updated`: the details and interaction settings everyone sees.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct StreamUpdated {
@@ -206,6 +217,13 @@ pub const SERVER_EVENTS: &[ServerEvent] = &[
         audience: "everyone",
         summary: "The encoder connected, dropped (reconnecting) or is gone (idle)",
         data: schema::<StreamIngestChanged>,
+    },
+    ServerEvent {
+        name: "stream.recording",
+        origin: Origin::Live,
+        audience: "everyone",
+        summary: "The class's recording started, is being finished (processing), is ready, failed or was deleted",
+        data: schema::<StreamRecordingChanged>,
     },
     ServerEvent {
         name: "stream.updated",

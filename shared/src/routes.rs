@@ -9,6 +9,18 @@ pub struct Route {
     pub path: &'static str,
     /// The function's binary name (kebab-case).
     pub function: &'static str,
+    /// How the caller proves who they are.
+    pub auth: RouteAuth,
+}
+
+/// How a route's caller is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAuth {
+    /// `Authorization: Bearer <JWT>` (API Gateway's JWT authorizer may check it first).
+    Bearer,
+    /// A token in the query string that the handler checks itself: HLS players fetch
+    /// playlists without headers, so API Gateway must let these through.
+    QueryToken,
 }
 
 const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
@@ -16,6 +28,21 @@ const fn route(method: &'static str, path: &'static str, function: &'static str)
         method,
         path,
         function,
+        auth: RouteAuth::Bearer,
+    }
+}
+
+/// A route whose handler authenticates a `?token=` itself.
+const fn query_token_route(
+    method: &'static str,
+    path: &'static str,
+    function: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        function,
+        auth: RouteAuth::QueryToken,
     }
 }
 
@@ -74,6 +101,17 @@ pub const ROUTES: &[Route] = &[
         "rotate-stream-key",
     ),
     route("GET", "/api/livestream/{id}/playback", "get-playback"),
+    route("GET", "/api/livestream/{id}/recording", "get-recording"),
+    query_token_route(
+        "GET",
+        "/api/livestream/{id}/recording/playlist.m3u8",
+        "get-recording-playlist",
+    ),
+    route(
+        "DELETE",
+        "/api/livestream/{id}/recording",
+        "delete-recording",
+    ),
     route("POST", "/api/courses", "create-course"),
     route("GET", "/api/courses/mine", "list-my-courses"),
     route("POST", "/api/courses/{id}/enrollments", "enroll-student"),

@@ -65,6 +65,10 @@ pub type BoxedResponse<'a> = Pin<Box<dyn Future<Output = Response<Body>> + Send 
 /// A handler in the table: the caller authenticated from the bearer token first, and
 /// the handler's error turned into the response.
 macro_rules! handler {
+    // A route of `RouteAuth::QueryToken`: the handler checks its own token.
+    (query_token: $f:path) => {
+        |state, req| Box::pin(async move { livestream::http::respond($f(state, req).await) })
+    };
     ($f:path) => {
         |state, req| {
             Box::pin(async move {
@@ -84,7 +88,7 @@ macro_rules! handler {
 /// local stack both dispatch through (a test checks it against the routes).
 pub const HANDLERS: &[(&str, Handler)] = {
     use handlers::{
-        attendance, chat, courses, participation, questions, replay, streams, video,
+        attendance, chat, courses, participation, questions, recording, replay, streams, video,
     };
     &[
         ("create-stream", handler!(streams::create)),
@@ -109,6 +113,12 @@ pub const HANDLERS: &[(&str, Handler)] = {
         ("get-ingest", handler!(video::ingest)),
         ("rotate-stream-key", handler!(video::rotate_key)),
         ("get-playback", handler!(video::playback)),
+        ("get-recording", handler!(recording::get)),
+        (
+            "get-recording-playlist",
+            handler!(query_token: recording::playlist),
+        ),
+        ("delete-recording", handler!(recording::delete)),
         ("send-chat-message", handler!(chat::send)),
         ("list-chat-messages", handler!(chat::list)),
         ("hide-chat-message", handler!(chat::hide)),

@@ -3,10 +3,12 @@
 
 use aws_lambda_events::dynamodb::EventRecord;
 use livestream::live::{
-    ChatHidden, QuestionRemoved, StreamIngestChanged, StreamStatusChanged, StreamUpdated,
-    ViewersUpdated, data,
+    ChatHidden, QuestionRemoved, StreamIngestChanged, StreamRecordingChanged, StreamStatusChanged,
+    StreamUpdated, ViewersUpdated, data,
 };
-use livestream::model::{ChatMessage, Connection, Question, QuestionStatus, Stream, StreamStatus};
+use livestream::model::{
+    ChatMessage, Connection, Question, QuestionStatus, RecordingState, Stream, StreamStatus,
+};
 use livestream::realtime::client_event;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -188,6 +190,27 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
                 state: new.ingest.state,
                 reconnect_deadline: new.ingest.reconnect_deadline,
                 live_from_encoder: new.live_from_encoder,
+            }),
+        ));
+    }
+    let recording = |s: &Stream| {
+        s.recording.as_ref().map_or(RecordingState::None, |r| {
+            r.state_for(s.status.is_finished())
+        })
+    };
+    if recording(&old) != recording(&new) {
+        let current = new
+            .recording
+            .as_ref()
+            .filter(|_| recording(&new) != RecordingState::None);
+        out.events.push(Outgoing::everyone(
+            &id,
+            "stream.recording",
+            data(&StreamRecordingChanged {
+                state: recording(&new),
+                started_at: current.and_then(|r| r.started_at),
+                ended_at: current.and_then(|r| r.ended_at),
+                duration_ms: current.and_then(|r| r.duration_ms),
             }),
         ));
     }

@@ -396,23 +396,32 @@ pub async fn serve_sweep() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Applies one video service event ("IVS Stream State Change" from EventBridge) to its
-/// stream's ingest state; an error fails the invocation, so EventBridge retries it.
+/// Applies one video service event ("IVS Stream State Change" or "IVS Recording State
+/// Change" from EventBridge) to its stream.
 pub async fn handle_video_event(
     state: &BroadcastState,
-    event: livestream::service::video::StreamStateEvent,
+    event: livestream::service::video::VideoEvent,
 ) -> Result<livestream::service::video::EventOutcome, livestream::ApiError> {
     // Boxed: the store and video service calls make the future deep and large.
-    let outcome = Box::pin(livestream::service::video::on_stream_state_change(
+    let outcome = Box::pin(livestream::service::video::on_video_event(
         &state.store,
         state.video.as_ref(),
         &event,
     ))
     .await?;
+    let detail = |name: &str| {
+        event
+            .detail
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     tracing::info!(
-        event = %event.detail.event_name,
+        kind = %event.detail_type,
+        event = ?detail("event_name").or_else(|| detail("recording_status")),
         channel = ?event.resources.as_ref().and_then(|r| r.first()),
-        session = ?event.detail.stream_id,
+        session = ?detail("stream_id"),
+        recording = ?detail("recording_session_id"),
         outcome = ?outcome,
         "video event"
     );
@@ -424,7 +433,7 @@ pub async fn serve_video_events() -> Result<(), lambda_runtime::Error> {
     livestream::telemetry::init();
     let state: &'static BroadcastState = Box::leak(Box::new(BroadcastState::from_env().await?));
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<livestream::service::video::StreamStateEvent>| async move {
+        move |event: lambda_runtime::LambdaEvent<livestream::service::video::VideoEvent>| async move {
             handle_video_event(state, event.payload)
                 .await
                 .map_err(|e| lambda_runtime::Error::from(e.to_string()))

@@ -6,6 +6,7 @@ pub mod course;
 pub mod ingest;
 pub mod participant;
 pub mod question;
+pub mod recording;
 pub mod stream;
 pub mod text;
 pub mod video;
@@ -16,6 +17,7 @@ pub use course::{Course, Enrollment};
 pub use ingest::{Ingest, IngestHealth, IngestState};
 pub use participant::{Participant, Session};
 pub use question::{Question, QuestionStatus};
+pub use recording::{Recording, RecordingState};
 pub use stream::{QualitySettings, Resolution, Stream, StreamStatus};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};

@@ -201,6 +201,11 @@ pub struct Stream {
     /// when the push stops and does not come back within the grace period.
     #[serde(default)]
     pub live_from_encoder: bool,
+    /// The class's recording (streams with `is_recording`), once the video service
+    /// started one; its `bucket` and `key_prefix` only for the instructor. Ask
+    /// `GET /api/livestream/{id}/recording` for what to play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<super::recording::Recording>,
 
     // Interaction settings, changed by the instructor.
     /// Slow mode: minimum seconds between two chat messages of one user (0 = off).
@@ -324,6 +329,11 @@ impl Stream {
         if !owner && let Some(map) = value.as_object_mut() {
             for field in OWNER_ONLY {
                 map.remove(field);
+            }
+            if let Some(recording) = map.get_mut("recording").and_then(|r| r.as_object_mut()) {
+                for field in super::recording::OWNER_ONLY {
+                    recording.remove(field);
+                }
             }
         }
         value

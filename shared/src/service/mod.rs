@@ -11,6 +11,7 @@ pub mod courses;
 pub mod participation;
 pub mod presence;
 pub mod questions;
+pub mod recording;
 pub mod replay;
 pub mod roles;
 pub mod stats;

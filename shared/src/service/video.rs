@@ -429,3 +429,33 @@ pub async fn on_stream_state_change(
     }
     Ok(EventOutcome::Recorded)
 }
+
+/// Any event of the video service: the `video-events` function is given the stream
+/// state changes and the recording state changes of the account's channels.
+pub type VideoEvent = aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value>;
+
+/// `detail-type` of the ingest's events.
+pub const STREAM_STATE_CHANGE: &str = "IVS Stream State Change";
+/// `detail-type` of the recordings' events.
+pub const RECORDING_STATE_CHANGE: &str = "IVS Recording State Change";
+
+/// Applies one video service event to its stream, by its kind (`detail-type`); other
+/// kinds are ignored.
+pub async fn on_video_event(
+    store: &Store,
+    video: Option<&Video>,
+    event: &VideoEvent,
+) -> Result<EventOutcome, ApiError> {
+    fn typed<T: serde::de::DeserializeOwned>(event: &VideoEvent) -> Result<T, ApiError> {
+        serde_json::to_value(event)
+            .and_then(serde_json::from_value)
+            .map_err(|e| ApiError::bad_request("invalid_event", format!("{e}")))
+    }
+    match event.detail_type.as_str() {
+        STREAM_STATE_CHANGE => on_stream_state_change(store, video, &typed(event)?).await,
+        RECORDING_STATE_CHANGE => {
+            super::recording::on_recording_state_change(store, &typed(event)?).await
+        }
+        _ => Ok(EventOutcome::Ignored),
+    }
+}

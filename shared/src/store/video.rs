@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::keys::{self, CHANNEL_SK, STREAM_SK};
 use super::{QuerySpec, Store, StoreError, Update, from_item, keyed_item, n, s};
 use crate::model::Ingest;
+use crate::model::Recording;
 use crate::model::Stream;
 use crate::model::sort_time;
 use crate::table::{GSI1, GSI1PK, GSI1SK};
@@ -194,4 +195,33 @@ impl Store {
             .await?;
         from_item::<Stream>(item).map(Stream::with_peak)
     }
+
+    /// Replaces the stream's recording with `recording` if it is still `expected` (the
+    /// recording read before: its `event_ms` and state), so two events or a deletion
+    /// that race each other never write over one another;
+    /// [`StoreError::ConditionFailed`] when it changed meanwhile (read again) or the
+    /// stream is gone.
+    pub async fn replace_recording(
+        &self,
+        stream_id: &str,
+        recording: &Recording,
+        expected: Option<&Recording>,
+    ) -> Result<Stream, StoreError> {
+        let mut update = Update::new().exists().set(RECORDING, value(recording)?);
+        update = match expected {
+            None => update.require("attribute_not_exists({a0})", &[RECORDING], vec![]),
+            Some(before) => update.require(
+                "{a0}.{a1} = {0} AND {a0}.{a2} = {1}",
+                &[RECORDING, "event_ms", "state"],
+                vec![n(before.event_ms), value(&before.state)?],
+            ),
+        };
+        let item = self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await?;
+        from_item::<Stream>(item).map(Stream::with_peak)
+    }
 }
+
+/// The stream item's attribute that holds its [`Recording`].
+const RECORDING: &str = "recording";

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod courses;
 pub mod participation;
 pub mod questions;
+pub mod recording;
 pub mod replay;
 pub mod streams;
 pub mod video;
