@@ -679,9 +679,10 @@ fn only_the_recording_functions_reach_the_recordings_and_only_under_their_prefix
                         "{function}"
                     );
                 }
-                granted.insert(action);
+                granted.insert(action.to_string());
             }
         }
+        let expected: BTreeSet<String> = expected.iter().map(|a| a.to_string()).collect();
         assert_eq!(granted, expected, "{function}");
         let env = &template()["Resources"][logical_id(function)]["Properties"]["Environment"]["Variables"];
         assert_eq!(
