@@ -3,11 +3,14 @@
 //! (`local-video`), and the ingest's sessions turned into the EventBridge events IVS
 //! sends ("IVS Stream State Change"), delivered in order to the video events function.
 //! Playback of an authorized channel needs a viewer token signed by an imported
-//! playback key pair (ES384), as on IVS.
+//! playback key pair (ES384), as on IVS. Channels with a recording configuration record
+//! into its bucket's directory under the local S3's root (see `s3.rs`), in IVS's layout,
+//! with "IVS Recording State Change" events delivered the same way.
 //!
 //! Hand-written: no maintained crate serves the IVS API.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,14 +21,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, SecondsFormat, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use local_video::{Ingest, IngestEvent};
+use local_video::{Ingest, IngestEvent, RecordingTarget};
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::invoker::Invoker;
 
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
+/// The recording configuration the local stack creates at start, as the deployment's
+/// template does: channels of recorded classes name it.
+pub const LOCAL_RECORDING_CONFIGURATION_ARN: &str =
+    "arn:aws:ivs:us-east-1:000000000000:recording-configuration/LocalRecords";
+/// The bucket of [`LOCAL_RECORDING_CONFIGURATION_ARN`]: `<S3 root>/livestream-recordings/`.
+pub const RECORDINGS_BUCKET: &str = "livestream-recordings";
+/// IVS's default thumbnail interval.
+pub const DEFAULT_THUMBNAIL_INTERVAL: Duration = Duration::from_secs(60);
+/// IVS's bound on `recordingReconnectWindowSeconds`.
+const MAX_RECONNECT_WINDOW_SECONDS: u64 = 300;
 /// Tries of one event before it is dropped (EventBridge retries for longer).
 const EVENT_TRIES: u32 = 5;
 
@@ -53,11 +66,59 @@ struct KeyPair {
     key: DecodingKey,
 }
 
+struct RecordingConfiguration {
+    arn: String,
+    name: String,
+    bucket_name: String,
+    reconnect_window: Duration,
+    /// `None`: thumbnails off (`recordingMode` `DISABLED`).
+    thumbnail_interval: Option<Duration>,
+    tags: Value,
+}
+
+impl RecordingConfiguration {
+    fn json(&self) -> Value {
+        let thumbnails = match self.thumbnail_interval {
+            Some(interval) => json!({
+                "recordingMode": "INTERVAL",
+                "targetIntervalSeconds": interval.as_secs(),
+                "storage": ["SEQUENTIAL"],
+            }),
+            None => json!({ "recordingMode": "DISABLED" }),
+        };
+        json!({
+            "arn": self.arn,
+            "name": self.name,
+            "destinationConfiguration": { "s3": { "bucketName": self.bucket_name } },
+            "recordingReconnectWindowSeconds": self.reconnect_window.as_secs(),
+            "renditionConfiguration": { "renditionSelection": "ALL", "renditions": [] },
+            "state": "ACTIVE",
+            "tags": self.tags,
+            "thumbnailConfiguration": thumbnails,
+        })
+    }
+}
+
+/// Where recordings go: the local S3's root, holding a directory per bucket.
+#[derive(Debug, Clone)]
+pub struct RecordingStorage {
+    pub s3_root: PathBuf,
+    /// The default configuration's `recordingReconnectWindowSeconds`: the stack's ingest
+    /// grace, so that a push back within the class's grace stays one recording.
+    pub reconnect_window: Duration,
+    /// The default configuration's thumbnail interval.
+    pub thumbnail_interval: Duration,
+}
+
 #[derive(Default)]
 struct Registry {
     channels: HashMap<String, ChannelRecord>,
     keys: HashMap<String, KeyRecord>,
     key_pairs: Vec<KeyPair>,
+    recording_configurations: HashMap<String, RecordingConfiguration>,
+    /// Names of the channels of this run, deleted ones too: a recording's end event
+    /// comes after its channel was deleted.
+    channel_names: HashMap<String, String>,
 }
 
 impl Registry {
@@ -76,6 +137,18 @@ pub struct LocalIvs {
     ingest_endpoint: String,
     /// Where playlists are served: `{playback_base}/{channel id}/index.m3u8`.
     playback_base: String,
+    /// `None`: recording configurations cannot be created.
+    storage: Option<RecordingStorage>,
+    /// Every event handed to the video events function, with whether it took it.
+    delivered: broadcast::Sender<DeliveredEvent>,
+}
+
+/// An EventBridge event the emulation handed to the video events function.
+#[derive(Debug, Clone)]
+pub struct DeliveredEvent {
+    pub event: Value,
+    /// `Err`: the function failed it on every try.
+    pub result: Result<(), String>,
 }
 
 fn random_id(len: usize) -> String {
@@ -140,13 +213,161 @@ fn text(body: &Value, field: &str) -> Option<String> {
 impl LocalIvs {
     /// The emulation over `ingest`; encoders reach it at `ingest_endpoint` (`host:port`)
     /// and players at `{playback_base}/{channel id}/index.m3u8`.
+    /// Without recording storage: [`LocalIvs::with_recordings`] has it.
     pub fn new(ingest: Ingest, ingest_endpoint: String, playback_base: String) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new(Self::build(ingest, ingest_endpoint, playback_base, None))
+    }
+
+    /// The emulation with recordings stored under `storage.s3_root`: the default
+    /// configuration ([`LOCAL_RECORDING_CONFIGURATION_ARN`], bucket [`RECORDINGS_BUCKET`])
+    /// is created, and the recordings a previous run left open in any bucket there are
+    /// finished (their Recording End events are delivered once events flow).
+    pub fn with_recordings(
+        ingest: Ingest,
+        ingest_endpoint: String,
+        playback_base: String,
+        storage: RecordingStorage,
+    ) -> Result<Arc<Self>, String> {
+        let bucket = storage.s3_root.join(RECORDINGS_BUCKET);
+        std::fs::create_dir_all(&bucket)
+            .map_err(|e| format!("creating {}: {e}", bucket.display()))?;
+        let default = RecordingConfiguration {
+            arn: LOCAL_RECORDING_CONFIGURATION_ARN.into(),
+            name: "local-recordings".into(),
+            bucket_name: RECORDINGS_BUCKET.into(),
+            reconnect_window: storage.reconnect_window,
+            thumbnail_interval: Some(storage.thumbnail_interval),
+            tags: json!({}),
+        };
+        let buckets = std::fs::read_dir(&storage.s3_root)
+            .map_err(|e| format!("reading {}: {e}", storage.s3_root.display()))?;
+        for bucket in buckets.filter_map(Result::ok) {
+            if bucket.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = bucket.file_name().to_string_lossy().into_owned();
+                ingest.finish_abandoned_recordings(&bucket.path(), &name);
+            }
+        }
+        let ivs = Self::build(ingest, ingest_endpoint, playback_base, Some(storage));
+        ivs.registry()
+            .recording_configurations
+            .insert(default.arn.clone(), default);
+        Ok(Arc::new(ivs))
+    }
+
+    fn build(
+        ingest: Ingest,
+        ingest_endpoint: String,
+        playback_base: String,
+        storage: Option<RecordingStorage>,
+    ) -> Self {
+        Self {
             ingest,
             registry: Mutex::default(),
             ingest_endpoint,
             playback_base,
+            storage,
+            delivered: broadcast::channel(256).0,
+        }
+    }
+
+    /// Every EventBridge event delivered from now on, with its outcome.
+    pub fn delivered_events(&self) -> broadcast::Receiver<DeliveredEvent> {
+        self.delivered.subscribe()
+    }
+
+    /// Where the channel `channel` records, per its recording configuration.
+    fn recording_target(
+        &self,
+        registry: &Registry,
+        channel: &ChannelRecord,
+    ) -> Option<RecordingTarget> {
+        let storage = self.storage.as_ref()?;
+        let configuration = registry
+            .recording_configurations
+            .get(&channel.recording_configuration_arn)?;
+        Some(RecordingTarget {
+            bucket_root: storage.s3_root.join(&configuration.bucket_name),
+            bucket_name: configuration.bucket_name.clone(),
+            account_id: ACCOUNT.into(),
+            channel_arn: channel.arn.clone(),
+            reconnect_window: configuration.reconnect_window,
+            thumbnail_interval: configuration.thumbnail_interval,
         })
+    }
+
+    /// Whether `arn` may be a channel's recording configuration: none, or a known one.
+    fn check_recording_configuration(registry: &Registry, arn: &str) -> Result<(), Box<Response>> {
+        if arn.is_empty() || registry.recording_configurations.contains_key(arn) {
+            Ok(())
+        } else {
+            Err(Box::new(not_found("recording configuration")))
+        }
+    }
+
+    fn create_recording_configuration(&self, body: &Value) -> Response {
+        let Some(storage) = &self.storage else {
+            return invalid("this emulation has no S3 storage for recordings");
+        };
+        let Some(bucket_name) = body["destinationConfiguration"]["s3"]["bucketName"]
+            .as_str()
+            .map(str::to_owned)
+        else {
+            return invalid("destinationConfiguration.s3.bucketName is required");
+        };
+        if !crate::s3::valid_bucket_name(&bucket_name) {
+            return invalid("bucketName is not a valid S3 bucket name");
+        }
+        let window = body["recordingReconnectWindowSeconds"]
+            .as_u64()
+            .unwrap_or(0);
+        if window > MAX_RECONNECT_WINDOW_SECONDS {
+            return invalid("recordingReconnectWindowSeconds is 0 to 300");
+        }
+        let thumbnails = &body["thumbnailConfiguration"];
+        let thumbnail_interval = match thumbnails["recordingMode"].as_str() {
+            Some("DISABLED") => None,
+            None | Some("INTERVAL") => {
+                let seconds = thumbnails["targetIntervalSeconds"]
+                    .as_u64()
+                    .unwrap_or(DEFAULT_THUMBNAIL_INTERVAL.as_secs());
+                if !(1..=60).contains(&seconds) {
+                    return invalid("targetIntervalSeconds is 1 to 60");
+                }
+                Some(Duration::from_secs(seconds))
+            }
+            Some(_) => return invalid("recordingMode is INTERVAL or DISABLED"),
+        };
+        let bucket = storage.s3_root.join(&bucket_name);
+        if let Err(e) = std::fs::create_dir_all(&bucket) {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerException",
+                &format!("creating the bucket's directory: {e}"),
+            );
+        }
+        let configuration = RecordingConfiguration {
+            arn: arn("recording-configuration", &random_id(12)),
+            name: text(body, "name").unwrap_or_default(),
+            bucket_name,
+            reconnect_window: Duration::from_secs(window),
+            thumbnail_interval,
+            tags: body.get("tags").cloned().unwrap_or_else(|| json!({})),
+        };
+        let answer = json!({ "recordingConfiguration": configuration.json() });
+        self.registry()
+            .recording_configurations
+            .insert(configuration.arn.clone(), configuration);
+        Json(answer).into_response()
+    }
+
+    fn get_recording_configuration(&self, body: &Value) -> Response {
+        let Some(arn) = text(body, "arn") else {
+            return invalid("arn is required");
+        };
+        match self.registry().recording_configurations.get(&arn) {
+            Some(c) => Json(json!({ "recordingConfiguration": c.json() })).into_response(),
+            None => not_found("recording configuration"),
+        }
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -207,8 +428,18 @@ impl LocalIvs {
             tags: body.get("tags").cloned().unwrap_or_else(|| json!({})),
         };
         let mut registry = self.registry();
+        if let Err(refused) =
+            Self::check_recording_configuration(&registry, &channel.recording_configuration_arn)
+        {
+            return *refused;
+        }
         let key = self.issue_key(&mut registry, &channel);
         let answer = json!({ "channel": self.channel_json(&channel), "streamKey": key });
+        let target = self.recording_target(&registry, &channel);
+        self.ingest.set_recording(&channel.id, target);
+        registry
+            .channel_names
+            .insert(channel.id.clone(), channel.name.clone());
         registry.channels.insert(channel.arn.clone(), channel);
         Json(answer).into_response()
     }
@@ -242,7 +473,12 @@ impl LocalIvs {
                 "a live channel cannot be updated: stop its stream first",
             );
         }
-        self.with_channel(text(body, "arn"), |channel| {
+        if let Some(recording) = text(body, "recordingConfigurationArn")
+            && let Err(refused) = Self::check_recording_configuration(&self.registry(), &recording)
+        {
+            return *refused;
+        }
+        let response = self.with_channel(text(body, "arn"), |channel| {
             if let Some(kind) = text(body, "type") {
                 channel.kind = kind;
             }
@@ -259,7 +495,17 @@ impl LocalIvs {
                 channel.name = name;
             }
             json!({ "channel": self.channel_json(channel) })
-        })
+        });
+        if let Some(arn) = text(body, "arn") {
+            let mut registry = self.registry();
+            if let Some(channel) = registry.channels.get(&arn) {
+                let (id, name) = (channel.id.clone(), channel.name.clone());
+                let target = self.recording_target(&registry, channel);
+                self.ingest.set_recording(&id, target);
+                registry.channel_names.insert(id, name);
+            }
+        }
+        response
     }
 
     fn delete_channel(&self, body: &Value) -> Response {
@@ -520,10 +766,12 @@ impl LocalIvs {
                 "GetStream" => ivs.get_stream(&body),
                 "GetStreamSession" => ivs.get_stream_session(&body),
                 "ImportPlaybackKeyPair" => ivs.import_playback_key_pair(&body),
+                "CreateRecordingConfiguration" => ivs.create_recording_configuration(&body),
+                "GetRecordingConfiguration" => ivs.get_recording_configuration(&body),
                 _ => invalid("not emulated"),
             }
         }
-        const OPERATIONS: [&str; 12] = [
+        const OPERATIONS: [&str; 14] = [
             "CreateChannel",
             "GetChannel",
             "UpdateChannel",
@@ -536,6 +784,8 @@ impl LocalIvs {
             "GetStream",
             "GetStreamSession",
             "ImportPlaybackKeyPair",
+            "CreateRecordingConfiguration",
+            "GetRecordingConfiguration",
         ];
         OPERATIONS
             .iter()
@@ -549,30 +799,122 @@ impl LocalIvs {
 
     /// The EventBridge event IVS sends for one ingest event.
     fn event_bridge(&self, event: &IngestEvent) -> Option<Value> {
-        let (at, name) = match event {
-            IngestEvent::SessionCreated { at, .. } => (at, "Session Created"),
-            IngestEvent::StreamStart { at, .. } => (at, "Stream Start"),
-            IngestEvent::StreamEnd { at, .. } => (at, "Stream End"),
-            IngestEvent::StreamFailure { at, .. } => (at, "Stream Failure"),
-            IngestEvent::StreamTakeover { at, .. } => (at, "Stream Takeover"),
+        let (detail_type, detail) = match event {
+            IngestEvent::SessionCreated { .. }
+            | IngestEvent::StreamStart { .. }
+            | IngestEvent::StreamEnd { .. }
+            | IngestEvent::StreamFailure { .. }
+            | IngestEvent::StreamTakeover { .. } => {
+                let name = match event {
+                    IngestEvent::SessionCreated { .. } => "Session Created",
+                    IngestEvent::StreamStart { .. } => "Stream Start",
+                    IngestEvent::StreamEnd { .. } => "Stream End",
+                    IngestEvent::StreamFailure { .. } => "Stream Failure",
+                    _ => "Stream Takeover",
+                };
+                let registry = self.registry();
+                let channel = registry.channel_by_id(event.channel_id())?;
+                let detail = json!({
+                    "event_name": name,
+                    "channel_name": channel.name,
+                    "stream_id": event.session_id(),
+                });
+                ("IVS Stream State Change", detail)
+            }
+            _ => ("IVS Recording State Change", self.recording_detail(event)?),
         };
-        let registry = self.registry();
-        let channel = registry.channel_by_id(event.channel_id())?;
         Some(json!({
             "version": "0",
             "id": ulid::Ulid::generate().to_string(),
-            "detail-type": "IVS Stream State Change",
+            "detail-type": detail_type,
             "source": "aws.ivs",
             "account": ACCOUNT,
-            "time": timestamp(*at),
+            "time": timestamp(event.at()),
             "region": REGION,
-            "resources": [channel.arn],
-            "detail": {
-                "event_name": name,
-                "channel_name": channel.name,
-                "stream_id": event.session_id(),
-            },
+            "resources": [arn("channel", event.channel_id())],
+            "detail": detail,
         }))
+    }
+
+    /// The `detail` of an "IVS Recording State Change", as IVS sends it. The channel may
+    /// be gone (deleted, or from a previous run): its ARN is its id's.
+    fn recording_detail(&self, event: &IngestEvent) -> Option<Value> {
+        let channel_name = self
+            .registry()
+            .channel_names
+            .get(event.channel_id())
+            .cloned()
+            .unwrap_or_default();
+        let (status, reason, bucket, prefix, duration_ms, recording_id) = match event {
+            IngestEvent::RecordingStart {
+                recording_id,
+                bucket_name,
+                key_prefix,
+                ..
+            } => (
+                "Recording Start",
+                "",
+                bucket_name,
+                key_prefix.as_str(),
+                0,
+                recording_id.as_str(),
+            ),
+            IngestEvent::RecordingEnd {
+                recording_id,
+                bucket_name,
+                key_prefix,
+                duration_ms,
+                ..
+            } => (
+                "Recording End",
+                "",
+                bucket_name,
+                key_prefix.as_str(),
+                *duration_ms,
+                recording_id.as_str(),
+            ),
+            IngestEvent::RecordingStartFailure {
+                bucket_name,
+                reason,
+                ..
+            } => (
+                "Recording Start Failure",
+                reason.as_str(),
+                bucket_name,
+                "",
+                0,
+                "",
+            ),
+            IngestEvent::RecordingEndFailure {
+                recording_id,
+                bucket_name,
+                key_prefix,
+                reason,
+                ..
+            } => (
+                "Recording End Failure",
+                reason.as_str(),
+                bucket_name,
+                key_prefix.as_str(),
+                0,
+                recording_id.as_str(),
+            ),
+            _ => return None,
+        };
+        let mut detail = json!({
+            "channel_name": channel_name,
+            "stream_id": event.session_id(),
+            "recording_status": status,
+            "recording_status_reason": reason,
+            "recording_s3_bucket_name": bucket,
+            "recording_s3_key_prefix": prefix,
+            "recording_duration_ms": duration_ms,
+            "recording_session_id": recording_id,
+        });
+        if let IngestEvent::RecordingEnd { stream_ids, .. } = event {
+            detail["recording_session_stream_ids"] = json!(stream_ids);
+        }
+        Some(detail)
     }
 
     /// Delivers the ingest's events, one after another, to the video events function
@@ -596,9 +938,19 @@ impl LocalIvs {
             };
             for attempt in 1..=EVENT_TRIES {
                 match invoker.video_event(json.clone()).await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        let _ = self.delivered.send(DeliveredEvent {
+                            event: json.clone(),
+                            result: Ok(()),
+                        });
+                        break;
+                    }
                     Err(e) if attempt == EVENT_TRIES => {
-                        tracing::error!(error = %e, event = %json["detail"], "video event dropped")
+                        tracing::error!(error = %e, event = %json["detail"], "video event dropped");
+                        let _ = self.delivered.send(DeliveredEvent {
+                            event: json.clone(),
+                            result: Err(e),
+                        });
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, "video event failed; retrying");

@@ -10,6 +10,7 @@ pub mod in_process;
 pub mod invoker;
 pub mod ivs;
 pub mod poller;
+pub mod s3;
 pub mod seed;
 pub mod sqs;
 pub mod web;
@@ -77,8 +78,13 @@ pub struct Config {
     pub rtmp_port: u16,
     /// The IVS API's port (the functions call it).
     pub ivs_port: u16,
-    /// How long a dropped push may stay away before its class ends.
+    /// How long a dropped push may stay away before its class ends; also the default
+    /// recording configuration's reconnect window (one recording per class).
     pub ingest_grace: Duration,
+    /// The local S3's port (recordings are read there).
+    pub s3_port: u16,
+    /// A recording's thumbnails: one from its first segment, then one per this much.
+    pub thumbnail_interval: Duration,
     /// How often the sweeper runs (presence, dead connections, abandoned pushes).
     pub sweep_interval: Duration,
 }
@@ -104,6 +110,8 @@ impl Default for Config {
             rtmp_port: 1935,
             ivs_port: 9800,
             ingest_grace: livestream::video::DEFAULT_RECONNECT_GRACE,
+            s3_port: 9810,
+            thumbnail_interval: ivs::DEFAULT_THUMBNAIL_INTERVAL,
             sweep_interval: PRESENCE_SWEEP_INTERVAL,
         }
     }
@@ -120,6 +128,7 @@ impl Config {
             sqs_port: 0,
             rtmp_port: 0,
             ivs_port: 0,
+            s3_port: 0,
             data_dir,
             ..Self::default()
         }
@@ -138,10 +147,17 @@ pub struct LocalStack {
     pub ivs_url: String,
     /// Where encoders push: `rtmp://host:port/app/` (the stream key follows).
     pub rtmp_url: String,
+    /// The local S3 (path-style; recordings in [`ivs::RECORDINGS_BUCKET`]).
+    pub s3_url: String,
+    /// The directory holding the local S3's buckets: `<data dir>/s3`, or a temporary
+    /// directory removed with the stack when in memory.
+    pub s3_root: std::path::PathBuf,
     pub ws: Arc<websocket::WebSocketApi>,
     pub ivs: Arc<ivs::LocalIvs>,
     pub fan_out_queue: Arc<sqs::LocalQueue>,
     dynamo: EmbeddedDynamo,
+    /// In memory: the recordings' directory, removed when the stack is dropped.
+    _recordings_temp: Option<tempfile::TempDir>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -207,6 +223,13 @@ impl LocalStack {
         let ivs_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.ivs_port))
             .await
             .map_err(|e| format!("IVS port {}: {e}", config.ivs_port))?;
+        let s3_listener = tokio::net::TcpListener::bind((config.host.as_str(), config.s3_port))
+            .await
+            .map_err(|e| format!("S3 port {}: {e}", config.s3_port))?;
+        let s3_url = format!(
+            "http://{}",
+            s3_listener.local_addr().map_err(|e| e.to_string())?
+        );
         let rtmp_addr = rtmp_listener.local_addr().map_err(|e| e.to_string())?;
         let ivs_url = format!(
             "http://{}",
@@ -222,18 +245,37 @@ impl LocalStack {
         };
         // Video: the ingest and the IVS API over it; the functions sign viewer tokens
         // with a key pair made for this run, whose public half is imported as on AWS.
-        let (ingest, ingest_events) = local_video::Ingest::new(local_video::IngestConfig {
-            recording_dir: config.data_dir.as_ref().map(|d| d.join("recordings")),
-            ..local_video::IngestConfig::default()
-        });
-        let ivs = ivs::LocalIvs::new(
+        // Recordings go to the local S3's buckets, kept with the data or, in memory, in a
+        // temporary directory gone with the stack.
+        let (s3_root, recordings_temp) = match &config.data_dir {
+            Some(dir) => (dir.join("s3"), None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("livestream-s3-")
+                    .tempdir()
+                    .map_err(|e| format!("creating the recordings' temporary directory: {e}"))?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let (ingest, ingest_events) =
+            local_video::Ingest::new(local_video::IngestConfig::default());
+        let ivs = ivs::LocalIvs::with_recordings(
             ingest.clone(),
             rtmp_addr.to_string(),
             format!("http://{http_addr}/video"),
-        );
+            ivs::RecordingStorage {
+                s3_root: s3_root.clone(),
+                reconnect_window: config.ingest_grace,
+                thumbnail_interval: config.thumbnail_interval,
+            },
+        )?;
+        let s3 = s3::LocalS3::new(s3_root.clone(), config.cors_origins.clone());
         let (playback_private, playback_public) =
             ivs::playback_key_pair(config.data_dir.as_deref())?;
-        let video = || video_service(&ivs_url, &playback_private, config.ingest_grace);
+        let video = || {
+            video_service(&ivs_url, &playback_private, config.ingest_grace)
+                .with_recording(Some(ivs::LOCAL_RECORDING_CONFIGURATION_ARN.into()))
+        };
 
         // In-process functions post to this process's own `@connections`, once it serves.
         let management = in_process::RouterSlot::default();
@@ -317,6 +359,7 @@ impl LocalStack {
                 stopped.clone(),
             )),
             tokio::spawn(serve(ivs_listener, ivs_router, stopped.clone())),
+            tokio::spawn(serve(s3_listener, s3::router(s3), stopped.clone())),
             tokio::spawn(ingest.clone().serve_rtmp(rtmp_listener, stopped.clone())),
             tokio::spawn(ivs.clone().deliver_events(
                 ingest_events,
@@ -379,6 +422,9 @@ impl LocalStack {
         Ok(Self {
             ivs_url,
             rtmp_url: format!("rtmp://{rtmp_addr}/app/"),
+            s3_url,
+            s3_root,
+            _recordings_temp: recordings_temp,
             ivs,
             http_url: format!("http://{http_addr}"),
             ws_url: format!("ws://{ws_addr}"),

@@ -94,10 +94,18 @@ struct RunArgs {
     #[arg(long, env = "LOCAL_IVS_PORT", default_value_t = 9800)]
     ivs_port: u16,
     /// How long a dropped push may stay away before a class that went live from its
-    /// encoder ends, in seconds.
+    /// encoder ends, in seconds; a push back within it also continues its recording.
     #[arg(long, env = "LOCAL_INGEST_GRACE_SECONDS", default_value_t = 60)]
     ingest_grace_seconds: u64,
-    /// Where the database file (and recordings, and the playback key) live.
+    /// The local S3, where recordings are read (path-style, SigV4-signed requests).
+    #[arg(long, env = "LOCAL_S3_PORT", default_value_t = 9810)]
+    s3_port: u16,
+    /// A recording's thumbnails: one from its first segment, then one per this many
+    /// seconds (needs ffmpeg on PATH).
+    #[arg(long, env = "LOCAL_THUMBNAIL_INTERVAL_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=60))]
+    thumbnail_interval_seconds: u64,
+    /// Where the database file, the recordings (`s3/`) and the playback key live.
     #[arg(long, env = "LOCAL_DATA_DIR", default_value = ".local-data")]
     data_dir: std::path::PathBuf,
     /// Keep nothing on disk.
@@ -134,6 +142,8 @@ impl RunArgs {
             rtmp_port: self.rtmp_port,
             ivs_port: self.ivs_port,
             ingest_grace: std::time::Duration::from_secs(self.ingest_grace_seconds),
+            s3_port: self.s3_port,
+            thumbnail_interval: std::time::Duration::from_secs(self.thumbnail_interval_seconds),
             data_dir: (!self.in_memory).then_some(self.data_dir),
             fan_out_threshold: self.fan_out_threshold,
             delivery_window: std::time::Duration::from_millis(self.delivery_window_ms),
@@ -193,7 +203,8 @@ fn print_banner(stack: &LocalStack, config: &Config) {
          DynamoDB        {dynamo} (table {table}, data {storage})\n\
          SQS             {sqs} (fan-out queue {queue}, dead letters {dlq})\n\
          Video ingest    {rtmp}<stream key>  (OBS: Service \"Custom\"; the key from the console)\n\
-         IVS API         {ivs} (live playlists at {http}/video/<channel>/index.m3u8)\n\n\
+         IVS API         {ivs} (live playlists at {http}/video/<channel>/index.m3u8)\n\
+         S3              {s3} (recordings in bucket {bucket}, files under {s3_root})\n\n\
          Dev tokens (24 h; `cargo run -p local -- token --user ID --role ROLE` for more):\n\
          TEACHER=\"{teacher}\"\n\
          STUDENT1=\"{student1}\"\n\
@@ -208,6 +219,13 @@ fn print_banner(stack: &LocalStack, config: &Config) {
         dlq = stack.fan_out_queue.dead_letter_url,
         rtmp = stack.rtmp_url,
         ivs = stack.ivs_url,
+        s3 = stack.s3_url,
+        bucket = local::ivs::RECORDINGS_BUCKET,
+        s3_root = if config.data_dir.is_some() {
+            stack.s3_root.display().to_string()
+        } else {
+            format!("{} (removed at exit)", stack.s3_root.display())
+        },
     );
     if let FunctionMode::CargoLambda(url) = &config.functions {
         // `cargo lambda watch` listens where the stack sends invocations.
@@ -218,6 +236,7 @@ fn print_banner(stack: &LocalStack, config: &Config) {
              TABLE_NAME={table} DYNAMODB_ENDPOINT={dynamo} JWT_SECRET='{secret}' WS_MANAGEMENT_ENDPOINT={conn} \\\n  \
              FANOUT_QUEUE_URL={queue} AWS_ENDPOINT_URL_SQS={sqs} \\\n  \
              VIDEO_SERVICE=local AWS_ENDPOINT_URL_IVS={ivs} PLAYBACK_PRIVATE_KEY=\"$(cat {key})\" INGEST_GRACE_SECONDS={grace} \\\n  \
+             RECORDING_CONFIGURATION_ARN={recording} RECORDING_BUCKET={bucket} AWS_ENDPOINT_URL_S3={s3} \\\n  \
              AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local cargo lambda watch -F livestream-bootstrap/watch -A {address} -P {port}\n",
             table = local::TABLE_NAME,
             dynamo = stack.dynamo_url,
@@ -231,6 +250,9 @@ fn print_banner(stack: &LocalStack, config: &Config) {
                 .map(|d| d.join("playback-key.pem").display().to_string())
                 .unwrap_or_else(|| "<run with --data-dir for a kept key>".into()),
             grace = config.ingest_grace.as_secs(),
+            recording = local::ivs::LOCAL_RECORDING_CONFIGURATION_ARN,
+            bucket = local::ivs::RECORDINGS_BUCKET,
+            s3 = stack.s3_url,
         );
     }
 }
