@@ -9,7 +9,7 @@
 //!
 //! Hand-written: no maintained crate serves the IVS API.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,7 +23,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use local_video::{Ingest, IngestEvent, RecordingTarget};
 use serde_json::{Value, json};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use crate::invoker::Invoker;
 
@@ -139,9 +139,12 @@ pub struct LocalIvs {
     playback_base: String,
     /// `None`: recording configurations cannot be created.
     storage: Option<RecordingStorage>,
-    /// Every event handed to the video events function, with whether it took it.
-    delivered: broadcast::Sender<DeliveredEvent>,
+    /// The last events handed to the video events function, with whether it took them.
+    delivered: Mutex<VecDeque<DeliveredEvent>>,
 }
+
+/// Events kept in [`LocalIvs::delivered_events`].
+const DELIVERED_KEPT: usize = 256;
 
 /// An EventBridge event the emulation handed to the video events function.
 #[derive(Debug, Clone)]
@@ -266,13 +269,26 @@ impl LocalIvs {
             ingest_endpoint,
             playback_base,
             storage,
-            delivered: broadcast::channel(256).0,
+            delivered: Mutex::default(),
         }
     }
 
-    /// Every EventBridge event delivered from now on, with its outcome.
-    pub fn delivered_events(&self) -> broadcast::Receiver<DeliveredEvent> {
-        self.delivered.subscribe()
+    /// The last EventBridge events handed to the video events function (up to 256,
+    /// oldest first), with their outcomes: what a test or an operator checks.
+    pub fn delivered_events(&self) -> Vec<DeliveredEvent> {
+        let delivered = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        delivered.iter().cloned().collect()
+    }
+
+    fn record_delivery(&self, event: &Value, result: Result<(), String>) {
+        let mut delivered = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        if delivered.len() == DELIVERED_KEPT {
+            delivered.pop_front();
+        }
+        delivered.push_back(DeliveredEvent {
+            event: event.clone(),
+            result,
+        });
     }
 
     /// Where the channel `channel` records, per its recording configuration.
@@ -939,18 +955,12 @@ impl LocalIvs {
             for attempt in 1..=EVENT_TRIES {
                 match invoker.video_event(json.clone()).await {
                     Ok(()) => {
-                        let _ = self.delivered.send(DeliveredEvent {
-                            event: json.clone(),
-                            result: Ok(()),
-                        });
+                        self.record_delivery(&json, Ok(()));
                         break;
                     }
                     Err(e) if attempt == EVENT_TRIES => {
                         tracing::error!(error = %e, event = %json["detail"], "video event dropped");
-                        let _ = self.delivered.send(DeliveredEvent {
-                            event: json.clone(),
-                            result: Err(e),
-                        });
+                        self.record_delivery(&json, Err(e));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, "video event failed; retrying");

@@ -20,9 +20,11 @@ use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
 use crate::model::text::pattern;
 use crate::model::{ChatMessage, Course, Enrollment, Participant, Question, Stream};
 use crate::routes::{ROUTES, Route};
+use crate::service::attendance::AttendanceReport;
 use crate::service::chat::ChatPage;
 use crate::service::participation::{PermissionsInput, Presence, SettingsInput};
 use crate::service::questions::{self, QuestionPage};
+use crate::service::replay::{self, ReplayPage};
 use crate::service::stats::StreamStats;
 use crate::service::video::{IngestInfo, Playback};
 use crate::service::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -56,6 +58,11 @@ enum Query {
     Sort,
     Filter,
     Status,
+    /// Milliseconds into the recording, from and to.
+    FromMs,
+    ToMs,
+    /// The replay's page size (up to 500).
+    ReplayLimit,
 }
 
 const PAGED: &[Query] = &[Query::Cursor, Query::Limit(DEFAULT_PAGE_SIZE as i64)];
@@ -259,6 +266,31 @@ fn operation(function: &str) -> Operation {
             &[403, 404, 409, 503],
             &[],
         ),
+        "get-replay" => op(
+            "The class's chat messages, questions, answers and highlights between two offsets \
+             into its recording, oldest first, hidden ones left out for students (anyone who \
+             may watch; 409 `no_replay` for a class never live)",
+            None,
+            &[200],
+            schema::<ReplayPage>,
+            &[400, 403, 404, 409, 422],
+            &[
+                Query::FromMs,
+                Query::ToMs,
+                Query::Cursor,
+                Query::ReplayLimit,
+            ],
+        ),
+        "get-attendance" => op(
+            "Attendance: every participant's joins, watch time, share of the class and \
+             contributions, and the enrolled students who never came; CSV with \
+             `Accept: text/csv` (instructor, admins)",
+            None,
+            &[200],
+            schema::<AttendanceReport>,
+            &[403, 404],
+            &[],
+        ),
         "create-course" => op(
             "Create a course (teacher)",
             Some(schema::<CreateCourseInput>),
@@ -410,6 +442,21 @@ fn query_parameter(query: Query) -> Value {
             "unanswered: open and pending",
             json!({ "type": "string", "enum": ["all", "answered", "unanswered"], "default": "all" }),
         ),
+        Query::FromMs => (
+            "from_ms",
+            "Milliseconds into the recording where the range starts (included); 0 also takes in what happened before the first frame",
+            json!({ "type": "integer", "minimum": 0, "default": 0 }),
+        ),
+        Query::ToMs => (
+            "to_ms",
+            "Milliseconds into the recording where the range ends (included, at least from_ms); the end of the class when absent",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
+        Query::ReplayLimit => (
+            "limit",
+            "Page size",
+            json!({ "type": "integer", "minimum": 1, "maximum": replay::MAX_PAGE_SIZE, "default": replay::DEFAULT_PAGE_SIZE }),
+        ),
         Query::Status => (
             "status",
             "pending: the approval queue (instructor and moderators only)",
@@ -546,6 +593,9 @@ pub fn document() -> Value {
                 json!({ "description": description, "content": { "application/json": { "schema": body } } }),
             );
         }
+        if let Some((media_type, content)) = other_media_type(route.function) {
+            statuses["200"]["content"][media_type] = content;
+        }
         let mut errors: Vec<u16> = op.errors.iter().copied().chain([401, 500, 503]).collect();
         errors.sort_unstable();
         for status in errors {
@@ -606,6 +656,20 @@ pub fn document() -> Value {
         },
         "paths": paths,
     })
+}
+
+/// A second form of a function's 200 answer, chosen by the request's `Accept`.
+fn other_media_type(function: &str) -> Option<(&'static str, Value)> {
+    match function {
+        "get-attendance" => Some((
+            "text/csv",
+            json!({
+                "schema": { "type": "string" },
+                "example": "user_id,display_name,role,enrolled,joined_at,left_at,is_watching,watch_time,watched_share,chat_messages_count,questions_count,upvotes_count\r\nstudent-1,Student One,student,true,2030-01-31T09:01:30.000Z,2030-01-31T09:58:02.000Z,false,3392,0.9856,4,1,2\r\nTOTAL,,,1,,,,3392,,4,1,2\r\n"
+            }),
+        )),
+        _ => None,
+    }
 }
 
 fn tag(path: &str) -> &'static str {
