@@ -520,12 +520,12 @@ pub fn top_rendition(master: &str) -> Option<String> {
                     .and_then(|b| b.parse().ok())
                     .unwrap_or(0),
             );
-        } else if !line.is_empty() && !line.starts_with('#') {
-            if let Some(bandwidth) = pending.take()
-                && best.as_ref().is_none_or(|(b, _)| bandwidth > *b)
-            {
-                best = Some((bandwidth, line.to_string()));
-            }
+        } else if !line.is_empty()
+            && !line.starts_with('#')
+            && let Some(bandwidth) = pending.take()
+            && best.as_ref().is_none_or(|(b, _)| bandwidth > *b)
+        {
+            best = Some((bandwidth, line.to_string()));
         }
     }
     best.map(|(_, uri)| uri)
