@@ -85,6 +85,22 @@ export interface components {
         };
         /** @description The encoder's connection, beside the stream's `status`. */
         IngestState: "idle" | "connected" | "reconnecting";
+        /**
+         * @description `data` of `stream.recording`: the class's recording changed state (it started,
+         *     the class ended while it is still being written, it is ready, it failed, or the
+         *     instructor deleted it). Ask `GET /api/livestream/{id}/recording` for what to play.
+         */
+        StreamRecordingChanged: {
+            state: components["schemas"]["RecordingState"];
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            ended_at: string | null;
+            /** Format: int64 */
+            duration_ms: number | null;
+        };
+        /** @description Where a class's recording stands. */
+        RecordingState: "recording" | "processing" | "ready" | "failed" | "none";
         /** @description `data` of `stream.updated`: the details and interaction settings everyone sees. */
         StreamUpdated: {
             title: string;
@@ -343,6 +359,14 @@ export interface components {
             /** @description Live events: the change record's sequence number, a decimal string that only grows within a stream (compare as integers; order and de-duplicate by it). Replies to the sender's own action (pong, chat.accepted, chat.history, error and the chat.message events of catch_up) are not part of that order: null. Chat messages have their own gap-free `seq` in `data`, which is what catch_up resumes from. */
             sequence: string;
         };
+        StreamRecordingEvent: {
+            /** @constant */
+            type: "stream.recording";
+            stream_id: string;
+            data: components["schemas"]["StreamRecordingChanged"];
+            /** @description Live events: the change record's sequence number, a decimal string that only grows within a stream (compare as integers; order and de-duplicate by it). Replies to the sender's own action (pong, chat.accepted, chat.history, error and the chat.message events of catch_up) are not part of that order: null. Chat messages have their own gap-free `seq` in `data`, which is what catch_up resumes from. */
+            sequence: string;
+        };
         StreamUpdatedEvent: {
             /** @constant */
             type: "stream.updated";
@@ -391,7 +415,7 @@ export interface components {
             /** @description Live events: the change record's sequence number, a decimal string that only grows within a stream (compare as integers; order and de-duplicate by it). Replies to the sender's own action (pong, chat.accepted, chat.history, error and the chat.message events of catch_up) are not part of that order: null. Chat messages have their own gap-free `seq` in `data`, which is what catch_up resumes from. */
             sequence: string;
         };
-        BatchEvent: (components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamIngestEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"])[];
+        BatchEvent: (components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamIngestEvent"] | components["schemas"]["StreamRecordingEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"])[];
     };
     responses: never;
     parameters: never;
@@ -405,7 +429,7 @@ export type operations = Record<string, never>;
 /** A message a client sends. */
 export type ClientAction = components["schemas"]["PingAction"] | components["schemas"]["ChatAction"] | components["schemas"]["CatchUpAction"];
 /** One message the server sends (a frame holds one, or an array of several). */
-export type ServerMessage = components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamIngestEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"];
+export type ServerMessage = components["schemas"]["PongEvent"] | components["schemas"]["ChatAcceptedEvent"] | components["schemas"]["ChatHistoryEvent"] | components["schemas"]["ErrorEvent"] | components["schemas"]["StreamStatusEvent"] | components["schemas"]["StreamIngestEvent"] | components["schemas"]["StreamRecordingEvent"] | components["schemas"]["StreamUpdatedEvent"] | components["schemas"]["ViewersUpdatedEvent"] | components["schemas"]["ChatMessageEvent"] | components["schemas"]["ChatHiddenEvent"] | components["schemas"]["QuestionCreatedEvent"] | components["schemas"]["QuestionUpdatedEvent"];
 export type ServerMessageType = ServerMessage["type"];
 /** The `data` of the server message of type `T`. */
 export type EventData<T extends ServerMessageType> = Extract<ServerMessage, { type: T }>["data"];

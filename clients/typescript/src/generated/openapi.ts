@@ -310,6 +310,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/livestream/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The class's chat messages, questions, answers and highlights between two offsets into its recording, oldest first, hidden ones left out for students (anyone who may watch; 409 `no_replay` for a class never live) */
+        get: operations["get-replay"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/livestream/{id}/attendance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Attendance: every participant's joins, watch time, share of the class and contributions, and the enrolled students who never came; CSV with `Accept: text/csv` (instructor, admins) */
+        get: operations["get-attendance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/livestream/{id}/ingest": {
         parameters: {
             query?: never;
@@ -353,6 +387,41 @@ export interface paths {
         };
         /** Where to play the live video: a private stream's URL carries a short-lived token for you only (anyone who may watch, until it ends) */
         get: operations["get-playback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/livestream/{id}/recording": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The class's recording: its state, duration, a thumbnail, and a playlist URL with a short-lived token for you only (anyone who may watch the stream) */
+        get: operations["get-recording"];
+        put?: never;
+        post?: never;
+        /** Delete the recording's video (instructor; not while it is still being written): it reads `none` from then on; deleting again changes nothing */
+        delete: operations["delete-recording"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/livestream/{id}/recording/playlist.m3u8": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The recording's HLS media playlist, every segment a presigned URL; authenticated by its `token` alone (players fetch it without headers) */
+        get: operations["get-recording-playlist"];
         put?: never;
         post?: never;
         delete?: never;
@@ -923,6 +992,12 @@ export interface components {
              */
             live_from_encoder: boolean;
             /**
+             * @description The class's recording (streams with `is_recording`), once the video service
+             *     started one; its `bucket` and `key_prefix` only for the instructor. Ask
+             *     `GET /api/livestream/{id}/recording` for what to play.
+             */
+            recording?: components["schemas"]["Recording"] | null;
+            /**
              * Format: uint32
              * @description Slow mode: minimum seconds between two chat messages of one user (0 = off).
              * @default 0
@@ -1021,6 +1096,57 @@ export interface components {
         };
         /** @description The encoder's connection, beside the stream's `status`. */
         IngestState: "idle" | "connected" | "reconnecting";
+        /**
+         * @description The recording kept on the stream item. Only the states the video service's events
+         *     set are stored (`recording`, `ready`, `failed`); `processing` is what a stored
+         *     `recording` of a finished class reads as ([`Recording::state_for`]), and a deleted
+         *     recording is no recording at all.
+         */
+        Recording: {
+            state: components["schemas"]["RecordingState"];
+            /**
+             * @description The video service's id of the recording session: one recording, however many
+             *     times the encoder reconnected within the reconnect window.
+             */
+            session_id: string;
+            /** @description The S3 bucket of the recording. Only for the instructor. */
+            bucket?: string;
+            /**
+             * @description The recording's S3 key prefix (`ivs/v1/{account}/{channel}/{Y}/{M}/{D}/{h}/{m}/{id}`,
+             *     without a trailing slash). Only for the instructor.
+             */
+            key_prefix?: string;
+            /**
+             * Format: date-time
+             * @description When the video service started writing it: the replay's origin (offset 0).
+             */
+            started_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the video service closed it.
+             * @default null
+             */
+            ended_at: string | null;
+            /**
+             * Format: int64
+             * @description Its length, from the video service's end event.
+             * @default null
+             */
+            duration_ms: number | null;
+            /**
+             * @description Why it failed, as the video service says.
+             * @default null
+             */
+            failure_reason: string | null;
+            /**
+             * Format: int64
+             * @description The video service's time of the event that set this state, in milliseconds: an
+             *     older event never overrides a newer one.
+             */
+            event_ms: number;
+        };
+        /** @description Where a class's recording stands. */
+        RecordingState: "recording" | "processing" | "ready" | "failed" | "none";
         /** @description One page of a listing and the opaque cursor of the next page, if any. */
         StreamPage: {
             items: components["schemas"]["Stream"][];
@@ -1240,6 +1366,206 @@ export interface components {
              */
             readonly current_viewers: number;
         };
+        /** @description A page of the replay: events oldest first. */
+        ReplayPage: {
+            /**
+             * Format: date-time
+             * @description What offset 0 stands for: the start of the recording, or of the class when it
+             *     has no recording.
+             */
+            origin: string;
+            items: components["schemas"]["ReplayEvent"][];
+            /**
+             * @description Pass as `?cursor=` (with the same range) for the next page; null on the last.
+             *     A page may hold fewer than `limit` events and still have a next one.
+             */
+            next_cursor: string | null;
+        };
+        /** @description One event of the replay. */
+        ReplayEvent: {
+            /** @constant */
+            type: "chat";
+            /**
+             * Format: int64
+             * @description Milliseconds into the recording.
+             */
+            offset_ms: number;
+            message: components["schemas"]["ChatMessage"];
+        } | {
+            /** @constant */
+            type: "question";
+            /** Format: int64 */
+            offset_ms: number;
+            question: components["schemas"]["Question"];
+        } | {
+            /** @constant */
+            type: "answer";
+            /** Format: int64 */
+            offset_ms: number;
+            question: components["schemas"]["Question"];
+        } | {
+            /** @constant */
+            type: "highlight";
+            /** Format: int64 */
+            offset_ms: number;
+            question: components["schemas"]["Question"];
+        };
+        /**
+         * @description A question as stored. The asker is stored even when anonymous; [`Question::view`]
+         *     decides who sees it, and the schema is the one of the view.
+         * @example {
+         *       "id": "01JD7QC9X8W7V6T5S4R3Q2P1N0",
+         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "user_id": null,
+         *       "display_name": null,
+         *       "anonymous": true,
+         *       "text": "What is a borrow?",
+         *       "status": "open",
+         *       "upvotes": 7,
+         *       "answer": null,
+         *       "answered_by": null,
+         *       "answered_at": null,
+         *       "hidden": false,
+         *       "created_at": "2030-01-31T09:16:45.500Z",
+         *       "updated_at": "2030-01-31T09:16:45.500Z",
+         *       "is_mine": false,
+         *       "has_upvoted": false
+         *     }
+         */
+        Question: {
+            id: string;
+            stream_id: string;
+            /** @description null for an anonymous question, except for moderators and the asker */
+            user_id: string | null;
+            /** @description null for an anonymous question, except for moderators and the asker */
+            display_name: string | null;
+            anonymous: boolean;
+            text: string;
+            status: components["schemas"]["QuestionStatus"];
+            /**
+             * Format: int64
+             * @default 0
+             */
+            upvotes: number;
+            /** @default null */
+            answer: string | null;
+            /** @default null */
+            answered_by: string | null;
+            /**
+             * Format: date-time
+             * @default null
+             */
+            answered_at: string | null;
+            /** @default false */
+            hidden: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description the caller asked it */
+            is_mine: boolean;
+            /** @description the caller upvoted it */
+            has_upvoted: boolean;
+        };
+        /**
+         * @description pending (waits for approval) -> open -> answered; dismissed from any, reopened to open.
+         * @enum {string}
+         */
+        QuestionStatus: "pending" | "open" | "answered" | "dismissed";
+        /** @description `GET /api/livestream/{id}/attendance`. */
+        AttendanceReport: {
+            stream_id: string;
+            title: string;
+            status: components["schemas"]["StreamStatus"];
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            ended_at: string | null;
+            /**
+             * Format: int64
+             * @description Seconds live: final for an ended stream, running for a live one.
+             */
+            duration: number;
+            /**
+             * Format: date-time
+             * @description When these figures were computed (watch time of people still watching runs to it).
+             */
+            computed_at: string;
+            /**
+             * @description Participants by first join, then people who took part without joining (the
+             *     instructor), then enrolled students who never came, by user id.
+             */
+            rows: components["schemas"]["AttendanceRow"][];
+            totals: components["schemas"]["AttendanceTotals"];
+        };
+        /** @description One person of the class. */
+        AttendanceRow: {
+            user_id: string;
+            /**
+             * @description The name they joined or wrote with; null for enrolled students who never came
+             *     (names come from a user's sign-in).
+             */
+            display_name: string | null;
+            role: components["schemas"]["Role"];
+            /** @description Enrolled in the stream's course. */
+            enrolled: boolean;
+            /**
+             * Format: date-time
+             * @description Their first join; null if they never joined.
+             */
+            joined_at: string | null;
+            /**
+             * Format: date-time
+             * @description When they last stopped watching; null while still watching or if they never came.
+             */
+            left_at: string | null;
+            is_watching: boolean;
+            /**
+             * Format: int64
+             * @description Seconds watched while the stream was live, all tabs and re-joins counted once.
+             */
+            watch_time: number;
+            /**
+             * Format: double
+             * @description `watch_time / duration`, from 0 to 1 (0 while the class has no duration).
+             */
+            watched_share: number;
+            /** Format: int64 */
+            chat_messages_count: number;
+            /** Format: int64 */
+            questions_count: number;
+            /** Format: int64 */
+            upvotes_count: number;
+        };
+        /** @description The sums of the report's rows. */
+        AttendanceTotals: {
+            /**
+             * Format: int64
+             * @description People who joined at least once.
+             */
+            attended: number;
+            /**
+             * Format: int64
+             * @description Students enrolled in the course.
+             */
+            enrolled: number;
+            /**
+             * Format: int64
+             * @description Of them, those who never joined.
+             */
+            enrolled_absent: number;
+            /**
+             * Format: int64
+             * @description Seconds watched by everyone: the statistics' `total_watch_time`.
+             */
+            total_watch_time: number;
+            /** Format: int64 */
+            chat_messages_count: number;
+            /** Format: int64 */
+            questions_count: number;
+            /** Format: int64 */
+            upvotes_count: number;
+        };
         /**
          * @description What the instructor's encoder needs, and how the push is doing.
          * @example {
@@ -1340,6 +1666,51 @@ export interface components {
             /** @description `idle` before the teacher pushes ("waiting for the teacher"). */
             ingest_state: components["schemas"]["IngestState"];
         };
+        /**
+         * @description `GET /api/livestream/{id}/recording`.
+         * @example {
+         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
+         *       "state": "ready",
+         *       "started_at": "2030-01-31T09:01:10.412Z",
+         *       "ended_at": "2030-01-31T10:02:41.003Z",
+         *       "duration_ms": 3630591,
+         *       "failure_reason": null,
+         *       "playback_url": "https://abc123.execute-api.us-east-1.amazonaws.com/api/livestream/01JD7QA2B3C4D5E6F7G8H9J0KM/recording/playlist.m3u8?token=eyJhbGciOiJIUzI1NiJ9.e30.sig",
+         *       "thumbnail_url": "https://livestream-recordings.s3.us-east-1.amazonaws.com/ivs/v1/123456789012/AbCdEf123456/2030/1/31/9/1/x1y2z3/media/thumbnails/720p30/thumb0.jpg?X-Amz-Signature=...",
+         *       "expires_at": "2030-01-31T12:32:00Z"
+         *     }
+         */
+        RecordingView: {
+            stream_id: string;
+            state: components["schemas"]["RecordingState"];
+            /**
+             * Format: date-time
+             * @description When the video service started writing it: offset 0 of the replay.
+             */
+            started_at: string | null;
+            /** Format: date-time */
+            ended_at: string | null;
+            /**
+             * Format: int64
+             * @description Its length, once `ready`.
+             */
+            duration_ms: number | null;
+            /** @description Why it `failed`. */
+            failure_reason: string | null;
+            /**
+             * @description The HLS playlist to play (VOD once `ready`; an EVENT playlist that grows while
+             *     `recording` or `processing`), with a token for you only: no `Authorization`
+             *     header needed. `null` when there is nothing to play.
+             */
+            playback_url: string | null;
+            /** @description A still of the class (JPEG), a presigned URL. */
+            thumbnail_url: string | null;
+            /**
+             * Format: date-time
+             * @description When `playback_url` and `thumbnail_url` stop working: ask again before then.
+             */
+            expires_at: string | null;
+        };
         /** @description A course taught by one teacher. */
         Course: {
             id: string;
@@ -1363,68 +1734,6 @@ export interface components {
             /** Format: date-time */
             enrolled_at: string;
         };
-        /**
-         * @description A question as stored. The asker is stored even when anonymous; [`Question::view`]
-         *     decides who sees it, and the schema is the one of the view.
-         * @example {
-         *       "id": "01JD7QC9X8W7V6T5S4R3Q2P1N0",
-         *       "stream_id": "01JD7QA2B3C4D5E6F7G8H9J0KM",
-         *       "user_id": null,
-         *       "display_name": null,
-         *       "anonymous": true,
-         *       "text": "What is a borrow?",
-         *       "status": "open",
-         *       "upvotes": 7,
-         *       "answer": null,
-         *       "answered_by": null,
-         *       "answered_at": null,
-         *       "hidden": false,
-         *       "created_at": "2030-01-31T09:16:45.500Z",
-         *       "updated_at": "2030-01-31T09:16:45.500Z",
-         *       "is_mine": false,
-         *       "has_upvoted": false
-         *     }
-         */
-        Question: {
-            id: string;
-            stream_id: string;
-            /** @description null for an anonymous question, except for moderators and the asker */
-            user_id: string | null;
-            /** @description null for an anonymous question, except for moderators and the asker */
-            display_name: string | null;
-            anonymous: boolean;
-            text: string;
-            status: components["schemas"]["QuestionStatus"];
-            /**
-             * Format: int64
-             * @default 0
-             */
-            upvotes: number;
-            /** @default null */
-            answer: string | null;
-            /** @default null */
-            answered_by: string | null;
-            /**
-             * Format: date-time
-             * @default null
-             */
-            answered_at: string | null;
-            /** @default false */
-            hidden: boolean;
-            /** Format: date-time */
-            created_at: string;
-            /** Format: date-time */
-            updated_at: string;
-            /** @description the caller asked it */
-            is_mine: boolean;
-            /** @description the caller upvoted it */
-            has_upvoted: boolean;
-        };
-        /**
-         * @description pending (waits for approval) -> open -> answered; dismissed from any, reopened to open.
-         * @enum {string}
-         */
-        QuestionStatus: "pending" | "open" | "answered" | "dismissed";
         /** @description A page of questions. */
         QuestionPage: {
             items: components["schemas"]["Question"][];
@@ -3153,6 +3462,188 @@ export interface operations {
             };
         };
     };
+    "get-replay": {
+        parameters: {
+            query?: {
+                /** @description Milliseconds into the recording where the range starts (included); 0 also takes in what happened before the first frame */
+                from_ms?: number;
+                /** @description Milliseconds into the recording where the range ends (included, at least from_ms); the end of the class when absent */
+                to_ms?: number;
+                /** @description Opaque cursor of the next page (`next_cursor` of the previous one) */
+                cursor?: string;
+                /** @description Page size */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReplayPage"];
+                };
+            };
+            /** @description Malformed: not JSON, trailing data, a bad cursor (`invalid_body`, `missing_body`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Validation failed (`validation_failed`), one `details` entry per field (its JSON path) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "get-attendance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttendanceReport"];
+                    /**
+                     * @example user_id,display_name,role,enrolled,joined_at,left_at,is_watching,watch_time,watched_share,chat_messages_count,questions_count,upvotes_count
+                     *     student-1,Student One,student,true,2030-01-31T09:01:30.000Z,2030-01-31T09:58:02.000Z,false,3392,0.9856,4,1,2
+                     *     TOTAL,,,1,,,,3392,,4,1,2
+                     */
+                    "text/csv": string;
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     "get-ingest": {
         parameters: {
             query?: never;
@@ -3361,6 +3852,228 @@ export interface operations {
             };
             /** @description The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "get-recording": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingView"];
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "delete-recording": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecordingView"];
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The stream's or question's state does not allow it (`stream_not_live`, `stream_finished`, ...) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Our failure (`internal_error`); the detail is logged, never returned */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The table stayed throttled or busy (`unavailable`): retry after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before sending again */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "get-recording-playlist": {
+        parameters: {
+            query?: {
+                /** @description The recording token of `playback_url` (expired, for another stream or altered: 403 `invalid_recording_token`) */
+                token?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The stream's id (the course's, under /api/courses) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.apple.mpegurl": string;
+                };
+            };
+            /** @description Missing, expired or invalid token (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not allowed for this caller */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not found, or not visible to this caller */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

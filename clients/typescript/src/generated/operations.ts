@@ -63,6 +63,12 @@ export function operations(options: ClientOptions) {
     /** Analytics: running while live, the final snapshot once ended (instructor, admins) (`GET /api/livestream/{id}/stats`) */
     getStreamStats: (path: PathParams<"get-stream-stats">): Promise<SuccessBody<"get-stream-stats">> =>
       call(options, "GET", "/api/livestream/{id}/stats", { path }),
+    /** The class's chat messages, questions, answers and highlights between two offsets into its recording, oldest first, hidden ones left out for students (anyone who may watch; 409 `no_replay` for a class never live) (`GET /api/livestream/{id}/replay`) */
+    getReplay: (path: PathParams<"get-replay">, query?: QueryParams<"get-replay">): Promise<SuccessBody<"get-replay">> =>
+      call(options, "GET", "/api/livestream/{id}/replay", { path, query }),
+    /** Attendance: every participant's joins, watch time, share of the class and contributions, and the enrolled students who never came; CSV with `Accept: text/csv` (instructor, admins) (`GET /api/livestream/{id}/attendance`) */
+    getAttendance: (path: PathParams<"get-attendance">): Promise<SuccessBody<"get-attendance">> =>
+      call(options, "GET", "/api/livestream/{id}/attendance", { path }),
     /** Your encoder's ingest URL and stream key, the push's state and health, and the encoder settings for the stream's quality (instructor, until it ends) (`GET /api/livestream/{id}/ingest`) */
     getIngest: (path: PathParams<"get-ingest">): Promise<SuccessBody<"get-ingest">> =>
       call(options, "GET", "/api/livestream/{id}/ingest", { path }),
@@ -72,6 +78,15 @@ export function operations(options: ClientOptions) {
     /** Where to play the live video: a private stream's URL carries a short-lived token for you only (anyone who may watch, until it ends) (`GET /api/livestream/{id}/playback`) */
     getPlayback: (path: PathParams<"get-playback">): Promise<SuccessBody<"get-playback">> =>
       call(options, "GET", "/api/livestream/{id}/playback", { path }),
+    /** The class's recording: its state, duration, a thumbnail, and a playlist URL with a short-lived token for you only (anyone who may watch the stream) (`GET /api/livestream/{id}/recording`) */
+    getRecording: (path: PathParams<"get-recording">): Promise<SuccessBody<"get-recording">> =>
+      call(options, "GET", "/api/livestream/{id}/recording", { path }),
+    /** Delete the recording's video (instructor; not while it is still being written): it reads `none` from then on; deleting again changes nothing (`DELETE /api/livestream/{id}/recording`) */
+    deleteRecording: (path: PathParams<"delete-recording">): Promise<SuccessBody<"delete-recording">> =>
+      call(options, "DELETE", "/api/livestream/{id}/recording", { path }),
+    /** The recording's HLS media playlist, every segment a presigned URL; authenticated by its `token` alone (players fetch it without headers) (`GET /api/livestream/{id}/recording/playlist.m3u8`) */
+    getRecordingPlaylist: (path: PathParams<"get-recording-playlist">, query?: QueryParams<"get-recording-playlist">): Promise<SuccessBody<"get-recording-playlist">> =>
+      call(options, "GET", "/api/livestream/{id}/recording/playlist.m3u8", { path, query }),
     /** Create a course (teacher) (`POST /api/courses`) */
     createCourse: (body: RequestBody<"create-course">): Promise<SuccessBody<"create-course">> =>
       call(options, "POST", "/api/courses", { body }),

@@ -1,3 +1,4 @@
+mod after_class;
 mod chat;
 mod courses;
 mod helpers;
