@@ -19,11 +19,12 @@ use crate::model::question::{AnswerInput, AskInput};
 use crate::model::stream::{CreateStreamInput, UpdateStreamInput};
 use crate::model::text::pattern;
 use crate::model::{ChatMessage, Course, Enrollment, Participant, Question, Stream};
-use crate::routes::{ROUTES, Route};
+use crate::routes::{ROUTES, Route, RouteAuth};
 use crate::service::attendance::AttendanceReport;
 use crate::service::chat::ChatPage;
 use crate::service::participation::{PermissionsInput, Presence, SettingsInput};
 use crate::service::questions::{self, QuestionPage};
+use crate::service::recording::RecordingView;
 use crate::service::replay::{self, ReplayPage};
 use crate::service::stats::StreamStats;
 use crate::service::video::{IngestInfo, Playback};
@@ -58,6 +59,8 @@ enum Query {
     Sort,
     Filter,
     Status,
+    /// A recording token (`playback_url` of `GET .../recording` carries it).
+    Token,
     /// Milliseconds into the recording, from and to.
     FromMs,
     ToMs,
@@ -266,6 +269,33 @@ fn operation(function: &str) -> Operation {
             &[403, 404, 409, 503],
             &[],
         ),
+        "get-recording" => op(
+            "The class's recording: its state, duration, a thumbnail, and a playlist URL \
+             with a short-lived token for you only (anyone who may watch the stream)",
+            None,
+            &[200],
+            schema::<RecordingView>,
+            &[403, 404],
+            &[],
+        ),
+        "get-recording-playlist" => op(
+            "The recording's HLS media playlist, every segment a presigned URL; \
+             authenticated by its `token` alone (players fetch it without headers)",
+            None,
+            &[200],
+            schema::<String>,
+            &[403, 404],
+            &[Query::Token],
+        ),
+        "delete-recording" => op(
+            "Delete the recording's video (instructor; not while it is still being written): \
+             it reads `none` from then on; deleting again changes nothing",
+            None,
+            &[200],
+            schema::<RecordingView>,
+            &[403, 404, 409],
+            &[],
+        ),
         "get-replay" => op(
             "The class's chat messages, questions, answers and highlights between two offsets \
              into its recording, oldest first, hidden ones left out for students (anyone who \
@@ -457,6 +487,11 @@ fn query_parameter(query: Query) -> Value {
             "Page size",
             json!({ "type": "integer", "minimum": 1, "maximum": replay::MAX_PAGE_SIZE, "default": replay::DEFAULT_PAGE_SIZE }),
         ),
+        Query::Token => (
+            "token",
+            "The recording token of `playback_url` (expired, for another stream or altered: 403 `invalid_recording_token`)",
+            json!({ "type": "string" }),
+        ),
         Query::Status => (
             "status",
             "pending: the approval queue (instructor and moderators only)",
@@ -582,6 +617,7 @@ pub fn document() -> Value {
             .collect();
         parameters.extend(op.query.iter().copied().map(query_parameter));
         let body = (op.response)(&mut responses);
+        let media_type = response_media_type(route.function);
         let mut statuses = Map::new();
         for status in op.success {
             let description = match status {
@@ -590,7 +626,7 @@ pub fn document() -> Value {
             };
             statuses.insert(
                 status.to_string(),
-                json!({ "description": description, "content": { "application/json": { "schema": body } } }),
+                json!({ "description": description, "content": { media_type: { "schema": body } } }),
             );
         }
         if let Some((media_type, content)) = other_media_type(route.function) {
@@ -608,6 +644,10 @@ pub fn document() -> Value {
             "parameters": parameters,
             "responses": statuses,
         });
+        if route.auth == RouteAuth::QueryToken {
+            // No bearer token: the handler checks the query's token.
+            operation["security"] = json!([]);
+        }
         if let Some(request) = op.request {
             operation["requestBody"] = json!({
                 "required": true,
@@ -656,6 +696,14 @@ pub fn document() -> Value {
         },
         "paths": paths,
     })
+}
+
+/// The media type of a function's successful answers.
+fn response_media_type(function: &str) -> &'static str {
+    match function {
+        "get-recording-playlist" => "application/vnd.apple.mpegurl",
+        _ => "application/json",
+    }
 }
 
 /// A second form of a function's 200 answer, chosen by the request's `Accept`.

@@ -31,6 +31,10 @@ for (const [path, methods] of Object.entries(openapi.paths)) {
     const id = op.operationId;
     const base = id.replace(/-\d+$/, "");
     if (seen.has(base)) continue;
+    // An answer that is not JSON (the recording's HLS playlist) is for players, which
+    // fetch it from the URL another operation gives (`playback_url`).
+    const success = op.responses?.["200"] ?? op.responses?.["201"];
+    if (success && !success.content?.["application/json"]) continue;
     seen.add(base);
     const params = op.parameters ?? [];
     const args = [];

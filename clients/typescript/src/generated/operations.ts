@@ -84,9 +84,6 @@ export function operations(options: ClientOptions) {
     /** Delete the recording's video (instructor; not while it is still being written): it reads `none` from then on; deleting again changes nothing (`DELETE /api/livestream/{id}/recording`) */
     deleteRecording: (path: PathParams<"delete-recording">): Promise<SuccessBody<"delete-recording">> =>
       call(options, "DELETE", "/api/livestream/{id}/recording", { path }),
-    /** The recording's HLS media playlist, every segment a presigned URL; authenticated by its `token` alone (players fetch it without headers) (`GET /api/livestream/{id}/recording/playlist.m3u8`) */
-    getRecordingPlaylist: (path: PathParams<"get-recording-playlist">, query?: QueryParams<"get-recording-playlist">): Promise<SuccessBody<"get-recording-playlist">> =>
-      call(options, "GET", "/api/livestream/{id}/recording/playlist.m3u8", { path, query }),
     /** Create a course (teacher) (`POST /api/courses`) */
     createCourse: (body: RequestBody<"create-course">): Promise<SuccessBody<"create-course">> =>
       call(options, "POST", "/api/courses", { body }),
