@@ -283,7 +283,13 @@ impl LocalStack {
         let invoker = Arc::new(
             Invoker::new(match &config.functions {
                 FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
-                    api: AppState::new(store.clone(), auth()?).with_video(video()),
+                    api: AppState::new(store.clone(), auth()?)
+                        .with_video(video())
+                        .with_recordings(livestream::recordings::Recordings::new(
+                            livestream::recordings::Recordings::local_client(&s3_url),
+                            ivs::RECORDINGS_BUCKET,
+                            livestream::video::PlaybackKey::Pem(playback_private.clone()),
+                        )),
                     ws: WsState {
                         app: AppState::new(store.clone(), auth()?),
                         connections: connections.clone(),
