@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use livestream::apigw::{HttpRequestSpec, WebSocketEventSpec, http_event, websocket_event};
 use livestream::auth::Role;
-use livestream::metering::{Meter, Usage};
+use livestream::metering::{Meter, StoreCall, Usage};
 use livestream::testing::{RecordingManagementApi, TEST_SECRET, TEST_TABLE, TestEnv, token};
 use serde_json::{Value, json};
 
@@ -45,6 +45,8 @@ pub struct CostRow {
     pub times: Vec<Duration>,
     pub frames: Vec<usize>,
     pub queued: Vec<u64>,
+    /// The calls of the last run, in the order they started.
+    pub calls: Vec<StoreCall>,
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {
@@ -158,6 +160,7 @@ impl Harness {
             times: Vec::new(),
             frames: Vec::new(),
             queued: Vec::new(),
+            calls: Vec::new(),
         };
         for run in 0..=self.runs {
             let event = make(run).await;
@@ -175,6 +178,7 @@ impl Harness {
                 continue;
             }
             row.usage.push(Usage::of(&calls));
+            row.calls = calls;
             row.times.push(took);
             row.frames.push(self.management.post_count() - posts);
             row.queued.push(self.queue.sent() - sent);
@@ -571,11 +575,56 @@ pub async fn rows(runs: usize) -> Vec<CostRow> {
     rows
 }
 
+/// A run's calls in the order they started: `Operation(units)`, `+` between calls in
+/// flight together, `->` between round trips, `!` after a refused one.
+fn sequence(calls: &[StoreCall]) -> String {
+    let mut calls: Vec<&StoreCall> = calls.iter().collect();
+    calls.sort_by_key(|c| c.started);
+    let mut out = String::new();
+    let mut busy_until = None;
+    for call in calls {
+        let units = match (call.read_units, call.write_units) {
+            (r, w) if w > 0.0 => format!(
+                "{w}w{}",
+                if r > 0.0 {
+                    format!(" {r}r")
+                } else {
+                    String::new()
+                }
+            ),
+            (r, _) if r > 0.0 => format!("{r}r"),
+            _ => String::new(),
+        };
+        let refused = if call.error.is_some() { "!" } else { "" };
+        match busy_until {
+            Some(until) if call.started < until => out.push_str(" + "),
+            Some(_) => out.push_str(" -> "),
+            None => {}
+        }
+        out.push_str(&format!("{}({units}){refused}", call.operation));
+        busy_until = Some(busy_until.map_or(call.ended, |u: std::time::Instant| u.max(call.ended)));
+    }
+    out
+}
+
 pub fn print(rows: &[CostRow], runs: usize) {
     println!();
     CostRow::print_header();
     for row in rows {
         row.print();
+    }
+    println!("\nthe store calls of each action's last run (r: read units, w: write units):");
+    for row in rows {
+        let calls = if row.calls.len() > 12 {
+            format!(
+                "{} calls, {} round trips",
+                row.calls.len(),
+                Usage::of(&row.calls).round_trips
+            )
+        } else {
+            sequence(&row.calls)
+        };
+        println!("- {}: {calls}", row.action);
     }
     println!(
         "\nper invocation: store calls and round trips in sequence (a-b: they varied), read \

@@ -200,9 +200,17 @@ pub async fn rows(viewers: usize, seconds: u64, window: Duration) -> (Vec<Row>, 
         .build()
         .unwrap();
     let data = tempfile::tempdir().unwrap();
+    let defaults = local::Config::on_free_ports(Some(data.path().to_path_buf()));
+    // BENCH_FUNCTION_CONCURRENCY: invocations of one function at once (the stack's
+    // default unless set), to see what the cap does to a storm.
+    let function_concurrency = std::env::var("BENCH_FUNCTION_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(defaults.function_concurrency);
     let config = local::Config {
         delivery_window: window,
-        ..local::Config::on_free_ports(Some(data.path().to_path_buf()))
+        function_concurrency,
+        ..defaults
     };
     let stack = stack_rt
         .spawn(local::LocalStack::start(config))
