@@ -282,6 +282,23 @@ async fn a_recorded_push_plays_back_through_the_local_s3_and_unsigned_reads_are_
     assert_within_a_segment(measured, 20.0, "ffprobe's duration of the recording");
     assert_within_a_segment(measured, recorded_ms / 1000.0, "ffprobe against the event");
 
+    // What a recording costs in storage: its media's bytes per recorded hour.
+    let media = client
+        .list_objects_v2()
+        .bucket(RECORDINGS_BUCKET)
+        .prefix(format!("{prefix}/media/hls/"))
+        .send()
+        .await
+        .unwrap();
+    let bytes: i64 = media.contents().iter().filter_map(|o| o.size()).sum();
+    let per_hour = bytes as f64 / (recorded_ms / 1000.0) * 3600.0;
+    println!(
+        "recording storage: {bytes} bytes for {:.1} s of 720p30 test pattern ({:.0} MB per hour)",
+        recorded_ms / 1000.0,
+        per_hour / 1e6
+    );
+    assert!(bytes > 0);
+
     // The first thumbnail, from the first segment, listed with the SDK.
     let rendition = ended["media"]["hls"]["renditions"][0]["path"]
         .as_str()
