@@ -4,72 +4,14 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::{Client, TEACHER, connect, has, has_kind, read_until, read_until_closed, token};
+use common::{
+    Client, TEACHER, connect, has, has_kind, read_until, read_until_closed, spawn_stack, token,
+};
 use futures::SinkExt;
 use livestream::auth::Role;
 use local::{Config, LocalStack};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The `local` binary on free ports over `data_dir`, as `cargo run -p local` runs it.
-struct Process {
-    child: Child,
-    http: String,
-    ws: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn spawn_stack(data_dir: &std::path::Path) -> Process {
-    let (http, ws, dynamo) = (free_port(), free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_local"))
-        .args(["--data-dir", data_dir.to_str().unwrap()])
-        .args(["--http-port", &http.to_string()])
-        .args(["--ws-port", &ws.to_string()])
-        .args(["--dynamo-port", &dynamo.to_string()])
-        // Ports no test reads: any free one.
-        .args(["--sqs-port", "0", "--rtmp-port", "0", "--ivs-port", "0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = Process {
-        child,
-        http: format!("http://127.0.0.1:{http}"),
-        ws: format!("ws://127.0.0.1:{ws}"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while client
-        .get(format!("{}/api/livestream/active", process.http))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stack did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    process
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn a_viewer_left_counted_by_a_killed_stack_is_not_counted_after_the_restart() {

@@ -382,3 +382,86 @@ pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The `local` binary on free ports over `data_dir`, as `cargo run -p local` runs it.
+pub struct Process {
+    pub child: std::process::Child,
+    pub http: String,
+    pub ws: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the stack's binary over `data_dir` and waits until it answers.
+pub async fn spawn_stack(data_dir: &std::path::Path) -> Process {
+    let (http, ws, dynamo) = (free_port(), free_port(), free_port());
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_local"));
+    command
+        .args(["--data-dir", data_dir.to_str().unwrap()])
+        .env("LOCAL_HTTP_PORT", http.to_string())
+        .env("LOCAL_WS_PORT", ws.to_string())
+        .env("LOCAL_DYNAMO_PORT", dynamo.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // Ports no test reads: any free one.
+    for name in [
+        "LOCAL_SQS_PORT",
+        "LOCAL_RTMP_PORT",
+        "LOCAL_IVS_PORT",
+        "LOCAL_S3_PORT",
+    ] {
+        command.env(name, "0");
+    }
+    let process = Process {
+        child: command.spawn().unwrap(),
+        http: format!("http://127.0.0.1:{http}"),
+        ws: format!("ws://127.0.0.1:{ws}"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{}/api/livestream/active", process.http))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stack did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    process
+}
+
+impl Process {
+    /// `kill -9`: no clean shutdown of anything.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, as a service manager stops it; waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -73,12 +73,17 @@ pub async fn load_visible(
 ) -> Result<Stream, ApiError> {
     let stream = load(store, stream_id).await?;
     if !can_view(store, who, &stream).await? {
-        return Err(ApiError::forbidden(
-            "stream_private",
-            "this stream is private to the students of its course",
-        ));
+        return Err(private_stream());
     }
     Ok(stream)
+}
+
+/// The refusal of a private stream to someone outside its course.
+pub fn private_stream() -> ApiError {
+    ApiError::forbidden(
+        "stream_private",
+        "this stream is private to the students of its course",
+    )
 }
 
 /// Loads a stream the caller owns.

@@ -97,19 +97,12 @@ pub async fn send(
                 let refusal = sender_refusal(store, who, &stream.id, slow_mode).await;
                 return Err(refuse(refusal).await);
             }
-            ChatWritten::NotEnrolled => return Err(refuse(private_stream()).await),
+            ChatWritten::NotEnrolled => return Err(refuse(access::private_stream()).await),
         }
     }
     Err(ApiError::Internal(
         "chat numbers kept being given up before the message was written".into(),
     ))
-}
-
-fn private_stream() -> ApiError {
-    ApiError::forbidden(
-        "stream_private",
-        "this stream is private to the students of its course",
-    )
 }
 
 /// Why no number could be taken: the stream is missing, not visible, or not live.

@@ -26,14 +26,19 @@ pub async fn connect(
     let stream_id = stream_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
         ApiError::bad_request("missing_stream_id", "pass the stream as ?stream_id=<id>")
     })?;
-    let stream = access::load_visible(store, &who, stream_id).await?;
+    let stream = access::load(store, stream_id).await?;
+    // One enrollment read answers both whether they may watch now and whether they may
+    // stay if the stream turns private.
+    let private_ok = access::may_view_private(store, &who, &stream).await?;
+    if !stream.is_public && !private_ok {
+        return Err(access::private_stream());
+    }
     if matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled) {
         return Err(ApiError::conflict(
             "stream_finished",
             format!("the stream is {}", stream.status.as_str()),
         ));
     }
-    let private_ok = access::may_view_private(store, &who, &stream).await?;
     let connected_at = now();
     let connection = Connection {
         connection_id: connection_id.to_string(),

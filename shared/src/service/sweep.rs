@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::model::{IngestState, StreamStatus};
+use crate::model::{IngestState, Stream, StreamStatus};
 use crate::realtime::Connections;
 use crate::store::Store;
 use crate::video::Video;
@@ -30,6 +30,8 @@ pub struct SweepReport {
     pub channels_deleted: usize,
     /// Live classes whose counts were settled after a restart.
     pub classes_repaired: usize,
+    /// Ended classes whose counts were settled once no request of theirs could run.
+    pub classes_settled: usize,
 }
 
 /// One sweep at `now`.
@@ -47,6 +49,7 @@ pub async fn run(
         classes_ended: end_abandoned(store, video, now).await?,
         channels_deleted: super::video::delete_retired_channels(store, video, now).await?,
         classes_repaired: 0,
+        classes_settled: settle_ended(store, now).await?,
     })
 }
 
@@ -71,7 +74,7 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
             .streams_in_status(StreamStatus::Live, cursor.as_ref(), 100)
             .await?;
         for stream in streams {
-            repair_counts(store, &stream).await?;
+            settle_counts(store, &stream).await?;
             classes_repaired += 1;
         }
         match next {
@@ -82,29 +85,52 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
     Ok(SweepReport {
         connections_gone: gone,
         classes_repaired,
+        // Nothing of the previous run is in flight: classes it ended settle now.
+        classes_settled: settle_ended(store, far_future).await?,
         ..SweepReport::default()
     })
 }
 
-/// A live class's counts made equal to its items again, when no request of it is in
-/// flight: numbers a killed sender took become gaps at once (readers no longer wait
-/// for them), votes a killed request left half-written are settled.
-async fn repair_counts(store: &Store, stream: &crate::model::Stream) -> Result<(), ApiError> {
+/// A class's counts made equal to its items, when no request of it is in flight: its
+/// chat closed up to the last number taken (a killed sender's number becomes a gap, so
+/// readers no longer wait for it), votes a killed request left half-written settled.
+/// Whether a count changed.
+async fn settle_counts(store: &Store, stream: &Stream) -> Result<bool, ApiError> {
     let messages = store.settle_chat(&stream.id, stream.chat_seq).await?;
     let questions = store.settle_questions(&stream.id).await?;
-    if messages != stream.chat_messages_count
+    let changed = messages != stream.chat_messages_count
         || questions.questions != stream.questions_count
-        || questions.upvotes != stream.upvotes_count
-    {
+        || questions.answered != stream.questions_answered_count
+        || questions.upvotes != stream.upvotes_count;
+    if changed {
         tracing::warn!(
             stream = %stream.id,
             chat_messages = format!("{} -> {messages}", stream.chat_messages_count),
             questions = format!("{} -> {}", stream.questions_count, questions.questions),
             upvotes = format!("{} -> {}", stream.upvotes_count, questions.upvotes),
-            "counts repaired after a restart"
+            "counts settled: a request was killed between its writes"
         );
     }
-    Ok(())
+    Ok(changed)
+}
+
+/// How long after its stop a class is settled: longer than any request of it may run
+/// (the API functions time out after 10 s), so none of its writes is still in flight.
+pub const SETTLE_AFTER: chrono::Duration = chrono::Duration::minutes(2);
+
+/// Settles the classes that ended at least [`SETTLE_AFTER`] before `now` (at most a
+/// hundred a sweep) and, where a count changed, writes their final statistics again;
+/// how many it settled.
+pub async fn settle_ended(store: &Store, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    let streams = store.unsettled_streams(now - SETTLE_AFTER, 100).await?;
+    for stream in &streams {
+        if settle_counts(store, stream).await? {
+            let settled = super::access::load(store, &stream.id).await?;
+            super::stats::write_snapshot(store, &settled).await?;
+        }
+        store.mark_settled(&stream.id).await?;
+    }
+    Ok(streams.len())
 }
 
 /// Ends the classes that went live from their encoder and whose push did not come back
@@ -139,5 +165,85 @@ pub async fn end_abandoned(
             Some(next) => cursor = Some(next),
             None => return Ok(ended),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::model::{Question, QuestionStatus, now};
+    use crate::store::{Update, keys, n};
+    use crate::testing::{TEACHER, TestEnv, identity, teacher_stream};
+
+    #[tokio::test]
+    async fn a_class_ended_with_a_half_written_vote_is_settled_once_nothing_can_run() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let question = Question {
+            id: crate::model::new_id(),
+            stream_id: stream.id.clone(),
+            user_id: "asker".into(),
+            text: "why?".into(),
+            status: QuestionStatus::Open,
+            created_at: now(),
+            updated_at: now(),
+            ..Default::default()
+        };
+        store.ask(&question).await.unwrap();
+        store
+            .upvote(&stream.id, &question.id, "u1", now())
+            .await
+            .unwrap();
+        // A vote killed after the question counted it, before the stream did.
+        let pk = keys::stream_pk(&stream.id);
+        let half = Update::new().add("upvotes", 1);
+        store
+            .update(pk.clone(), keys::question_sk(&question.id), half)
+            .await
+            .unwrap();
+        let mut vote = keys::key(pk, keys::vote_sk(&question.id, "u2"));
+        for (name, value) in [
+            ("kind", crate::store::s("vote")),
+            ("question_id", crate::store::s(&question.id)),
+            ("user_id", crate::store::s("u2")),
+            ("vote_state", crate::store::s("pending")),
+            ("voted_at", n(0)),
+        ] {
+            vote.insert(name.into(), value);
+        }
+        store
+            .client()
+            .put_item()
+            .table_name(store.table())
+            .set_item(Some(vote))
+            .send()
+            .await
+            .unwrap();
+
+        let teacher = identity(TEACHER, Role::Teacher);
+        let ended = streams::stop(store, None, &teacher, &stream.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            ended.upvotes_count, 1,
+            "the stop counts what passed the gate"
+        );
+        assert_eq!(settle_ended(store, now()).await.unwrap(), 0, "too early");
+
+        let later = now() + SETTLE_AFTER + chrono::Duration::seconds(1);
+        assert_eq!(settle_ended(store, later).await.unwrap(), 1);
+        let stats = super::super::stats::get(store, &teacher, &stream.id)
+            .await
+            .unwrap();
+        assert_eq!(stats.upvotes_count, 2, "the items hold two votes");
+        let question = store
+            .question(&stream.id, &question.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(question.upvotes, 2);
+        assert_eq!(settle_ended(store, later).await.unwrap(), 0, "settled once");
     }
 }

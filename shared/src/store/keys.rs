@@ -4,7 +4,7 @@
 //! |-------------|-------------|-----------------|------------------------------------|----------------------------|
 //! | course      | COURSE#c    | COURSE          |                                    | USER#teacher / COURSE#c    |
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
-//! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only) | USER#teacher / STREAM#s |
+//! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only); STREAMS_UNSETTLED / {ended_at}#s (ended, until settled) | USER#teacher / STREAM#s |
 //! | participant | STREAM#s    | PARTICIPANT#u   | HTTP_PRESENCE#n / {seen_at}#s#u (while joined over HTTP) | USER#u / PARTICIPATION#s |
 //! | chat message| STREAM#s    | CHAT#{seq:012}  | REPLAY#s / {created_at}#CHAT#{seq} (recorded classes only) |                |
 //! | question    | STREAM#s    | QUESTION#q      |                                    |                            |
@@ -68,6 +68,10 @@ pub fn stream_ref(stream_id: &str) -> String {
 }
 
 pub const STREAM_REF_PREFIX: &str = "STREAM#";
+
+/// GSI1 partition of ended streams whose counts are still to be settled, sorted by
+/// when they ended (`{ended_at}#s`); the sweeper settles and removes them.
+pub const UNSETTLED_PK: &str = "STREAMS_UNSETTLED";
 
 /// GSI1 partition of streams in a status; only scheduled and live streams are indexed.
 pub fn status_pk(status: StreamStatus) -> String {
@@ -192,6 +196,20 @@ pub fn connection_check_sk(checked_at: &str, connection_id: &str) -> String {
     format!("{checked_at}#{connection_id}")
 }
 
+/// GSI1 partition of a recorded class's chat, ordered by time for replay.
+pub fn replay_pk(stream_id: &str) -> String {
+    format!("REPLAY#{stream_id}")
+}
+
+/// GSI1 sort key of a chat message in its class's replay: its time with a fixed
+/// millisecond width (so text order is time order), then its number.
+pub fn replay_chat_sk(at: chrono::DateTime<chrono::Utc>, seq: i64) -> String {
+    format!(
+        "{}#CHAT#{seq:012}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,18 +236,4 @@ mod tests {
         assert_eq!(shards.len(), SWEEP_SHARDS as usize);
         assert!(shards.iter().all(|s| *s < SWEEP_SHARDS));
     }
-}
-
-/// GSI1 partition of a recorded class's chat, ordered by time for replay.
-pub fn replay_pk(stream_id: &str) -> String {
-    format!("REPLAY#{stream_id}")
-}
-
-/// GSI1 sort key of a chat message in its class's replay: its time with a fixed
-/// millisecond width (so text order is time order), then its number.
-pub fn replay_chat_sk(at: chrono::DateTime<chrono::Utc>, seq: i64) -> String {
-    format!(
-        "{}#CHAT#{seq:012}",
-        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    )
 }

@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(question.upvotes, 1);
         assert_eq!(
             store.votes_of_user(&stream.id, "u2").await.unwrap(),
-            [question.id.clone()]
+            std::slice::from_ref(&question.id)
         );
         assert!(
             store

@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
-use super::{Cursor, Item, QuerySpec, Store, StoreError, Update, from_item, n, s, time, to_item};
+use super::{
+    Cursor, Item, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, n, s, time,
+    to_item,
+};
 use crate::model::stream::StreamChanges;
 use crate::model::{Stream, StreamStatus, sort_time};
 use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, KIND};
@@ -175,8 +178,8 @@ impl Store {
             .set("ended_at", time(now))
             .set("duration", n(duration))
             .set("updated_at", time(now))
-            .remove(GSI1PK)
-            .remove(GSI1SK);
+            .set(GSI1PK, s(keys::UNSETTLED_PK))
+            .set(GSI1SK, s(keys::status_sk(&sort_time(now), stream_id)));
         let ended = match self
             .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
             .await
@@ -207,6 +210,39 @@ impl Store {
             Err(StoreError::ConditionFailed) => Ok(ended),
             Err(e) => Err(e),
         }
+    }
+
+    /// Ended streams still to be settled that ended before `cutoff`, oldest first.
+    pub async fn unsettled_streams(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: i32,
+    ) -> Result<Vec<Stream>, StoreError> {
+        let spec = QuerySpec {
+            index: Some(GSI1),
+            partition_attr: GSI1PK,
+            partition_value: keys::UNSETTLED_PK.into(),
+            sort_attr: GSI1SK,
+            sort_prefix: None,
+            sort_after: Some(sort_time(cutoff)),
+            forward: false,
+            limit,
+            projection: None,
+        };
+        let (items, _) = self.query_page(spec, None).await?;
+        items.into_iter().map(stream_from).collect()
+    }
+
+    /// Takes a settled stream out of the index of streams to settle.
+    pub async fn mark_settled(&self, stream_id: &str) -> Result<(), StoreError> {
+        let update = Update::new()
+            .require_eq("status", status(StreamStatus::Ended))
+            .remove(GSI1PK)
+            .remove(GSI1SK);
+        done_unless_failed(
+            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+                .await,
+        )
     }
 
     /// Removes one attribute of a stream (a pin, a highlight) while the stream is
