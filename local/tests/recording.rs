@@ -66,6 +66,32 @@ async fn recorded_channel(ivs_url: &str) -> (String, String) {
 }
 
 /// The recording state changes delivered for `channel_arn` so far: their `detail`s.
+/// What the functions do when the teacher stops the class: the push is cut off and the
+/// channel's key deleted, so nothing can push again and the recording ends at once.
+async fn stop_class(ivs_url: &str, channel_arn: &str) {
+    let client = ivs(ivs_url);
+    client
+        .stop_stream()
+        .channel_arn(channel_arn)
+        .send()
+        .await
+        .unwrap();
+    let keys = client
+        .list_stream_keys()
+        .channel_arn(channel_arn)
+        .send()
+        .await
+        .unwrap();
+    for key in keys.stream_keys() {
+        client
+            .delete_stream_key()
+            .arn(key.arn().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
 fn recording_events(stack: &LocalStack, channel_arn: &str) -> Vec<Value> {
     stack
         .ivs
@@ -236,12 +262,7 @@ async fn a_recorded_push_plays_back_through_the_local_s3_and_unsigned_reads_are_
 
     tokio::time::sleep(Duration::from_secs(20)).await;
     // The teacher stops the class: the recording ends at once, not after the window.
-    ivs(&stack.ivs_url)
-        .stop_stream()
-        .channel_arn(&channel_arn)
-        .send()
-        .await
-        .unwrap();
+    stop_class(&stack.ivs_url, &channel_arn).await;
     let pushed = pushed_from.elapsed().as_secs_f64();
     drop(encoder);
     let end = recording_event(&stack, &channel_arn, "Recording End", 1).await;
@@ -443,12 +464,7 @@ async fn a_push_back_within_the_window_stays_one_recording_and_beyond_it_makes_t
     assert_ne!(again["recording_s3_key_prefix"], prefix.as_str());
     assert_ne!(again["recording_session_id"], first["recording_session_id"]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    ivs(&stack.ivs_url)
-        .stop_stream()
-        .channel_arn(&channel_arn)
-        .send()
-        .await
-        .unwrap();
+    stop_class(&stack.ivs_url, &channel_arn).await;
     drop(encoder);
     let second_end = recording_event(&stack, &channel_arn, "Recording End", 2).await;
     assert_eq!(

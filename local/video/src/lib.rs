@@ -106,9 +106,9 @@ impl Ingest {
 
     /// Records the channel's pushes into `target`'s bucket as IVS does (`None`: stops
     /// recording new pushes). A recording starts with a push's first media and goes on
-    /// across reconnects within the target's window; it ends when the window passes
-    /// without a push, or at once when the channel is stopped, its key revoked or the
-    /// channel forgotten. Its [`IngestEvent::RecordingStart`] and
+    /// across reconnects within the target's window, a StopStream included; it ends
+    /// when the window passes without a push, or at once when the channel's key is
+    /// revoked or the channel forgotten (the class was stopped). Its [`IngestEvent::RecordingStart`] and
     /// [`IngestEvent::RecordingEnd`] come with the stream events.
     pub fn set_recording(&self, channel_id: &str, target: Option<RecordingTarget>) {
         self.registry.set_recording(channel_id, target);

@@ -146,7 +146,7 @@ impl Registry {
         state
             .channels
             .get_mut(channel_id)
-            .is_some_and(|channel| self.end_locked(channel_id, channel, End::CutOff))
+            .is_some_and(|channel| self.end_locked(channel_id, channel, End::Stopped))
     }
 
     pub(crate) fn forget_channel(&self, channel_id: &str) {
@@ -367,8 +367,8 @@ impl Registry {
     }
 
     /// Ends the channel's live session, if any, and cuts its connection; returns
-    /// whether there was one. Its recording waits for a reconnect when the push dropped,
-    /// and ends at once when the channel was cut off.
+    /// whether there was one. Its recording waits for a reconnect when the push dropped
+    /// or was stopped, and ends at once when the channel was cut off.
     fn end_locked(&self, channel_id: &str, channel: &mut Channel, end: End) -> bool {
         if end == End::CutOff
             && let Some(recording) = &channel.recording
@@ -382,7 +382,7 @@ impl Registry {
         record.ended_at = Some(now);
         lock(&record.health).freeze(Instant::now());
         record.cut.notify_one();
-        if end == End::Dropped
+        if end != End::CutOff
             && let Some(recording) = &channel.recording
         {
             recording.pause();
@@ -422,7 +422,11 @@ impl Registry {
 enum End {
     /// The push dropped or was taken over: an encoder may come back.
     Dropped,
-    /// The channel was stopped, its key deleted, or the channel deleted.
+    /// StopStream: the push is cut off but the key stays, so an encoder may come back
+    /// (the shared code stops a live channel to change its settings). Its recording
+    /// waits for the reconnect window, as on IVS.
+    Stopped,
+    /// The channel's key was deleted, or the channel: nothing can push to it again.
     CutOff,
 }
 
