@@ -46,7 +46,7 @@ ffplay() {
     command curl -sf "\$1" | grep -q '\.m4s' && break
     sleep 0.5
   done
-  ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 "\$1" | tee "$work/probe"
+  ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 "\$1" | tee -a "$work/probe"
 }
 STANDINS
 echo "== the README's tour"
@@ -77,6 +77,10 @@ assert (s['unique_viewers'], s['chat_messages_count'], s['questions_count'], s['
 PY"
 check "the student's WebSocket saw the chat message and the end" \
   "grep -q '\"chat.message\"' '$work/frames' && grep -q '\"ended\"' '$work/frames'"
-check "the class played as 1280x720 H.264 with AAC" \
-  "grep -q '^h264,1280,720' '$work/probe' && grep -q '^aac' '$work/probe'"
+check "the class and then its recording played as 1280x720 H.264 with AAC" \
+  "[ \$(grep -c '^h264,1280,720' '$work/probe') -ge 2 ] && [ \$(grep -c '^aac' '$work/probe') -ge 2 ]"
+check "the replay held the chat message and the question" \
+  "grep -q '\"type\":\"chat\"' '$work/output' && grep -q '\"type\":\"question\"' '$work/output'"
+check "the attendance came as CSV with both students" \
+  "grep -q '^student-1,' '$work/output' && grep -q '^student-2,' '$work/output'"
 echo "$checks passed, 0 failed"
