@@ -299,7 +299,9 @@ async fn join_in_process(env: &TestEnv, stream: &livestream::model::Stream, name
 
 /// The table of the `cost` group: every action of a class, `runs` times each.
 pub async fn rows(runs: usize) -> Vec<CostRow> {
-    println!("building the bootstrap (release, the Lambda's profile)...");
+    if std::env::var_os("COLD_START_BIN_DIR").is_none() {
+        println!("building the bootstrap (release, the Lambda's profile)...");
+    }
     let dir = cold_start::build(&[("livestream-bootstrap", "bootstrap")]);
     let env = TestEnv::start().await;
     let meter = Meter::start(&env.dynamo.endpoint).await;

@@ -701,14 +701,9 @@ async fn main() {
             .pool_max_idle_per_host(500)
             .build()
             .unwrap();
-        for concurrency in [1, 16, 64, 256, 500] {
-            let total = if concurrency == 1 { 1000 } else { 3000 };
-            let (row, errors) = chat_burst(&client, &stack.http_url, concurrency, total).await;
-            chat_errors.push((concurrency, errors));
-            rows.push(row);
-        }
         // The replaced design in the same run, the same client, levels interleaved
-        // (this stack, then the peer): only a ratio measured so means anything.
+        // (this stack, then the peer): only a ratio measured so means anything. First,
+        // while both stores are fresh.
         match peer::Peer::start().await {
             Ok(peer) => {
                 for concurrency in [1, 16, 64, 256] {
@@ -729,6 +724,12 @@ async fn main() {
                 }
             }
             Err(why) => println!("no peer column: {why}"),
+        }
+        for concurrency in [1, 16, 64, 256, 500] {
+            let total = if concurrency == 1 { 1000 } else { 3000 };
+            let (row, errors) = chat_burst(&client, &stack.http_url, concurrency, total).await;
+            chat_errors.push((concurrency, errors));
+            rows.push(row);
         }
         stack.shutdown().await;
     }
