@@ -98,6 +98,44 @@ export const streams = {
   playback: (id) => call('GET', `${S(id)}/playback`),
 };
 
+export const recordings = {
+  /** The recording's `state` and, when there is something to play, its `playback_url` (with a token that expires). */
+  get: (id) => call('GET', `${S(id)}/recording`),
+  /** Deletes the recording for everyone (the instructor, once it is ready or failed). */
+  remove: (id) => call('DELETE', `${S(id)}/recording`),
+};
+
+export const replay = {
+  /** One page of the class's events between two offsets (ms) into its recording, both included. */
+  page: (id, { from_ms, to_ms, cursor, limit = 500 }) => call('GET', `${S(id)}/replay${query({ from_ms, to_ms, cursor, limit })}`),
+  /** Every event between two offsets, through all pages. */
+  async between(id, from_ms, to_ms) {
+    const items = [];
+    let cursor;
+    do {
+      const page = await replay.page(id, { from_ms, to_ms, cursor });
+      items.push(...page.items);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return items;
+  },
+};
+
+export const attendance = {
+  get: (id) => call('GET', `${S(id)}/attendance`),
+  /** The report as a CSV file: `{ blob, filename }` (the name the API gives it). */
+  async csv(id) {
+    const response = await fetch(`${S(id)}/attendance`, { headers: { accept: 'text/csv', authorization: `Bearer ${token}` } });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      throw new ApiError(response.status, body, null);
+    }
+    const disposition = response.headers.get('content-disposition') || '';
+    const named = /filename="?([^";]+)"?/.exec(disposition);
+    return { blob: await response.blob(), filename: named ? named[1] : `attendance-${id}.csv` };
+  },
+};
+
 export const chat = {
   /** Every message after `since` that the caller may see, and the `last_seq` to resume from. */
   async since(id, since = 0) {

@@ -1,43 +1,34 @@
-// A live player for the stack's own HLS playlists (fMP4/CMAF segments, one init
-// segment per publish session) over Media Source Extensions. It polls the media
-// playlist, appends segments in order from near the live edge, starts over on a new
-// init segment after a reconnect, keeps the buffer short and the delay low.
+// Players for the stack's own HLS playlists (fMP4/CMAF segments, one init segment per
+// publish session) over Media Source Extensions.
+// - LivePlayer polls a live media playlist, appends segments in order from near the
+//   live edge, starts over on a new init segment after a reconnect, keeps the buffer
+//   short and the delay low.
+// - RecordingPlayer plays a recording's VOD playlist (EXT-X-ENDLIST) from start to end
+//   with seeking: it knows every segment's place from the playlist's durations, fetches
+//   the segments around the playhead (the one a seek lands in first) and ends the
+//   stream after the last one.
 // Browsers without MSE but with native HLS (Safari on iPhone) play the URL directly.
 
 /** Segments to start with, counted back from the newest: a short delay, and a buffer. */
 const EDGE_SEGMENTS = 2;
 /** Seconds of played video kept behind the playhead. */
 const BACK_BUFFER = 30;
+/** Seconds of a recording fetched ahead of the playhead. */
+const AHEAD = 20;
 
-/** Calls `onState(state, detail)`: waiting, playing, stalled, blocked, error. */
-export class LivePlayer {
+/** What both players share: the element, its states, fetches, the MediaSource. */
+class MsePlayer {
+  /** Calls `onState(state, detail)`: waiting, playing, stalled, blocked, ended, error. */
   constructor(video, { onState = () => {} } = {}) {
     this.video = video;
     this.onState = onState;
     this.state = null;
     this.gen = 0;
-    // Browsers refuse to autoplay sound; muted, the video starts on its own.
-    video.muted = true;
-    video.playsInline = true;
     this.listeners = {
       playing: () => this.setState('playing'),
       waiting: () => this.setState(this.state === 'playing' ? 'stalled' : 'waiting'),
     };
     for (const [type, fn] of Object.entries(this.listeners)) video.addEventListener(type, fn);
-  }
-
-  /** Plays `url`; called again with a new URL (a fresh token), it carries on where it is. */
-  play(url) {
-    const running = this.url !== undefined;
-    this.url = url;
-    if (!window.MediaSource) {
-      if (!this.video.canPlayType('application/vnd.apple.mpegurl')) return this.setState('error', 'this browser cannot play live video');
-      this.video.src = url;
-      return this.start();
-    }
-    if (running) return;
-    this.setState('waiting');
-    this.run(++this.gen);
   }
 
   stop() {
@@ -56,10 +47,102 @@ export class LivePlayer {
     this.onState(state, detail);
   }
 
+  /** Plays without sound when the browser refuses sound (autoplay rules); says so if it refuses even that. */
   start() {
     this.video.play().catch((err) => {
-      if (err.name === 'NotAllowedError') this.setState('blocked');
+      if (err.name !== 'NotAllowedError') return;
+      if (this.video.muted) {
+        this.setState('blocked');
+        return;
+      }
+      this.video.muted = true;
+      this.video.play().catch(() => this.setState('blocked'));
     });
+  }
+
+  /** Plays natively when the browser has HLS but no MSE; false when it has MSE. */
+  playNatively(url) {
+    if (window.MediaSource) return false;
+    if (!this.video.canPlayType('application/vnd.apple.mpegurl')) this.setState('error', 'this browser cannot play this video');
+    else {
+      this.video.src = url;
+      this.start();
+    }
+    return true;
+  }
+
+  async get(url, kind) {
+    this.abort = new AbortController();
+    const response = await fetch(url, { cache: 'no-store', signal: this.abort.signal });
+    if (response.status === 403) throw new Error('unauthorized');
+    if (!response.ok) throw new Error(`HTTP ${response.status} for the ${kind}`);
+    return kind === 'playlist' ? response.text() : new Uint8Array(await response.arrayBuffer());
+  }
+
+  async open() {
+    const ms = new MediaSource();
+    const url = URL.createObjectURL(ms);
+    this.video.src = url;
+    await new Promise((resolve) => ms.addEventListener('sourceopen', resolve, { once: true }));
+    URL.revokeObjectURL(url);
+    Object.assign(this, { ms, sb: null, mime: null, init: null });
+    this.start();
+  }
+
+  /** Appends the init segment at `url` unless it is the one last appended: whether it did. */
+  async appendInit(url) {
+    const key = new URL(url).pathname;
+    if (key === this.init) return false;
+    const bytes = await this.get(url, 'init segment');
+    const { mime, timescales } = parseInit(bytes);
+    if (!MediaSource.isTypeSupported(mime)) throw new Error(`this browser cannot play ${mime}`);
+    if (!this.sb) this.sb = this.ms.addSourceBuffer(mime);
+    else if (mime !== this.mime) this.sb.changeType(mime);
+    await this.update((sb) => sb.appendBuffer(bytes));
+    Object.assign(this, { init: key, mime, timescales });
+    return true;
+  }
+
+  /** Runs one SourceBuffer operation to its end. */
+  update(operation) {
+    const sb = this.sb;
+    return new Promise((resolve, reject) => {
+      const done = (event) => {
+        sb.removeEventListener('updateend', done);
+        sb.removeEventListener('error', done);
+        if (event.type === 'error') reject(new Error('the browser could not decode the video'));
+        else resolve();
+      };
+      sb.addEventListener('updateend', done);
+      sb.addEventListener('error', done);
+      try {
+        operation(sb);
+      } catch (err) {
+        sb.removeEventListener('updateend', done);
+        sb.removeEventListener('error', done);
+        reject(err);
+      }
+    });
+  }
+}
+
+/** Plays a live media playlist near its edge. */
+export class LivePlayer extends MsePlayer {
+  constructor(video, options) {
+    super(video, options);
+    // Browsers refuse to autoplay sound; muted, the video starts on its own.
+    video.muted = true;
+    video.playsInline = true;
+  }
+
+  /** Plays `url`; called again with a new URL (a fresh token), it carries on where it is. */
+  play(url) {
+    const running = this.url !== undefined;
+    this.url = url;
+    if (this.playNatively(url)) return;
+    if (running) return;
+    this.setState('waiting');
+    this.run(++this.gen);
   }
 
   async run(gen) {
@@ -83,14 +166,6 @@ export class LivePlayer {
       }
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
-  }
-
-  async get(url, kind) {
-    this.abort = new AbortController();
-    const response = await fetch(url, { cache: 'no-store', signal: this.abort.signal });
-    if (response.status === 403) throw new Error('unauthorized');
-    if (!response.ok) throw new Error(`HTTP ${response.status} for the ${kind}`);
-    return kind === 'playlist' ? response.text() : new Uint8Array(await response.arrayBuffer());
   }
 
   /** The media playlist, or null while the channel has nothing (404 before the push). */
@@ -123,29 +198,8 @@ export class LivePlayer {
     }
   }
 
-  async open() {
-    const ms = new MediaSource();
-    const url = URL.createObjectURL(ms);
-    this.video.src = url;
-    await new Promise((resolve) => ms.addEventListener('sourceopen', resolve, { once: true }));
-    URL.revokeObjectURL(url);
-    Object.assign(this, { ms, sb: null, mime: null, init: null });
-    this.start();
-  }
-
   async append(segment) {
-    const initKey = new URL(segment.map).pathname;
-    let restart = false;
-    if (initKey !== this.init) {
-      const bytes = await this.get(segment.map, 'init segment');
-      const { mime, timescales } = parseInit(bytes);
-      if (!MediaSource.isTypeSupported(mime)) throw new Error(`this browser cannot play ${mime}`);
-      if (!this.sb) this.sb = this.ms.addSourceBuffer(mime);
-      else if (mime !== this.mime) this.sb.changeType(mime);
-      await this.update((sb) => sb.appendBuffer(bytes));
-      Object.assign(this, { init: initKey, mime, timescales });
-      restart = true;
-    }
+    const restart = await this.appendInit(segment.map);
     const bytes = await this.get(segment.uri, 'segment');
     await this.trim();
     if (restart || segment.discontinuity) {
@@ -155,22 +209,6 @@ export class LivePlayer {
       this.sb.timestampOffset = at - startTime(bytes, this.timescales);
     }
     await this.update((sb) => sb.appendBuffer(bytes));
-  }
-
-  /** Runs one SourceBuffer operation to its end. */
-  update(operation) {
-    const sb = this.sb;
-    return new Promise((resolve, reject) => {
-      const done = (event) => {
-        sb.removeEventListener('updateend', done);
-        sb.removeEventListener('error', done);
-        if (event.type === 'error') reject(new Error('the browser could not decode the video'));
-        else resolve();
-      };
-      sb.addEventListener('updateend', done);
-      sb.addEventListener('error', done);
-      operation(sb);
-    });
   }
 
   async trim() {
@@ -198,21 +236,199 @@ export class LivePlayer {
   }
 }
 
-/** A media playlist's target duration and segments, URIs resolved against `base`. */
+/**
+ * Plays a recording (a VOD media playlist) on one timeline from 0 to its duration: a
+ * segment plays at the sum of the durations before it, whatever its own timestamps,
+ * so `currentTime` is the offset into the recording. Seeks fetch the segment the
+ * playhead lands in.
+ */
+export class RecordingPlayer extends MsePlayer {
+  constructor(video, options) {
+    super(video, options);
+    video.playsInline = true;
+    this.listeners.seeking = () => this.wake();
+    this.listeners.ended = () => this.setState('ended');
+    video.addEventListener('seeking', this.listeners.seeking);
+    video.addEventListener('ended', this.listeners.ended);
+    this.appended = new Set();
+    /** Each run's (segments sharing an init segment, no discontinuity) timestamp offset. */
+    this.offsets = new Map();
+  }
+
+  /** Plays `url`; called again with a new URL (a fresh token), it goes on with the new one's segments. */
+  play(url) {
+    const running = this.url !== undefined;
+    this.url = url;
+    if (this.playNatively(url)) return;
+    if (running) {
+      this.reload = true;
+      this.wake();
+      return;
+    }
+    this.setState('waiting');
+    this.run(++this.gen);
+  }
+
+  /** The recording's length in seconds, once its playlist is read. */
+  get duration() {
+    return this.list ? this.list.duration : NaN;
+  }
+
+  wake() {
+    if (this.waker) this.waker();
+  }
+
+  sleep(ms) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.waker = done;
+    });
+  }
+
+  async run(gen) {
+    let failures = 0;
+    while (gen === this.gen) {
+      let wait = 250;
+      try {
+        if (!this.list || this.reload) {
+          this.reload = false;
+          const list = parsePlaylist(await this.get(this.url, 'playlist'), this.url);
+          if (gen !== this.gen) return;
+          if (!list.segments.length) throw new Error('the recording has no video');
+          this.list = list;
+        }
+        if (!this.ms) {
+          await this.open();
+          if (gen !== this.gen) return;
+        }
+        const fed = await this.feed(gen);
+        if (gen !== this.gen) return;
+        // Everything to the end is in the buffer: the video ends where it does.
+        if (fed === 'done' && this.ms.readyState === 'open' && !this.sb.updating) this.ms.endOfStream();
+        if (fed === 'appended') wait = 0;
+        if (this.state === 'error') this.setState(this.video.paused ? 'waiting' : 'playing');
+        failures = 0;
+      } catch (err) {
+        if (gen !== this.gen) return;
+        failures += 1;
+        this.setState('error', err.message);
+        // Presigned URLs expire with the token: the page asks for a new one.
+        if (err.message === 'unauthorized') this.reload = true;
+        // A decoding error closes the MediaSource: start over with a new one.
+        if (!this.ms || this.ms.readyState === 'closed' || this.video.error) this.restart();
+        wait = Math.min(10_000, 1000 * failures);
+      }
+      await this.sleep(wait);
+    }
+  }
+
+  /** A new MediaSource at the same position. */
+  restart() {
+    const at = this.video.currentTime;
+    this.ms = null;
+    this.appended.clear();
+    this.resumeAt = at;
+  }
+
+  /**
+   * Appends the next segment the playhead needs: `appended`, `idle` (the buffer ahead
+   * is full) or `done` (every segment up to the end is in the buffer).
+   */
+  async feed(gen) {
+    const list = this.list;
+    const segments = list.segments;
+    const last = segments[segments.length - 1];
+    if (!this.sb) {
+      await this.appendInit(segments[0].map);
+      this.ms.duration = list.duration;
+    }
+    if (this.resumeAt !== undefined) {
+      this.video.currentTime = this.resumeAt;
+      this.resumeAt = undefined;
+    }
+    const t = this.video.currentTime;
+    await this.trim(t);
+    if (gen !== this.gen) return 'idle';
+    const wanted = (s) => s.start + s.duration > t && s.start < t + AHEAD;
+    // At the very end (a seek there) the last segment is the one to show.
+    const next = segments.find((s) => wanted(s) && !this.appended.has(s.seq)) || (t >= last.start && !this.appended.has(last.seq) ? last : null);
+    if (next) {
+      await this.append(next);
+      return 'appended';
+    }
+    return this.appended.has(last.seq) ? 'done' : 'idle';
+  }
+
+  async append(segment) {
+    await this.appendInit(segment.map);
+    const bytes = await this.get(segment.uri, 'segment');
+    // A run keeps its own timestamps (no gaps between its segments); the first segment
+    // fetched of it places the run on the playlist's timeline.
+    if (!this.offsets.has(segment.run)) this.offsets.set(segment.run, segment.start - startTime(bytes, this.timescales));
+    this.sb.timestampOffset = this.offsets.get(segment.run);
+    try {
+      await this.update((sb) => sb.appendBuffer(bytes));
+    } catch (err) {
+      if (err.name !== 'QuotaExceededError') throw err;
+      // The buffer is full: drop all but the playhead's neighbourhood, fetch it again later.
+      await this.trim(this.video.currentTime, 0);
+      return;
+    }
+    this.appended.add(segment.seq);
+  }
+
+  /** Drops what is far from the playhead `t` (behind it, and ahead after a seek back). */
+  async trim(t, keepBehind = BACK_BUFFER) {
+    const b = this.sb.buffered;
+    if (!b.length) return;
+    const from = Math.max(0, t - keepBehind);
+    const to = t + AHEAD + 10;
+    const ranges = [];
+    // Removing in larger steps: each removal costs a buffer update.
+    if (from - b.start(0) > 10 || (keepBehind === 0 && from > b.start(0))) ranges.push([0, from]);
+    if (b.end(b.length - 1) > to + 10 && to < this.ms.duration) ranges.push([to, Infinity]);
+    for (const [start, end] of ranges) {
+      await this.update((sb) => sb.remove(start, end));
+      for (const s of this.list.segments) {
+        if (s.start + s.duration > start && s.start < end) this.appended.delete(s.seq);
+      }
+    }
+  }
+}
+
+/**
+ * A media playlist's target duration and segments, URIs resolved against `base`; each
+ * segment with its `duration`, its `start` on the playlist's timeline and its `run` (a
+ * new run at each new init segment or discontinuity); the `duration` of them all, and
+ * whether the playlist is `complete` (EXT-X-ENDLIST).
+ */
 export function parsePlaylist(text, base) {
-  const list = { targetDuration: 2, segments: [] };
+  const list = { targetDuration: 2, segments: [], duration: 0, complete: false };
   let seq = 0;
   let map = null;
   let discontinuity = false;
+  let duration = 0;
+  let run = 0;
+  let runMap = null;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line.startsWith('#EXT-X-TARGETDURATION:')) list.targetDuration = Number(line.split(':')[1]) || 2;
     else if (line.startsWith('#EXT-X-MEDIA-SEQUENCE:')) seq = Number(line.split(':')[1]);
     else if (line.startsWith('#EXT-X-MAP:')) map = new URL(/URI="([^"]+)"/.exec(line)[1], base).href;
     else if (line === '#EXT-X-DISCONTINUITY') discontinuity = true;
+    else if (line.startsWith('#EXTINF:')) duration = Number.parseFloat(line.slice(8)) || 0;
+    else if (line === '#EXT-X-ENDLIST') list.complete = true;
     else if (line && !line.startsWith('#')) {
-      list.segments.push({ seq: seq++, uri: new URL(line, base).href, map, discontinuity });
+      if (list.segments.length && (discontinuity || map !== runMap)) run += 1;
+      runMap = map;
+      list.segments.push({ seq: seq++, uri: new URL(line, base).href, map, discontinuity, duration, start: list.duration, run });
+      list.duration += duration;
       discontinuity = false;
+      duration = 0;
     }
   }
   return list;

@@ -1,9 +1,11 @@
 // The student view: live streams I may watch, and one class: its video, chat,
-// questions, pinned message, highlighted question, viewer count.
+// questions, pinned message, highlighted question, viewer count; once it has ended, its
+// recording with the chat and questions replayed in time (replay.js).
 
 import * as api from './api.js';
 import { Room } from './room.js';
 import { ClassVideo } from './video.js';
+import { replayView } from './replay.js';
 import { h, fill, notify, formatTime } from './ui.js';
 
 const LIST_REFRESH_MS = 15_000;
@@ -54,14 +56,20 @@ export async function watchView(ctx, id) {
     fill(ctx.main, h('h2', {}, 'Class'), h('p', { class: 'status', 'data-kind': 'error' }, err.message), h('a', { href: '#/watch' }, '← Live now'));
     return null;
   }
+  if (stream.status === 'ended') return replayView(ctx, stream);
   const badge = h('span', { class: `badge status-${stream.status}`, id: 'stream-status' }, stream.status);
   const ended = h('p', { id: 'ended-note', class: 'banner', role: 'status' });
   const note = (s) => {
     ended.hidden = s === 'live';
-    ended.textContent = {
-      scheduled: 'The class has not started yet: it starts when the teacher does.',
-      ended: 'The class has ended. Thank you for joining!',
-    }[s] || `The class is ${s}.`;
+    fill(
+      ended,
+      {
+        scheduled: 'The class has not started yet: it starts when the teacher does.',
+        ended: 'The class has ended. Thank you for joining!',
+      }[s] || `The class is ${s}.`,
+      // The same address now shows the class again, recording and chat in step.
+      s === 'ended' ? h('button', { type: 'button', class: 'link', id: 'watch-again', onclick: () => window.dispatchEvent(new HashChangeEvent('hashchange')) }, 'Watch it again') : null,
+    );
   };
   note(stream.status);
   const video = new ClassVideo(stream);

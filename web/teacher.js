@@ -1,5 +1,6 @@
 // The teacher console: courses, streams by status, the stream form, and per stream
-// its controls, the encoder panel and preview, the live dashboard, and the final stats.
+// its controls, the encoder panel and preview, the live dashboard, and after the class
+// the final stats, the recording (its state, deleting it) and the attendance report.
 
 import * as api from './api.js';
 import { Room } from './room.js';
@@ -313,7 +314,10 @@ export async function streamView(ctx, id) {
       await room.open();
     } else if (stream.status === 'ended') {
       const stats = await statsSection(stream);
-      if (current === renders) fill(ctx.main, header, stats);
+      if (closed || current !== renders) return;
+      const recording = new RecordingPanel(stream);
+      parts = [recording];
+      fill(ctx.main, header, stats, recording.el, attendanceSection(stream));
     } else {
       fill(ctx.main, header, h('p', {}, 'This stream was cancelled.'));
     }
@@ -452,5 +456,200 @@ async function statsSection(stream) {
       item('Engagement', `${stats.engagement_score} / 100`, 'stat-engagement'),
     ),
     h('div', { class: 'grid two' }, statsChart(stats), timelineChart(stream, history.items, questions)),
+  );
+}
+
+/** How often a recording being prepared is asked about again. */
+const RECORDING_POLL_MS = 3_000;
+/** Rows of the attendance shown on the page; the CSV has them all. */
+const ATTENDANCE_ROWS_SHOWN = 25;
+
+/** The recording of an ended class: its state, a link to watch it, and deleting it. */
+class RecordingPanel {
+  constructor(stream) {
+    this.stream = stream;
+    this.timer = null;
+    this.closed = false;
+    this.body = h('div', { id: 'recording-panel-body' }, h('p', { class: 'hint' }, 'Loading…'));
+    this.status = h('p', { class: 'status', role: 'status', hidden: true });
+    this.el = h(
+      'section',
+      { class: 'card', id: 'recording-panel', 'aria-labelledby': 'recording-title' },
+      h('h3', { id: 'recording-title' }, 'Recording'),
+      this.body,
+      this.status,
+    );
+    this.load();
+  }
+
+  close() {
+    this.closed = true;
+    clearTimeout(this.timer);
+  }
+
+  async load() {
+    clearTimeout(this.timer);
+    let recording;
+    try {
+      recording = await api.recordings.get(this.stream.id);
+    } catch (err) {
+      notify(this.status, err.message, 'error');
+      return;
+    }
+    if (this.closed) return;
+    // The video service closes a recording after its reconnect window: ask until it has.
+    if (recording.state === 'recording' || recording.state === 'processing') this.timer = setTimeout(() => this.load(), RECORDING_POLL_MS);
+    this.render(recording);
+  }
+
+  render(recording) {
+    const state = recording.state;
+    const text = {
+      recording: 'Still being written.',
+      processing: 'Being prepared: it can be watched in a moment.',
+      ready: `Ready: ${formatDuration((recording.duration_ms || 0) / 1000)}. Students can watch it with the class’s chat and questions.`,
+      failed: `The recording failed${recording.failure_reason ? `: ${recording.failure_reason}` : ''}.`,
+      none: this.stream.is_recording ? 'No recording: nothing was recorded, or it was deleted.' : 'This class was not recorded.',
+    }[state];
+    const canDelete = state === 'ready' || state === 'failed';
+    fill(
+      this.body,
+      h('p', {}, h('span', { class: `badge recording-${state}`, id: 'recording-state' }, state), ' ', text),
+      recording.thumbnail_url ? h('img', { class: 'thumbnail', src: recording.thumbnail_url, alt: 'A still of the recording', width: 320, height: 180 }) : null,
+      state === 'ready' ? h('p', {}, h('a', { href: `#/watch/${this.stream.id}`, id: 'watch-recording' }, 'Watch it with the chat and questions')) : null,
+      canDelete ? this.deleteControls() : null,
+    );
+  }
+
+  /** Delete, then a confirmation in the page (no browser dialog: it stays in the flow of the page and readers announce it). */
+  deleteControls() {
+    const confirmBox = h(
+      'div',
+      { class: 'confirm', id: 'delete-recording-confirm', role: 'alertdialog', 'aria-labelledby': 'delete-recording-question', hidden: true },
+      h('p', { id: 'delete-recording-question' }, 'Delete the recording for everyone? Students will no longer be able to watch it. This cannot be undone.'),
+      h(
+        'div',
+        { class: 'row' },
+        h('button', { type: 'button', class: 'danger', id: 'confirm-delete-recording', onclick: () => this.remove() }, 'Delete for good'),
+        h(
+          'button',
+          {
+            type: 'button',
+            id: 'keep-recording',
+            onclick: () => {
+              confirmBox.hidden = true;
+              ask.hidden = false;
+              ask.focus();
+            },
+          },
+          'Keep it',
+        ),
+      ),
+    );
+    const ask = h(
+      'button',
+      {
+        type: 'button',
+        class: 'danger',
+        id: 'delete-recording',
+        onclick: () => {
+          ask.hidden = true;
+          confirmBox.hidden = false;
+          confirmBox.querySelector('#keep-recording').focus();
+        },
+      },
+      'Delete recording',
+    );
+    return h('div', {}, ask, confirmBox);
+  }
+
+  async remove() {
+    try {
+      await api.recordings.remove(this.stream.id);
+      notify(this.status, 'The recording is deleted.', 'ok');
+    } catch (err) {
+      notify(this.status, err.message, 'error');
+    }
+    await this.load();
+  }
+}
+
+/** Who came and for how long (GET .../attendance): a summary table, and the CSV to download. */
+function attendanceSection(stream) {
+  const status = h('p', { class: 'status', role: 'status', hidden: true });
+  const summary = h('p', { id: 'attendance-summary' }, 'Loading…');
+  const body = h('tbody', { id: 'attendance-rows' });
+  const more = h('p', { class: 'hint', hidden: true });
+  const download = h(
+    'button',
+    {
+      type: 'button',
+      class: 'primary',
+      id: 'download-attendance',
+      onclick: async () => {
+        download.disabled = true;
+        try {
+          const { blob, filename } = await api.attendance.csv(stream.id);
+          const url = URL.createObjectURL(blob);
+          const link = h('a', { href: url, download: filename, class: 'offscreen' }, filename);
+          document.body.append(link);
+          link.click();
+          link.remove();
+          // The download has its own copy once started.
+          setTimeout(() => URL.revokeObjectURL(url), 60_000);
+          notify(status, `Downloaded ${filename}.`, 'ok');
+        } catch (err) {
+          notify(status, err.message, 'error');
+        }
+        download.disabled = false;
+      },
+    },
+    'Download attendance (CSV)',
+  );
+  const percent = (share) => `${Math.round((share || 0) * 100)} %`;
+  const count = (n, noun) => `${n} ${noun}${n === 1 ? '' : 's'}`;
+  (async () => {
+    try {
+      const report = await api.attendance.get(stream.id);
+      const t = report.totals;
+      summary.textContent =
+        `${t.attended} attended · ${t.enrolled - t.enrolled_absent} of ${t.enrolled} enrolled students came · ` +
+        `${formatDuration(t.total_watch_time)} watched in all · ${count(t.chat_messages_count, 'message')}, ${count(t.questions_count, 'question')}, ${count(t.upvotes_count, 'upvote')}`;
+      const rows = report.rows.slice(0, ATTENDANCE_ROWS_SHOWN);
+      fill(
+        body,
+        rows.length
+          ? rows.map((r) =>
+              h(
+                'tr',
+                { dataset: { user: r.user_id } },
+                h('th', { scope: 'row' }, r.display_name || r.user_id, r.display_name ? h('span', { class: 'hint' }, ` ${r.user_id}`) : null),
+                h('td', {}, r.joined_at ? formatTime(r.joined_at) : r.enrolled ? 'never came' : '—'),
+                h('td', {}, formatDuration(r.watch_time)),
+                h('td', {}, percent(r.watched_share)),
+                h('td', {}, String(r.chat_messages_count)),
+                h('td', {}, String(r.questions_count)),
+                h('td', {}, String(r.upvotes_count)),
+              ),
+            )
+          : h('tr', {}, h('td', { colspan: 7, class: 'hint' }, 'Nobody took part.')),
+      );
+      more.hidden = report.rows.length <= rows.length;
+      more.textContent = `And ${report.rows.length - rows.length} more: the CSV has everyone.`;
+    } catch (err) {
+      summary.textContent = '';
+      notify(status, err.message, 'error');
+    }
+  })();
+  const col = (text) => h('th', { scope: 'col' }, text);
+  return h(
+    'section',
+    { class: 'card', id: 'attendance', 'aria-labelledby': 'attendance-title' },
+    h('h3', { id: 'attendance-title' }, 'Attendance'),
+    summary,
+    h('div', { class: 'table-scroll' }, h('table', {}, h('thead', {}, h('tr', {}, col('Name'), col('Joined'), col('Watched'), col('Share'), col('Messages'), col('Questions'), col('Upvotes'))), body)),
+    more,
+    h('div', { class: 'row' }, download),
+    status,
   );
 }

@@ -1,10 +1,10 @@
 // The class's video as a page shows it: the live player on the stream's playback URL
 // while the teacher's encoder pushes, and what to say instead while it does not
 // (before the push, while it has dropped, after the class). The student view and the
-// teacher's preview both use it.
+// teacher's preview both use it. After the class, RecordingVideo plays its recording.
 
 import * as api from './api.js';
-import { LivePlayer } from './player.js';
+import { LivePlayer, RecordingPlayer } from './player.js';
 import { h } from './ui.js';
 
 /** A private stream's playback token is renewed this long before it expires. */
@@ -121,5 +121,83 @@ export class ClassVideo {
     this.sound.textContent = this.muted ? 'Unmute' : 'Mute';
     this.sound.setAttribute('aria-pressed', String(!this.muted));
     if (this.video.paused) this.video.play().catch(() => null);
+  }
+}
+
+/**
+ * A class's recording with the browser's own controls (play, seek bar, sound, full
+ * screen): `currentTime` is the offset into the recording, the replay's clock. Its
+ * playback URL carries a token that expires: asked for again before it does.
+ */
+export class RecordingVideo {
+  constructor(streamId) {
+    this.id = streamId;
+    this.player = null;
+    this.started = false;
+    this.video = h('video', { id: 'class-video', controls: true, playsinline: true, preload: 'auto', 'aria-label': 'Recording of the class' });
+    this.message = h('p', { id: 'video-message', role: 'status' });
+    this.playButton = h('button', { type: 'button', class: 'primary', id: 'video-play', hidden: true, onclick: () => this.video.play() }, 'Play');
+    this.overlay = h('div', { class: 'video-overlay' }, this.message, this.playButton);
+    this.problem = h('p', { id: 'video-problem', class: 'hint warn', role: 'alert', hidden: true });
+    this.el = h('div', { class: 'class-video' }, h('div', { class: 'video-frame' }, this.video, this.overlay), this.problem);
+    this.render();
+  }
+
+  /** Plays the recording `{ playback_url, expires_at }` (GET .../recording). */
+  play(recording) {
+    if (!this.player) {
+      this.player = new RecordingPlayer(this.video, {
+        onState: (state, detail) => {
+          this.state = state;
+          this.detail = detail;
+          if (state === 'playing') this.started = true;
+          // The token expired (a tab asleep past its renewal): ask again, not at every retry.
+          if (state === 'error' && detail === 'unauthorized' && Date.now() - this.renewedAt > RETRY_MS) this.renew();
+          this.render();
+        },
+      });
+    }
+    this.renewedAt = Date.now();
+    this.player.play(recording.playback_url);
+    clearTimeout(this.timer);
+    if (recording.expires_at) {
+      const next = Math.max(RETRY_MS, Date.parse(recording.expires_at) - Date.now() - RENEW_BEFORE_MS);
+      this.timer = setTimeout(() => this.renew(), next);
+    }
+    this.render();
+  }
+
+  async renew() {
+    this.renewedAt = Date.now();
+    try {
+      const recording = await api.recordings.get(this.id);
+      if (this.player && recording.playback_url) this.play(recording);
+    } catch (err) {
+      this.state = 'error';
+      this.detail = err.message;
+      this.render();
+      this.timer = setTimeout(() => this.renew(), RETRY_MS);
+    }
+  }
+
+  close() {
+    clearTimeout(this.timer);
+    if (this.player) this.player.stop();
+    this.player = null;
+  }
+
+  render() {
+    const state = this.state;
+    // Before the first frame the picture is black: say why. Later the browser's own
+    // controls show buffering, and an overlay would cover them.
+    let text = '';
+    if (state === 'blocked') text = 'Your browser did not start the video.';
+    else if (!this.started && state !== 'error') text = 'Loading the recording…';
+    this.message.textContent = text;
+    this.overlay.hidden = !text;
+    this.playButton.hidden = state !== 'blocked';
+    const problem = state === 'error' ? `The video does not play: ${this.detail}. Trying again…` : '';
+    this.problem.textContent = problem;
+    this.problem.hidden = !problem;
   }
 }

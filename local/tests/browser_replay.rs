@@ -1,0 +1,435 @@
+//! An ended class in a real browser (headless Chromium over WebDriver, as
+//! tests/browser.rs): ffmpeg pushes a recorded class while a student chats and asks at
+//! known moments, the teacher stops it, and the student's page plays the recording with
+//! the chat and questions appearing at their moments; seeks move them. The teacher's page
+//! downloads the attendance as a file and deletes the recording.
+//!
+//! Without Chromium or ffmpeg the test says how to install them and passes, except
+//! under CI (`CI` set), where it fails. `LIVESTREAM_SCREENSHOTS=docs/screenshots` saves
+//! the screenshots.
+
+mod browser_support;
+
+use std::collections::HashMap;
+
+use browser_support::*;
+use chrono::{DateTime, Utc};
+use livestream::auth::Role;
+use local::LocalStack;
+use serde_json::{Value, json};
+
+/// Seconds into the recording at which the student's messages are sent.
+const FIRST: f64 = 1.5;
+const FIVE: f64 = 5.0;
+const QUESTION: f64 = 7.0;
+const ANSWER: f64 = 9.0;
+const ELEVEN: f64 = 11.0;
+/// Seconds pushed before the teacher stops the class.
+const PUSHED: f64 = 14.0;
+
+/// The chat panel's messages as the page shows them now, with the playhead: read at
+/// once, so the playhead is the one they were drawn for (or later).
+const SNAPSHOT: &str = "const v = document.querySelector('#class-video'); \
+    return v && { t: v.currentTime, paused: v.paused, error: v.error && v.error.message, \
+      chat: [...document.querySelectorAll('#chat-list li .text')].map(e => e.textContent), \
+      questions: [...document.querySelectorAll('#question-list li[data-id]')] \
+        .map(li => ({ text: li.querySelector('.q-text').textContent, \
+                      answered: !!li.querySelector('.answer') })) }";
+
+/// Logs each chat message and question the page adds, with the playhead at that moment.
+const WATCH_PANELS: &str = "window.shownAt = []; \
+    const v = document.querySelector('#class-video'); \
+    const log = (records) => { for (const r of records) for (const n of r.addedNodes) { \
+      if (!(n instanceof HTMLElement)) continue; \
+      const text = n.querySelector('.text, .q-text'); \
+      if (text) window.shownAt.push({ text: text.textContent, t: v.currentTime, \
+        answered: !!n.querySelector('.answer') }); } }; \
+    for (const id of ['#chat-list', '#question-list']) \
+      new MutationObserver(log).observe(document.querySelector(id), { childList: true }); \
+    return true";
+
+fn bearer(user: &str, role: Role, name: &str) -> String {
+    local::dev_token(local::LOCAL_JWT_SECRET, user, role, name, 1)
+}
+
+async fn sleep_until(origin: DateTime<Utc>, seconds: f64) {
+    let at = origin + chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64);
+    if let Ok(wait) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Polls `GET .../recording` until its state is `state`: the answer.
+async fn recording_in(stack: &LocalStack, token: &str, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + VIDEO_WAIT;
+    loop {
+        let recording = api(
+            stack,
+            token,
+            "GET",
+            &format!("/api/livestream/{id}/recording"),
+            Value::Null,
+        )
+        .await;
+        if recording["state"] == state {
+            return recording;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the recording stayed {recording}, not {state}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What the page shows now (see [`SNAPSHOT`]) once `ready` (a JS condition on `s`) holds.
+async fn snapshot_when(page: &Page, what: &str, ready: &str) -> Value {
+    let script = format!("const s = (() => {{ {SNAPSHOT} }})(); return s && ({ready}) && s");
+    page.until_within(VIDEO_WAIT, what, &script, vec![]).await
+}
+
+fn texts(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_gets_attendance() {
+    let Some(driver) = start_driver().await else {
+        return;
+    };
+    let Some(ffmpeg) = Encoder::find() else {
+        return;
+    };
+    let shots = screenshot_dir();
+    let shots = shots.as_deref();
+    let stack = LocalStack::start(random_ports()).await.unwrap();
+    let base = format!("{}/", stack.http_url);
+    let ada = bearer("teacher-1", Role::Teacher, "Ada Teacher");
+    let sam = bearer("student-1", Role::Student, "Sam Student");
+
+    // A private, recorded class; Kim is enrolled and never comes.
+    let course = api(
+        &stack,
+        &ada,
+        "POST",
+        "/api/courses",
+        json!({ "title": "Signals" }),
+    )
+    .await;
+    let course = course["id"].as_str().unwrap();
+    for student in ["student-1", "student-2"] {
+        let path = format!("/api/courses/{course}/enrollments");
+        api(&stack, &ada, "POST", &path, json!({ "user_id": student })).await;
+    }
+    let stream = json!({
+        "title": "The Fourier transform",
+        "description": "Frequencies, and how to find them.",
+        "course_id": course,
+        "is_public": false,
+        "is_recording": true,
+    });
+    let stream = api(&stack, &ada, "POST", "/api/livestream/", stream).await;
+    let id = stream["id"].as_str().unwrap().to_string();
+    let s = |path: &str| format!("/api/livestream/{id}{path}");
+    let ingest = api(&stack, &ada, "GET", &s("/ingest"), Value::Null).await;
+    let key = ingest["stream_key"].as_str().unwrap();
+
+    // The encoder pushes: the class goes live and records; offsets count from the
+    // recording's start.
+    let encoder = Encoder::push(&ffmpeg, &format!("{}{key}", stack.rtmp_url));
+    let recording = recording_in(&stack, &sam, &id, "recording").await;
+    let origin: DateTime<Utc> = recording["started_at"].as_str().unwrap().parse().unwrap();
+    api(&stack, &sam, "POST", &s("/join"), Value::Null).await;
+    let chat = |text: &'static str| {
+        let body = json!({ "message": text });
+        let (stack, sam, path) = (&stack, &sam, s("/chat"));
+        async move { api(stack, sam, "POST", &path, body).await }
+    };
+    sleep_until(origin, FIRST).await;
+    chat("Hello from the first seconds").await;
+    sleep_until(origin, FIVE).await;
+    chat("Message at five").await;
+    sleep_until(origin, QUESTION).await;
+    let question = api(
+        &stack,
+        &sam,
+        "POST",
+        &s("/questions"),
+        json!({ "text": "Why at seven?" }),
+    )
+    .await;
+    let question_id = question["id"].as_str().unwrap();
+    sleep_until(origin, ANSWER).await;
+    api(
+        &stack,
+        &ada,
+        "PUT",
+        &s(&format!("/questions/{question_id}/answer")),
+        json!({ "answer": "Because it is odd." }),
+    )
+    .await;
+    sleep_until(origin, ELEVEN).await;
+    chat("Message at eleven").await;
+    sleep_until(origin, PUSHED).await;
+    api(&stack, &ada, "POST", &s("/stop"), Value::Null).await;
+    drop(encoder);
+    let recording = recording_in(&stack, &sam, &id, "ready").await;
+    let duration = recording["duration_ms"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (duration - PUSHED).abs() <= 2.5,
+        "{duration} s recorded of {PUSHED} s"
+    );
+
+    // Where each event sits in the recording, as the API says: what the page must follow.
+    let replay = api(&stack, &sam, "GET", &s("/replay"), Value::Null).await;
+    let mut offset = HashMap::new();
+    for event in replay["items"].as_array().unwrap() {
+        let text = match event["type"].as_str().unwrap() {
+            "chat" => event["message"]["message"].as_str().unwrap().to_string(),
+            "question" => event["question"]["text"].as_str().unwrap().to_string(),
+            "answer" => "answer".to_string(),
+            _ => continue,
+        };
+        offset.insert(text, event["offset_ms"].as_f64().unwrap() / 1000.0);
+    }
+    for (text, sent) in [
+        ("Hello from the first seconds", FIRST),
+        ("Message at five", FIVE),
+        ("Why at seven?", QUESTION),
+        ("answer", ANSWER),
+        ("Message at eleven", ELEVEN),
+    ] {
+        let at = offset[text];
+        assert!(
+            (at - sent).abs() < 1.0,
+            "{text}: at {at} s, sent at {sent} s"
+        );
+    }
+
+    // The student opens the ended class: the recording plays from its start, the chat
+    // fills in as the playhead passes each message.
+    let student = Page::open(&driver, "student-1").await;
+    student
+        .sign_in(&base, "student-1", "student", "Sam Student")
+        .await;
+    student
+        .client
+        .goto(&format!("{base}#/watch/{id}"))
+        .await
+        .unwrap();
+    student.see("#stream-status", "ended").await;
+    student.see("#recording-state", "Watch it again").await;
+    student.until("the panels", WATCH_PANELS, vec![]).await;
+    student
+        .until_within(
+            VIDEO_WAIT,
+            "the recording playing, 1280 wide",
+            "const v = document.querySelector('#class-video'); \
+             return v && v.videoWidth === 1280 && !v.paused && v.currentTime > 0.3",
+            vec![],
+        )
+        .await;
+    // Early in the class: the first message is there, the one at five is not yet.
+    let early = snapshot_when(&student, "the playhead at 2 s", "s.t >= 2").await;
+    let t = early["t"].as_f64().unwrap();
+    assert!(
+        t < offset["Message at five"] - 0.5,
+        "the check came late: {early}"
+    );
+    assert_eq!(
+        texts(&early["chat"]),
+        ["Hello from the first seconds"],
+        "at {t} s"
+    );
+    // The message at five appears once the playhead has passed it, and promptly.
+    let five = snapshot_when(
+        &student,
+        "the message at five",
+        "s.chat.includes('Message at five')",
+    )
+    .await;
+    let t = five["t"].as_f64().unwrap();
+    let due = offset["Message at five"];
+    assert!(t >= due && t < due + 1.0, "shown at {t} s, sent at {due} s");
+    assert_eq!(
+        texts(&five["chat"]),
+        ["Hello from the first seconds", "Message at five"]
+    );
+    // The question appears when asked, its answer when given.
+    let asked = snapshot_when(
+        &student,
+        "the question",
+        "s.questions.some(q => q.text === 'Why at seven?')",
+    )
+    .await;
+    let t = asked["t"].as_f64().unwrap();
+    assert!(t >= offset["Why at seven?"], "asked at {t} s: {asked}");
+    if t < offset["answer"] - 0.3 {
+        assert_eq!(asked["questions"][0]["answered"], false, "{asked}");
+    }
+    let answered = snapshot_when(&student, "the answer", "s.questions.some(q => q.answered)").await;
+    let t = answered["t"].as_f64().unwrap();
+    assert!(t >= offset["answer"], "answered at {t} s");
+    student
+        .see("#question-list li .answer", "Because it is odd.")
+        .await;
+
+    // A seek to near the end: the later messages are there, and the video plays to its end.
+    student
+        .client
+        .execute(
+            "const v = document.querySelector('#class-video'); v.currentTime = v.duration - 1.5; return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let end = snapshot_when(
+        &student,
+        "the message at eleven after the seek",
+        "s.t > 11.5 && s.chat.includes('Message at eleven')",
+    )
+    .await;
+    assert_eq!(
+        texts(&end["chat"]),
+        [
+            "Hello from the first seconds",
+            "Message at five",
+            "Message at eleven"
+        ]
+    );
+    student
+        .until_within(
+            VIDEO_WAIT,
+            "the recording played to its end",
+            "const v = document.querySelector('#class-video'); return v.ended && !v.error",
+            vec![],
+        )
+        .await;
+    student.screenshot(shots, "student-replay.png").await;
+
+    // A seek back to the start: the panels show the class as it was then, and it plays.
+    student
+        .client
+        .execute(
+            "const v = document.querySelector('#class-video'); v.currentTime = 0.2; v.play(); return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let start = snapshot_when(&student, "the start again", "s.t < 1.2").await;
+    assert!(
+        texts(&start["chat"]).is_empty(),
+        "nothing was said yet: {start}"
+    );
+    assert_eq!(start["questions"], json!([]), "{start}");
+    snapshot_when(
+        &student,
+        "the recording playing on from the start",
+        "!s.paused && !s.error && s.t > 2 && s.chat.length === 1",
+    )
+    .await;
+
+    // Never early: each message and question was added with the playhead at or past its
+    // moment (timeupdate and the page's timer run a little behind, never ahead).
+    let shown = student
+        .client
+        .execute("return window.shownAt", vec![])
+        .await
+        .unwrap();
+    for entry in shown.as_array().unwrap() {
+        let text = entry["text"].as_str().unwrap();
+        let t = entry["t"].as_f64().unwrap();
+        let due = if entry["answered"] == true {
+            offset["answer"]
+        } else {
+            offset[text]
+        };
+        assert!(t + 0.05 >= due, "{text} shown at {t} s, due at {due} s");
+    }
+
+    // The teacher's page after the class: the recording, the attendance, its download.
+    let downloads = tempfile::tempdir().unwrap();
+    let teacher = Page::open_with_downloads(&driver, "teacher", Some(downloads.path())).await;
+    teacher
+        .sign_in(&base, "teacher-1", "teacher", "Ada Teacher")
+        .await;
+    teacher
+        .client
+        .goto(&format!("{base}#/streams/{id}"))
+        .await
+        .unwrap();
+    teacher.see("#final-stats h3", "Final stats").await;
+    teacher.see("#recording-state", "ready").await;
+    teacher
+        .see("#attendance-summary", "1 of 2 enrolled students came")
+        .await;
+    teacher
+        .see("#attendance-rows tr[data-user=student-1]", "Sam Student")
+        .await;
+    teacher
+        .see("#attendance-rows tr[data-user=student-2]", "never came")
+        .await;
+    teacher.click("#download-attendance").await;
+    teacher.see("#attendance .status", "Downloaded").await;
+    let file = downloads.path().join(format!("attendance-{id}.csv"));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let csv = loop {
+        // Chromium writes a .crdownload first and renames it when complete.
+        if let Ok(csv) = std::fs::read_to_string(&file) {
+            break csv;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {} in the downloads: {:?}",
+            file.display(),
+            std::fs::read_dir(downloads.path())
+                .unwrap()
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(POLL).await;
+    };
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("user_id,display_name,role,enrolled,"),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("student-1,Sam Student,student,true,")),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("student-2,,student,true,")),
+        "{csv}"
+    );
+    assert!(lines.last().unwrap().starts_with("TOTAL,"), "{csv}");
+    teacher.screenshot(shots, "after-class.png").await;
+
+    // Deleting the recording asks first; then nobody can watch it, the chat stays.
+    teacher.click("#delete-recording").await;
+    teacher
+        .see("#delete-recording-confirm", "cannot be undone")
+        .await;
+    teacher.click("#keep-recording").await;
+    teacher.see("#recording-state", "ready").await;
+    teacher.click("#delete-recording").await;
+    teacher.click("#confirm-delete-recording").await;
+    teacher.see("#recording-state", "none").await;
+    teacher.no_longer_see("#delete-recording", "").await;
+    student.client.refresh().await.unwrap();
+    student.see("#recording-state", "no recording").await;
+    student.see("#chat-list li", "Message at eleven").await;
+    student.no_longer_see("#class-video", "").await;
+
+    for page in [teacher, student] {
+        page.close().await;
+    }
+    stack.shutdown().await;
+}
