@@ -49,8 +49,12 @@ async fn the_attendance_is_json_or_a_csv_download_for_the_instructor_only() {
     for s in ["s1", "s2"] {
         app.enroll(&t, &course, s).await;
     }
-    app.post(&format!("/api/livestream/{id}/join"), &student("s1"), json!({}))
-        .await;
+    app.post(
+        &format!("/api/livestream/{id}/join"),
+        &student("s1"),
+        json!({}),
+    )
+    .await;
     app.post(
         &format!("/api/livestream/{id}/chat"),
         &student("s1"),
@@ -69,8 +73,7 @@ async fn the_attendance_is_json_or_a_csv_download_for_the_instructor_only() {
     assert_eq!(report["rows"][0]["user_id"], "s1");
     assert_eq!(report["rows"][0]["chat_messages_count"], 1);
 
-    let (status, headers, csv) =
-        attendance(&app, &id, &t, "text/html, text/csv;q=0.9").await;
+    let (status, headers, csv) = attendance(&app, &id, &t, "text/html, text/csv;q=0.9").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
@@ -80,7 +83,10 @@ async fn the_attendance_is_json_or_a_csv_download_for_the_instructor_only() {
     let lines: Vec<&str> = csv.split("\r\n").collect();
     assert!(lines[0].starts_with("user_id,display_name,role,enrolled,"));
     assert!(lines[1].starts_with("s1,s1,student,true,"), "{csv}");
-    assert!(lines[2].starts_with("s2,,student,true,,,false,0,0,0,0,0"), "{csv}");
+    assert!(
+        lines[2].starts_with("s2,,student,true,,,false,0,0,0,0,0"),
+        "{csv}"
+    );
     assert!(lines[3].starts_with("TOTAL,"), "{csv}");
 
     let (status, _, body) = attendance(&app, &id, &student("s1"), "text/csv").await;
@@ -93,8 +99,12 @@ async fn replay_ranges_are_query_parameters_checked_before_anything_is_read() {
     let app = TestApp::spawn().await;
     let t = teacher("t1");
     let (id, _) = app.live_stream(&t, json!({"is_recording": true})).await;
-    app.post(&format!("/api/livestream/{id}/join"), &student("s1"), json!({}))
-        .await;
+    app.post(
+        &format!("/api/livestream/{id}/join"),
+        &student("s1"),
+        json!({}),
+    )
+    .await;
     for m in ["one", "two", "three"] {
         app.post(
             &format!("/api/livestream/{id}/chat"),
@@ -104,7 +114,9 @@ async fn replay_ranges_are_query_parameters_checked_before_anything_is_read() {
         .await;
     }
     let replay = format!("/api/livestream/{id}/replay");
-    let all = app.get(&format!("{replay}?from_ms=0&limit=2"), &student("s1")).await;
+    let all = app
+        .get(&format!("{replay}?from_ms=0&limit=2"), &student("s1"))
+        .await;
     assert_eq!(all.status, StatusCode::OK, "{:?}", all.body);
     assert_eq!(all.body["items"].as_array().unwrap().len(), 2);
     let cursor = all.body["next_cursor"].as_str().unwrap();
@@ -132,5 +144,8 @@ async fn replay_ranges_are_query_parameters_checked_before_anything_is_read() {
     let bad = app
         .get(&format!("{replay}?cursor=nonsense"), &student("s1"))
         .await;
-    assert_eq!((bad.status, bad.code()), (StatusCode::BAD_REQUEST, "invalid_cursor"));
+    assert_eq!(
+        (bad.status, bad.code()),
+        (StatusCode::BAD_REQUEST, "invalid_cursor")
+    );
 }
