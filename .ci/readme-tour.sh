@@ -79,8 +79,8 @@ check "the student's WebSocket saw the chat message and the end" \
   "grep -q '\"chat.message\"' '$work/frames' && grep -q '\"ended\"' '$work/frames'"
 check "the class and then its recording played as 1280x720 H.264 with AAC" \
   "[ \$(grep -c '^h264,1280,720' '$work/probe') -ge 2 ] && [ \$(grep -c '^aac' '$work/probe') -ge 2 ]"
-check "the replay held the chat message and the question" \
-  "grep -q '\"type\":\"chat\"' '$work/output' && grep -q '\"type\":\"question\"' '$work/output'"
+check "the replay held the question and its answer, not the message the teacher hid" \
+  "grep -q '\"type\":\"question\"' '$work/output' && grep -q '\"type\":\"answer\"' '$work/output' && ! grep -q '\"type\":\"chat\"' '$work/output'"
 check "the attendance came as CSV with both students" \
   "grep -q '^student-1,' '$work/output' && grep -q '^student-2,' '$work/output'"
 echo "$checks passed, 0 failed"

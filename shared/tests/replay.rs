@@ -253,13 +253,25 @@ async fn pages_cover_every_event_once_in_order() {
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    // The question being answered now, highlighted later still.
+    questions::highlight(store, &teacher(), &stream.id, &question_ids[2])
+        .await
+        .unwrap();
     let (whole, pages) = read_all(store, &s1, &stream, None, None, 500).await;
     assert_eq!(pages, 1);
     let counted = |kind: &str| whole.iter().filter(|e| e["type"] == kind).count();
     assert_eq!(
-        (counted("chat"), counted("question"), counted("answer")),
-        (23, 5, 2)
+        (
+            counted("chat"),
+            counted("question"),
+            counted("answer"),
+            counted("highlight")
+        ),
+        (23, 5, 2, 1)
     );
+    let highlighted = whole.last().unwrap();
+    assert_eq!(highlighted["type"], "highlight");
+    assert_eq!(highlighted["question"]["id"], question_ids[2].as_str());
     let offsets: Vec<i64> = summary(&whole).iter().map(|e| e.1).collect();
     assert!(offsets.windows(2).all(|w| w[0] <= w[1]), "{offsets:?}");
     for limit in [1, 2, 3, 7] {

@@ -18,7 +18,7 @@
 //! and cannot vote on that question again; the counts may miss that one vote, never
 //! count it twice.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
@@ -455,27 +455,26 @@ impl Store {
             .set("highlighted_question_id", s(question_id))
             .set("updated_at", time(now))
             .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
-        let check = ConditionCheck::builder()
-            .table_name(self.table())
-            .key(crate::table::PK, s(keys::stream_pk(stream_id)))
-            .key(crate::table::SK, s(keys::question_sk(question_id)))
-            .condition_expression(
-                "attribute_exists(#pk) AND #hidden = :no AND #status IN (:open, :answered)",
+        // The question keeps when it was last highlighted, for the class's replay.
+        let question = Update::new()
+            .exists()
+            .require_eq("hidden", AttributeValue::Bool(false))
+            .require_in(
+                "status",
+                vec![
+                    status(QuestionStatus::Open),
+                    status(QuestionStatus::Answered),
+                ],
             )
-            .expression_attribute_names("#pk", crate::table::PK)
-            .expression_attribute_names("#hidden", "hidden")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .expression_attribute_values(":open", status(QuestionStatus::Open))
-            .expression_attribute_values(":answered", status(QuestionStatus::Answered))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        self.transact(vec![
-            stream,
-            TransactWriteItem::builder().condition_check(check).build(),
-        ])
-        .await
-        .map_err(|e| Self::stream_action_failed(e, 0))
+            .set("highlighted_at", time(now))
+            .into_transact(
+                self.table(),
+                keys::stream_pk(stream_id),
+                keys::question_sk(question_id),
+            );
+        self.transact(vec![stream, question])
+            .await
+            .map_err(|e| Self::stream_action_failed(e, 0))
     }
 
     /// Clears the highlight; with `only`, only if that question is the highlighted one.
