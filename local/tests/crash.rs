@@ -18,7 +18,7 @@ fn student(i: usize) -> String {
 }
 
 /// What the class was told was stored.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Acknowledged {
     chat_seqs: Vec<i64>,
 }
@@ -187,7 +187,8 @@ async fn a_class_killed_three_times_mid_burst_ends_with_stats_equal_to_its_items
         }
         stack = spawn_stack(dir.path()).await;
         let api = Client::new(&stack.http);
-        assert_counts_equal_items(&api, &stream_id, &acked.lock().unwrap()).await;
+        let so_far = acked.lock().unwrap().clone();
+        assert_counts_equal_items(&api, &stream_id, &so_far).await;
         // The class goes on after the restart: students join again.
         join_class(&api, &stream_id).await;
     }
@@ -247,7 +248,7 @@ async fn sigterm_finishes_the_requests_in_flight_before_the_stack_exits() {
     stack = spawn_stack(dir.path()).await;
     let api = Client::new(&stack.http);
     let stored = stored_chat(&api, &stream_id).await;
-    let acked = acked.lock().unwrap();
+    let acked = acked.lock().unwrap().clone();
     assert!(
         acked.chat_seqs.len() > 20,
         "the burst wrote only {}",
