@@ -67,21 +67,11 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
             gone += 1;
         }
     }
-    let mut classes_repaired = 0;
-    let mut cursor = None;
-    loop {
-        let (streams, next) = store
-            .streams_in_status(StreamStatus::Live, cursor.as_ref(), 100)
-            .await?;
-        for stream in streams {
-            settle_counts(store, &stream).await?;
-            classes_repaired += 1;
-        }
-        match next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
+    let live = live_streams(store).await?;
+    for stream in &live {
+        settle_counts(store, stream).await?;
     }
+    let classes_repaired = live.len();
     Ok(SweepReport {
         connections_gone: gone,
         classes_repaired,
@@ -141,29 +131,36 @@ pub async fn end_abandoned(
     now: DateTime<Utc>,
 ) -> Result<usize, ApiError> {
     let mut ended = 0;
+    for stream in live_streams(store).await? {
+        let abandoned = stream.live_from_encoder
+            && stream.ingest.state == IngestState::Reconnecting
+            && stream.ingest.reconnect_deadline.is_some_and(|d| d <= now);
+        if !abandoned {
+            continue;
+        }
+        let push = stream.ingest.session_id.as_deref().unwrap_or_default();
+        match streams::finish(store, video, &stream, Some(push)).await {
+            Ok(_) => ended += 1,
+            // Stopped by hand meanwhile.
+            Err(ApiError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ended)
+}
+
+/// Every live stream, page by page.
+async fn live_streams(store: &Store) -> Result<Vec<Stream>, ApiError> {
+    let mut live = Vec::new();
     let mut cursor = None;
     loop {
         let (streams, next) = store
             .streams_in_status(StreamStatus::Live, cursor.as_ref(), 100)
             .await?;
-        for stream in streams {
-            let abandoned = stream.live_from_encoder
-                && stream.ingest.state == IngestState::Reconnecting
-                && stream.ingest.reconnect_deadline.is_some_and(|d| d <= now);
-            if !abandoned {
-                continue;
-            }
-            let push = stream.ingest.session_id.as_deref().unwrap_or_default();
-            match streams::finish(store, video, &stream, Some(push)).await {
-                Ok(_) => ended += 1,
-                // Stopped by hand meanwhile.
-                Err(ApiError::Conflict { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        live.extend(streams);
         match next {
             Some(next) => cursor = Some(next),
-            None => return Ok(ended),
+            None => return Ok(live),
         }
     }
 }

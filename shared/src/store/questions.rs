@@ -74,6 +74,21 @@ fn counted_vote(update: Update) -> Update {
     )
 }
 
+/// `update` holds only for a question that exists, is visible, and is open or answered:
+/// one that may be voted on or highlighted.
+fn open_and_visible(update: Update) -> Update {
+    update
+        .exists()
+        .require_eq("hidden", AttributeValue::Bool(false))
+        .require_in(
+            "status",
+            vec![
+                status(QuestionStatus::Open),
+                status(QuestionStatus::Answered),
+            ],
+        )
+}
+
 fn status(value: QuestionStatus) -> AttributeValue {
     s(value.as_str())
 }
@@ -205,17 +220,7 @@ impl Store {
             Err(StoreError::ConditionFailed) => return Ok(VoteOutcome::AlreadyVoted),
             other => other?,
         }
-        let votable = Update::new()
-            .exists()
-            .require_eq("hidden", AttributeValue::Bool(false))
-            .require_in(
-                "status",
-                vec![
-                    status(QuestionStatus::Open),
-                    status(QuestionStatus::Answered),
-                ],
-            )
-            .add("upvotes", 1);
+        let votable = open_and_visible(Update::new()).add("upvotes", 1);
         let question_sk = keys::question_sk(question_id);
         let question: Question = match self.update(pk.clone(), question_sk.clone(), votable).await {
             Err(StoreError::ConditionFailed) => {
@@ -456,16 +461,7 @@ impl Store {
             .set("updated_at", time(now))
             .into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
         // The question keeps when it was last highlighted, for the class's replay.
-        let question = Update::new()
-            .exists()
-            .require_eq("hidden", AttributeValue::Bool(false))
-            .require_in(
-                "status",
-                vec![
-                    status(QuestionStatus::Open),
-                    status(QuestionStatus::Answered),
-                ],
-            )
+        let question = open_and_visible(Update::new())
             .set("highlighted_at", time(now))
             .into_transact(
                 self.table(),
