@@ -402,9 +402,11 @@ export class RecordingPlayer extends MsePlayer {
 
 /**
  * A media playlist's target duration and segments, URIs resolved against `base`; each
- * segment with its `duration`, its `start` on the playlist's timeline and its `run` (a
- * new run at each new init segment or discontinuity); the `duration` of them all, and
- * whether the playlist is `complete` (EXT-X-ENDLIST).
+ * segment with its `duration`, its `start` on the playlist's timeline, its `run` (a
+ * new run at each new init segment or discontinuity) and its `date` (the wall-clock
+ * time of its first frame in ms, from EXT-X-PROGRAM-DATE-TIME or carried on from the
+ * segment before; null without one); the `duration` of them all, and whether the
+ * playlist is `complete` (EXT-X-ENDLIST).
  */
 export function parsePlaylist(text, base) {
   const list = { targetDuration: 2, segments: [], duration: 0, complete: false };
@@ -414,6 +416,7 @@ export function parsePlaylist(text, base) {
   let duration = 0;
   let run = 0;
   let runMap = null;
+  let date = null;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (line.startsWith('#EXT-X-TARGETDURATION:')) list.targetDuration = Number(line.split(':')[1]) || 2;
@@ -422,11 +425,13 @@ export function parsePlaylist(text, base) {
     else if (line === '#EXT-X-DISCONTINUITY') discontinuity = true;
     else if (line.startsWith('#EXTINF:')) duration = Number.parseFloat(line.slice(8)) || 0;
     else if (line === '#EXT-X-ENDLIST') list.complete = true;
+    else if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) date = Date.parse(line.slice(25)) || null;
     else if (line && !line.startsWith('#')) {
       if (list.segments.length && (discontinuity || map !== runMap)) run += 1;
       runMap = map;
-      list.segments.push({ seq: seq++, uri: new URL(line, base).href, map, discontinuity, duration, start: list.duration, run });
+      list.segments.push({ seq: seq++, uri: new URL(line, base).href, map, discontinuity, duration, start: list.duration, run, date });
       list.duration += duration;
+      if (date !== null) date += duration * 1000;
       discontinuity = false;
       duration = 0;
     }

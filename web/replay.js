@@ -25,6 +25,39 @@ export function clock(ms) {
 }
 
 /**
+ * Milliseconds into the recording (the replay's offsets: wall-clock time since
+ * `origin`, epoch ms) at video position `t` (s) of the playlist `list`. The video has
+ * no gap where the encoder dropped and came back, the wall clock does: each segment's
+ * date (EXT-X-PROGRAM-DATE-TIME) says where it stands. Without dates, the position itself.
+ */
+export function offsetAt(list, origin, t) {
+  const segment = list && origin !== null ? segmentAt(list.segments, (s) => s.start <= t) : null;
+  if (!segment || segment.date === null) return t * 1000;
+  return segment.date + (t - segment.start) * 1000 - origin;
+}
+
+/** The video position (s) of offset `ms`: in a gap of the video, where it resumes. */
+export function positionOf(list, origin, ms) {
+  if (!list || origin === null || list.segments.some((s) => s.date === null)) return ms / 1000;
+  const at = origin + ms;
+  const segment = segmentAt(list.segments, (s) => s.date <= at);
+  if (!segment) return 0;
+  return segment.start + Math.min(segment.duration, (at - segment.date) / 1000);
+}
+
+/** The last of `segments` (in order) for which `before` holds, by bisection. */
+function segmentAt(segments, before) {
+  let lo = 0;
+  let hi = segments.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (before(segments[mid])) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo ? segments[lo - 1] : null;
+}
+
+/**
  * The class's events read so far: everything with an offset up to `loadedTo`, in the
  * API's order (which is by offset), chat apart from question events.
  */
@@ -84,6 +117,7 @@ export class ReplayPanels {
   async show(ms) {
     const back = ms < this.position;
     this.position = ms;
+    this.chatList.dataset.position = String(ms);
     if (back) {
       this.chatShown = 0;
       this.questionsShown = -1;
@@ -189,10 +223,12 @@ export async function replayView(ctx, stream, { back = h('a', { href: '#/watch' 
   let timer = null;
   let ticker = null;
   let closed = false;
+  let origin = null;
+  const playlist = () => video && video.player && video.player.list;
   const panels = new ReplayPanels(stream.id, {
     onSeek: (ms) => {
       if (!video) return;
-      video.video.currentTime = ms / 1000;
+      video.video.currentTime = positionOf(playlist(), origin, ms);
       video.video.play().catch(() => null);
     },
   });
@@ -210,7 +246,7 @@ export async function replayView(ctx, stream, { back = h('a', { href: '#/watch' 
     panels.el,
   );
 
-  const follow = () => panels.show(video.video.currentTime * 1000);
+  const follow = () => panels.show(offsetAt(playlist(), origin, video.video.currentTime));
 
   async function load() {
     timer = null;
@@ -226,6 +262,7 @@ export async function replayView(ctx, stream, { back = h('a', { href: '#/watch' 
     notify(status, '');
     state.dataset.state = recording.state;
     if (recording.state === 'ready' && recording.playback_url) {
+      origin = recording.started_at ? Date.parse(recording.started_at) : null;
       state.textContent = 'The class has ended. Watch it again: the chat and questions appear as they did in class.';
       if (!video) {
         video = new RecordingVideo(stream.id);
