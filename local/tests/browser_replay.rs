@@ -12,6 +12,7 @@ mod browser_support;
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 
 use browser_support::*;
 use chrono::{DateTime, Utc};
@@ -67,29 +68,6 @@ async fn sleep_until(origin: DateTime<Utc>, seconds: f64) {
     }
 }
 
-/// Polls `GET .../recording` until its state is `state`: the answer.
-async fn recording_in(stack: &LocalStack, token: &str, id: &str, state: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + VIDEO_WAIT;
-    loop {
-        let recording = api(
-            stack,
-            token,
-            "GET",
-            &format!("/api/livestream/{id}/recording"),
-            Value::Null,
-        )
-        .await;
-        if recording["state"] == state {
-            return recording;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the recording stayed {recording}, not {state}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 /// What the page shows now (see [`SNAPSHOT`]) once `ready` (a JS condition on `s`) holds.
 async fn snapshot_when(page: &Page, what: &str, ready: &str) -> Value {
     let script = format!("const s = (() => {{ {SNAPSHOT} }})(); return s && ({ready}) && s");
@@ -104,129 +82,201 @@ fn texts(list: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// A private, recorded class of Ada's in a new course with Sam and Kim enrolled: its id.
-async fn recorded_class(stack: &LocalStack, ada: &str) -> String {
-    let course = api(
-        stack,
-        ada,
-        "POST",
-        "/api/courses",
-        json!({ "title": "Signals" }),
-    )
-    .await;
-    let course = course["id"].as_str().unwrap();
-    for student in ["student-1", "student-2"] {
-        let path = format!("/api/courses/{course}/enrollments");
-        api(stack, ada, "POST", &path, json!({ "user_id": student })).await;
-    }
-    let stream = json!({
-        "title": "The Fourier transform",
-        "description": "Frequencies, and how to find them.",
-        "course_id": course,
-        "is_public": false,
-        "is_recording": true,
-    });
-    let stream = api(stack, ada, "POST", "/api/livestream/", stream).await;
-    stream["id"].as_str().unwrap().to_string()
+/// A private, recorded class of Ada's in a new course with Sam and Kim enrolled, on a
+/// stack of its own, with the browser and the encoder to drive it.
+struct RecordedClass {
+    driver: Driver,
+    ffmpeg: PathBuf,
+    stack: LocalStack,
+    base: String,
+    ada: String,
+    sam: String,
+    id: String,
+    push_url: String,
 }
 
-/// The offset (s) of each event of the class as the API gives it, by the message's or
-/// question's text (`answer` for the answer).
-async fn offsets(stack: &LocalStack, token: &str, id: &str) -> HashMap<String, f64> {
-    let path = format!("/api/livestream/{id}/replay");
-    let replay = api(stack, token, "GET", &path, Value::Null).await;
-    let mut offset = HashMap::new();
-    for event in replay["items"].as_array().unwrap() {
-        let text = match event["type"].as_str().unwrap() {
-            "chat" => event["message"]["message"].as_str().unwrap().to_string(),
-            "question" => event["question"]["text"].as_str().unwrap().to_string(),
-            "answer" => "answer".to_string(),
-            _ => continue,
-        };
-        offset.insert(text, event["offset_ms"].as_f64().unwrap() / 1000.0);
-    }
-    offset
-}
-
-/// The stream's ingest state (`connected`, `reconnecting`, …) once it is `state`.
-async fn ingest_in(stack: &LocalStack, token: &str, id: &str, state: &str) {
-    let deadline = tokio::time::Instant::now() + VIDEO_WAIT;
-    loop {
-        let path = format!("/api/livestream/{id}");
-        let stream = api(stack, token, "GET", &path, Value::Null).await;
-        if stream["ingest"]["state"] == state {
-            return;
+impl RecordedClass {
+    /// `None` (after saying why) without Chromium or ffmpeg.
+    async fn new() -> Option<Self> {
+        let driver = start_driver().await?;
+        let ffmpeg = Encoder::find()?;
+        let stack = LocalStack::start(random_ports()).await.unwrap();
+        let ada = bearer("teacher-1", Role::Teacher, "Ada Teacher");
+        let sam = bearer("student-1", Role::Student, "Sam Student");
+        let course = api(
+            &stack,
+            &ada,
+            "POST",
+            "/api/courses",
+            json!({ "title": "Signals" }),
+        )
+        .await;
+        let course = course["id"].as_str().unwrap();
+        for student in ["student-1", "student-2"] {
+            let path = format!("/api/courses/{course}/enrollments");
+            api(&stack, &ada, "POST", &path, json!({ "user_id": student })).await;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the ingest stayed {}, not {state}",
-            stream["ingest"]
+        let stream = json!({
+            "title": "The Fourier transform",
+            "description": "Frequencies, and how to find them.",
+            "course_id": course,
+            "is_public": false,
+            "is_recording": true,
+        });
+        let stream = api(&stack, &ada, "POST", "/api/livestream/", stream).await;
+        let id = stream["id"].as_str().unwrap().to_string();
+        let path = format!("/api/livestream/{id}/ingest");
+        let ingest = api(&stack, &ada, "GET", &path, Value::Null).await;
+        let push_url = format!(
+            "{}{}",
+            stack.rtmp_url,
+            ingest["stream_key"].as_str().unwrap()
         );
-        tokio::time::sleep(POLL).await;
+        Some(Self {
+            base: format!("{}/", stack.http_url),
+            driver,
+            ffmpeg,
+            stack,
+            ada,
+            sam,
+            id,
+            push_url,
+        })
+    }
+
+    /// The path of the class's `tail` route.
+    fn path(&self, tail: &str) -> String {
+        format!("/api/livestream/{}{tail}", self.id)
+    }
+
+    /// `method` on the class's `tail` route as the holder of `token`: the answer.
+    async fn call(&self, token: &str, method: &str, tail: &str, body: Value) -> Value {
+        api(&self.stack, token, method, &self.path(tail), body).await
+    }
+
+    fn push(&self) -> Encoder {
+        Encoder::push(&self.ffmpeg, &self.push_url)
+    }
+
+    /// The encoder pushes: the class goes live and records, and Sam joins. The encoder,
+    /// and the recording's start: the time the replay's offsets count from.
+    async fn go_live(&self) -> (Encoder, DateTime<Utc>) {
+        let encoder = self.push();
+        let recording = self.recording_in("recording").await;
+        let origin = recording["started_at"].as_str().unwrap().parse().unwrap();
+        self.call(&self.sam, "POST", "/join", Value::Null).await;
+        (encoder, origin)
+    }
+
+    async fn chat(&self, text: &str) {
+        let body = json!({ "message": text });
+        self.call(&self.sam, "POST", "/chat", body).await;
+    }
+
+    /// Ada stops the class: the recording once it is ready.
+    async fn stop(&self, encoder: Encoder) -> Value {
+        self.call(&self.ada, "POST", "/stop", Value::Null).await;
+        drop(encoder);
+        self.recording_in("ready").await
+    }
+
+    /// Polls `GET .../recording` until its state is `state`: the answer.
+    async fn recording_in(&self, state: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + VIDEO_WAIT;
+        loop {
+            let recording = self.call(&self.sam, "GET", "/recording", Value::Null).await;
+            if recording["state"] == state {
+                return recording;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the recording stayed {recording}, not {state}"
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the stream's ingest state (`connected`, `reconnecting`) is `state`.
+    async fn ingest_in(&self, state: &str) {
+        let deadline = tokio::time::Instant::now() + VIDEO_WAIT;
+        loop {
+            let stream = self.call(&self.ada, "GET", "", Value::Null).await;
+            if stream["ingest"]["state"] == state {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the ingest stayed {}, not {state}",
+                stream["ingest"]
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The offset (s) of each event of the class as the API gives it to Sam, by the
+    /// message's or question's text (`answer` for the answer).
+    async fn offsets(&self) -> HashMap<String, f64> {
+        let replay = self.call(&self.sam, "GET", "/replay", Value::Null).await;
+        let mut offset = HashMap::new();
+        for event in replay["items"].as_array().unwrap() {
+            let text = match event["type"].as_str().unwrap() {
+                "chat" => event["message"]["message"].as_str().unwrap().to_string(),
+                "question" => event["question"]["text"].as_str().unwrap().to_string(),
+                "answer" => "answer".to_string(),
+                _ => continue,
+            };
+            offset.insert(text, event["offset_ms"].as_f64().unwrap() / 1000.0);
+        }
+        offset
+    }
+
+    async fn shutdown(self) {
+        self.stack.shutdown().await;
+    }
+
+    /// Sam's window on the ended class, logging what the panels add ([`WATCH_PANELS`]).
+    async fn student_page(&self) -> Page {
+        let student = Page::open(&self.driver, "student-1").await;
+        student
+            .sign_in(&self.base, "student-1", "student", "Sam Student")
+            .await;
+        student
+            .client
+            .goto(&format!("{}#/watch/{}", self.base, self.id))
+            .await
+            .unwrap();
+        student.see("#stream-status", "ended").await;
+        student.see("#recording-state", "Watch it again").await;
+        student.until("the panels", WATCH_PANELS, vec![]).await;
+        student
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_gets_attendance() {
     let _slot = ENCODER_SLOT.lock().await;
-    let Some(driver) = start_driver().await else {
-        return;
-    };
-    let Some(ffmpeg) = Encoder::find() else {
+    let Some(class) = RecordedClass::new().await else {
         return;
     };
     let shots = screenshot_dir();
     let shots = shots.as_deref();
-    let stack = LocalStack::start(random_ports()).await.unwrap();
-    let base = format!("{}/", stack.http_url);
-    let ada = bearer("teacher-1", Role::Teacher, "Ada Teacher");
-    let sam = bearer("student-1", Role::Student, "Sam Student");
-
-    let id = recorded_class(&stack, &ada).await;
-    let s = |path: &str| format!("/api/livestream/{id}{path}");
-    let ingest = api(&stack, &ada, "GET", &s("/ingest"), Value::Null).await;
-    let key = ingest["stream_key"].as_str().unwrap();
-
-    // The encoder pushes: the class goes live and records; offsets count from the
-    // recording's start.
-    let encoder = Encoder::push(&ffmpeg, &format!("{}{key}", stack.rtmp_url));
-    let recording = recording_in(&stack, &sam, &id, "recording").await;
-    let origin: DateTime<Utc> = recording["started_at"].as_str().unwrap().parse().unwrap();
-    api(&stack, &sam, "POST", &s("/join"), Value::Null).await;
-    let chat = |text: &'static str| {
-        let body = json!({ "message": text });
-        let (stack, sam, path) = (&stack, &sam, s("/chat"));
-        async move { api(stack, sam, "POST", &path, body).await }
-    };
+    let (encoder, origin) = class.go_live().await;
     sleep_until(origin, FIRST).await;
-    chat("Hello from the first seconds").await;
+    class.chat("Hello from the first seconds").await;
     sleep_until(origin, FIVE).await;
-    chat("Message at five").await;
+    class.chat("Message at five").await;
     sleep_until(origin, QUESTION).await;
-    let question = api(
-        &stack,
-        &sam,
-        "POST",
-        &s("/questions"),
-        json!({ "text": "Why at seven?" }),
-    )
-    .await;
+    let asked = json!({ "text": "Why at seven?" });
+    let question = class.call(&class.sam, "POST", "/questions", asked).await;
     let question_id = question["id"].as_str().unwrap();
     sleep_until(origin, ANSWER).await;
-    api(
-        &stack,
-        &ada,
-        "PUT",
-        &s(&format!("/questions/{question_id}/answer")),
-        json!({ "answer": "Because it is odd." }),
-    )
-    .await;
+    let answer = json!({ "answer": "Because it is odd." });
+    let path = format!("/questions/{question_id}/answer");
+    class.call(&class.ada, "PUT", &path, answer).await;
     sleep_until(origin, ELEVEN).await;
-    chat("Message at eleven").await;
+    class.chat("Message at eleven").await;
     sleep_until(origin, PUSHED).await;
-    api(&stack, &ada, "POST", &s("/stop"), Value::Null).await;
-    drop(encoder);
-    let recording = recording_in(&stack, &sam, &id, "ready").await;
+    let recording = class.stop(encoder).await;
     let duration = recording["duration_ms"].as_f64().unwrap() / 1000.0;
     assert!(
         (duration - PUSHED).abs() <= 2.5,
@@ -234,7 +284,7 @@ async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_
     );
 
     // Where each event sits in the recording, as the API says: what the page must follow.
-    let offset = offsets(&stack, &sam, &id).await;
+    let offset = class.offsets().await;
     for (text, sent) in [
         ("Hello from the first seconds", FIRST),
         ("Message at five", FIVE),
@@ -251,18 +301,7 @@ async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_
 
     // The student opens the ended class: the recording plays from its start, the chat
     // fills in as the playhead passes each message.
-    let student = Page::open(&driver, "student-1").await;
-    student
-        .sign_in(&base, "student-1", "student", "Sam Student")
-        .await;
-    student
-        .client
-        .goto(&format!("{base}#/watch/{id}"))
-        .await
-        .unwrap();
-    student.see("#stream-status", "ended").await;
-    student.see("#recording-state", "Watch it again").await;
-    student.until("the panels", WATCH_PANELS, vec![]).await;
+    let student = class.student_page().await;
     student
         .until_within(
             VIDEO_WAIT,
@@ -425,13 +464,13 @@ async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_
 
     // The teacher's page after the class: the recording, the attendance, its download.
     let downloads = tempfile::tempdir().unwrap();
-    let teacher = Page::open_with_downloads(&driver, "teacher", Some(downloads.path())).await;
+    let teacher = Page::open_with_downloads(&class.driver, "teacher", Some(downloads.path())).await;
     teacher
-        .sign_in(&base, "teacher-1", "teacher", "Ada Teacher")
+        .sign_in(&class.base, "teacher-1", "teacher", "Ada Teacher")
         .await;
     teacher
         .client
-        .goto(&format!("{base}#/streams/{id}"))
+        .goto(&format!("{}#/streams/{}", class.base, class.id))
         .await
         .unwrap();
     teacher.see("#final-stats h3", "Final stats").await;
@@ -447,7 +486,9 @@ async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_
         .await;
     teacher.click("#download-attendance").await;
     teacher.see("#attendance .status", "Downloaded").await;
-    let file = downloads.path().join(format!("attendance-{id}.csv"));
+    let file = downloads
+        .path()
+        .join(format!("attendance-{}.csv", class.id));
     let deadline = tokio::time::Instant::now() + WAIT;
     let csv = loop {
         // Chromium writes a .crdownload first and renames it when complete.
@@ -503,7 +544,7 @@ async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_
     for page in [teacher, student] {
         page.close().await;
     }
-    stack.shutdown().await;
+    class.shutdown().await;
 }
 
 /// The encoder drops mid-class and comes back within the grace period: one recording,
@@ -512,67 +553,31 @@ async fn a_student_replays_an_ended_class_with_its_chat_in_time_and_the_teacher_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_dropped_push_the_replayed_chat_stays_with_its_picture() {
     let _slot = ENCODER_SLOT.lock().await;
-    let Some(driver) = start_driver().await else {
+    let Some(class) = RecordedClass::new().await else {
         return;
     };
-    let Some(ffmpeg) = Encoder::find() else {
-        return;
-    };
-    let stack = LocalStack::start(random_ports()).await.unwrap();
-    let base = format!("{}/", stack.http_url);
-    let ada = bearer("teacher-1", Role::Teacher, "Ada Teacher");
-    let sam = bearer("student-1", Role::Student, "Sam Student");
-    let id = recorded_class(&stack, &ada).await;
-    let s = |path: &str| format!("/api/livestream/{id}{path}");
-    let ingest = api(&stack, &ada, "GET", &s("/ingest"), Value::Null).await;
-    let push_url = format!(
-        "{}{}",
-        stack.rtmp_url,
-        ingest["stream_key"].as_str().unwrap()
-    );
-
-    let encoder = Encoder::push(&ffmpeg, &push_url);
-    let recording = recording_in(&stack, &sam, &id, "recording").await;
-    let origin: DateTime<Utc> = recording["started_at"].as_str().unwrap().parse().unwrap();
-    api(&stack, &sam, "POST", &s("/join"), Value::Null).await;
-    let chat = |text: &'static str| {
-        let body = json!({ "message": text });
-        let (stack, sam, path) = (&stack, &sam, s("/chat"));
-        async move { api(stack, sam, "POST", &path, body).await }
-    };
+    let (encoder, origin) = class.go_live().await;
     sleep_until(origin, 2.0).await;
-    chat("Before the drop").await;
+    class.chat("Before the drop").await;
     sleep_until(origin, 6.0).await;
     drop(encoder);
-    ingest_in(&stack, &ada, &id, "reconnecting").await;
+    class.ingest_in("reconnecting").await;
     sleep_until(origin, 14.0).await;
-    let encoder = Encoder::push(&ffmpeg, &push_url);
-    ingest_in(&stack, &ada, &id, "connected").await;
+    let encoder = class.push();
+    class.ingest_in("connected").await;
     let back = Utc::now();
     sleep_until(back, 3.0).await;
-    chat("After the drop").await;
+    class.chat("After the drop").await;
     sleep_until(back, 7.0).await;
-    api(&stack, &ada, "POST", &s("/stop"), Value::Null).await;
-    drop(encoder);
-    let recording = recording_in(&stack, &sam, &id, "ready").await;
+    let recording = class.stop(encoder).await;
     let duration = recording["duration_ms"].as_f64().unwrap() / 1000.0;
-    let offset = offsets(&stack, &sam, &id).await;
+    let offset = class.offsets().await;
     let (before, after) = (offset["Before the drop"], offset["After the drop"]);
     // The class's clock ran on through the gap; the video did not.
     assert!(after > 16.0, "sent {after} s into the class");
     assert!(duration < after, "{duration} s of video");
 
-    let student = Page::open(&driver, "student-1").await;
-    student
-        .sign_in(&base, "student-1", "student", "Sam Student")
-        .await;
-    student
-        .client
-        .goto(&format!("{base}#/watch/{id}"))
-        .await
-        .unwrap();
-    student.see("#recording-state", "Watch it again").await;
-    student.until("the panels", WATCH_PANELS, vec![]).await;
+    let student = class.student_page().await;
     let shown = snapshot_when(
         &student,
         "the message after the drop",
@@ -620,5 +625,5 @@ async fn after_a_dropped_push_the_replayed_chat_stays_with_its_picture() {
         shown["t"].as_f64().unwrap()
     );
     student.close().await;
-    stack.shutdown().await;
+    class.shutdown().await;
 }
