@@ -14,6 +14,8 @@ const WINDOW_MS = 60_000;
 const PREPARING_POLL_MS = 3_000;
 /** How often the panels follow the playhead while the video plays (timeupdate is ~4 Hz). */
 const TICK_MS = 200;
+/** How long after a failed read of the replay the next one waits. */
+const RETRY_MS = 3_000;
 
 /** `m:ss` (or `h:mm:ss`) of a position in milliseconds. */
 export function clock(ms) {
@@ -96,6 +98,7 @@ export class ReplayPanels {
     this.events = new ReplayEvents(streamId);
     this.onSeek = onSeek;
     this.position = -1;
+    this.retryAt = 0;
     this.chatShown = 0;
     this.questionsShown = -1;
     this.chatList = h('ol', { id: 'chat-list', class: 'chat replay', role: 'log', 'aria-label': 'Chat messages up to this point of the video' });
@@ -125,14 +128,16 @@ export class ReplayPanels {
     }
     this.draw();
     const behind = this.events.loadedTo < ms + WINDOW_MS / 2 && !this.events.complete;
-    if (!behind) return;
+    // After a failed read, the next try waits: the playhead asks five times a second.
+    if (!behind || Date.now() < this.retryAt) return;
     this.loadingNote.hidden = this.events.loadedTo >= ms;
     try {
       // A window ahead of the playhead, so each message is there when its moment comes.
       await this.events.ensure(Number.isFinite(ms) ? ms + WINDOW_MS : Infinity);
       notify(this.error, '');
     } catch (err) {
-      notify(this.error, `The chat could not be read: ${err.message}`, 'error');
+      this.retryAt = Date.now() + RETRY_MS;
+      notify(this.error, `The chat could not be read: ${err.message}. Trying again…`, 'error');
     }
     this.loadingNote.hidden = true;
     this.draw();
@@ -265,7 +270,9 @@ export async function replayView(ctx, stream, { back = h('a', { href: '#/watch' 
       origin = recording.started_at ? Date.parse(recording.started_at) : null;
       state.textContent = 'The class has ended. Watch it again: the chat and questions appear as they did in class.';
       if (!video) {
-        video = new RecordingVideo(stream.id);
+        // A video that stops playing may have lost its recording (deleted): look again.
+        video = new RecordingVideo(stream.id, { onError: () => timer || (timer = setTimeout(load, PREPARING_POLL_MS)) });
+        panels.show(0);
         fill(videoCard, video.el, h('p', { class: 'hint', id: 'replay-duration' }, `Recording: ${clock(recording.duration_ms || 0)}`));
         videoCard.hidden = false;
         const v = video.video;
@@ -283,7 +290,6 @@ export async function replayView(ctx, stream, { back = h('a', { href: '#/watch' 
         });
       }
       video.play(recording);
-      panels.show(0);
     } else if (recording.state === 'recording' || recording.state === 'processing') {
       state.textContent = 'The class has ended. Its recording is being prepared: it plays here as soon as it is ready.';
       timer = setTimeout(load, PREPARING_POLL_MS);

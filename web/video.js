@@ -130,8 +130,10 @@ export class ClassVideo {
  * playback URL carries a token that expires: asked for again before it does.
  */
 export class RecordingVideo {
-  constructor(streamId) {
+  /** `onError(detail)`: the video stopped playing (it tries again by itself). */
+  constructor(streamId, { onError = () => {} } = {}) {
     this.id = streamId;
+    this.onError = onError;
     this.player = null;
     this.started = false;
     this.video = h('video', { id: 'class-video', controls: true, playsinline: true, preload: 'auto', 'aria-label': 'Recording of the class' });
@@ -153,6 +155,7 @@ export class RecordingVideo {
           if (state === 'playing') this.started = true;
           // The token expired (a tab asleep past its renewal): ask again, not at every retry.
           if (state === 'error' && detail === 'unauthorized' && Date.now() - this.renewedAt > RETRY_MS) this.renew();
+          else if (state === 'error') this.onError(detail);
           this.render();
         },
       });
