@@ -43,6 +43,27 @@ pub async fn enter(
     }
     require_live(stream)?;
     let session_id = session.id();
+    // A socket is most often its user's first session in the class (a class connecting
+    // at once): the first-session write alone, without reading the participant first.
+    // HTTP joins are not tried this way: they come back every 20 s as heartbeats.
+    if matches!(session, Session::Connection(_)) {
+        match store
+            .enter_first(&first_participant(who, stream, session), session)
+            .await
+        {
+            Ok(participant) => return Ok(Some(participant)),
+            // They were here before: the usual path below.
+            Err(StoreError::ConditionFailed | StoreError::Busy(_)) => {}
+            Err(StoreError::StreamFinished) => {
+                let latest = store
+                    .stream(&stream.id)
+                    .await?
+                    .ok_or(ApiError::NotFound("stream"))?;
+                require_live(&latest)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;
@@ -73,25 +94,9 @@ pub async fn enter(
                     .await
             }
             None => {
-                let at = now();
-                let participant = Participant {
-                    stream_id: stream.id.clone(),
-                    user_id: who.user_id.clone(),
-                    display_name: who.display_name.clone(),
-                    role: who.role,
-                    joined_at: at,
-                    left_at: None,
-                    is_watching: true,
-                    watching_since: Some(at),
-                    duration_watched: 0,
-                    is_moderator: false,
-                    can_chat: true,
-                    can_ask_questions: true,
-                    last_chat_at: None,
-                    http_seen_at: (*session == Session::Http).then_some(at),
-                    sessions: vec![session_id.clone()],
-                };
-                store.enter_first(&participant, session).await
+                store
+                    .enter_first(&first_participant(who, stream, session), session)
+                    .await
             }
         };
         match result {
@@ -110,6 +115,28 @@ pub async fn enter(
         }
     }
     Err(busy())
+}
+
+/// A user's participation as their first session in the class starts it.
+fn first_participant(who: &Identity, stream: &Stream, session: &Session) -> Participant {
+    let at = now();
+    Participant {
+        stream_id: stream.id.clone(),
+        user_id: who.user_id.clone(),
+        display_name: who.display_name.clone(),
+        role: who.role,
+        joined_at: at,
+        left_at: None,
+        is_watching: true,
+        watching_since: Some(at),
+        duration_watched: 0,
+        is_moderator: false,
+        can_chat: true,
+        can_ask_questions: true,
+        last_chat_at: None,
+        http_seen_at: (*session == Session::Http).then_some(at),
+        sessions: vec![session.id()],
+    }
 }
 
 /// Ends one session of a user; when it was their last (or their last WebSocket
