@@ -178,18 +178,7 @@ impl Meter {
         let app = axum::Router::new()
             .fallback(axum::routing::post(forward))
             .with_state(proxy);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("loopback binds");
-        let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (endpoint, stop) = crate::testing::serve_on_loopback(app).await;
         Self {
             endpoint,
             calls,

@@ -72,6 +72,24 @@ impl TestEnv {
     }
 }
 
+/// Serves `app` on a random loopback port until the returned sender is dropped or
+/// sent to: its base URL and that sender.
+pub async fn serve_on_loopback(app: axum::Router) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("loopback binds");
+    let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (endpoint, stop)
+}
+
 /// A signed token for a test user.
 pub fn token(user_id: &str, role: Role) -> String {
     mint_hs256(
@@ -178,18 +196,7 @@ impl RecordingManagementApi {
                 axum::routing::post(post).get(get).delete(delete),
             )
             .with_state((posts.clone(), gone.clone(), failing.clone()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("loopback binds");
-        let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let (endpoint, stop) = serve_on_loopback(app).await;
         Self {
             endpoint,
             posts,

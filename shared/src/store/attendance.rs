@@ -6,17 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use super::chat::CHAT_MESSAGE_KIND;
 use super::keys;
+use super::questions::{REMOVING, VOTE_STATE};
 use super::{Item, QuerySpec, Store, StoreError};
 use crate::auth::Role;
 use crate::table::KIND;
-
-/// The kind of a chat item that is a message (the others are given-up numbers).
-const CHAT_MESSAGE_KIND: &str = "chat_message";
-/// A vote item's progress through its writes (see `store::questions`); absent on items
-/// written before the attribute existed, which count.
-const VOTE_STATE: &str = "vote_state";
-const VOTE_REMOVING: &str = "removing";
 
 /// One user's part in a class.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,16 +38,9 @@ impl Store {
         &self,
         stream_id: &str,
     ) -> Result<BTreeMap<String, Contribution>, StoreError> {
-        let spec = |prefix: &'static str, projection: &'static [&'static str]| QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: keys::stream_pk(stream_id),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(prefix),
-            sort_after: None,
-            forward: true,
-            limit: 1000,
+        let spec = |prefix, projection| QuerySpec {
             projection: Some(projection),
+            ..QuerySpec::stream_items(stream_id, prefix)
         };
         let (chat, questions, votes) = futures::try_join!(
             self.query_all(
@@ -99,7 +87,7 @@ impl Store {
             }
         }
         for item in &votes {
-            if text(item, VOTE_STATE) == Some(VOTE_REMOVING) {
+            if text(item, VOTE_STATE) == Some(REMOVING) {
                 continue;
             }
             if let Some(user) = text(item, "user_id") {

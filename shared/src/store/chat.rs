@@ -26,7 +26,7 @@
 //! takes a new number. Visible order is therefore `seq` order, and `since=<seq>`
 //! never misses a message that appears later.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
@@ -41,6 +41,9 @@ use crate::table::{GSI1PK, GSI1SK, KIND};
 /// message, before readers give it up. A writer is that late only when it crashed or
 /// stalled between taking the number and writing.
 pub const CHAT_GAP_GRACE: chrono::Duration = chrono::Duration::seconds(5);
+
+/// The entity kind of a chat message.
+pub const CHAT_MESSAGE_KIND: &str = "chat_message";
 
 /// The entity kind of a given-up number.
 pub const CHAT_GAP_KIND: &str = "chat_gap";
@@ -113,25 +116,10 @@ impl Store {
             .require_eq("status", s(StreamStatus::Live.as_str()))
             .add("chat_seq", 1)
             .add("chat_messages_count", 1);
-        let out = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(keys::key(
-                keys::stream_pk(stream_id),
-                STREAM_SK.into(),
-            )))
-            .update_expression(update.expression())
-            .set_condition_expression(update.condition())
-            .set_expression_attribute_names(Some(update.names))
-            .set_expression_attribute_values(Some(update.values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(StoreError::from_sdk)?;
-        let stream = super::streams::stream_from(out.attributes.ok_or_else(|| {
-            StoreError::Malformed("no stream after taking a chat number".into())
-        })?)?;
+        let stream = super::streams::stream_from(
+            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+                .await?,
+        )?;
         Ok((stream.chat_seq, stream))
     }
 
@@ -144,7 +132,7 @@ impl Store {
             message,
             keys::stream_pk(&message.stream_id),
             keys::chat_sk(message.seq),
-            "chat_message",
+            CHAT_MESSAGE_KIND,
         )?;
         if write.replay {
             item.insert(GSI1PK.into(), s(keys::replay_pk(&message.stream_id)));
@@ -254,16 +242,11 @@ impl Store {
     /// one fails and no message can appear later, and the messages are counted. The
     /// stream's `chat_messages_count` is set to that count, which is returned.
     pub async fn settle_chat(&self, stream_id: &str, chat_seq: i64) -> Result<i64, StoreError> {
-        let mut filled_all = true;
         let present = self.chat_items(stream_id).await?;
-        let mut seqs: Vec<i64> = present.iter().map(|(seq, _)| *seq).collect();
-        seqs.sort_unstable();
-        let mut next = 1;
-        for seq in seqs.iter().copied().chain(std::iter::once(chat_seq + 1)) {
-            for missing in next..seq.min(chat_seq + 1) {
-                filled_all &= self.put_chat_gap(stream_id, missing).await?;
-            }
-            next = next.max(seq + 1);
+        let numbers: std::collections::HashSet<i64> = present.iter().map(|(seq, _)| *seq).collect();
+        let mut filled_all = true;
+        for missing in (1..=chat_seq).filter(|seq| !numbers.contains(seq)) {
+            filled_all &= self.put_chat_gap(stream_id, missing).await?;
         }
         let messages = if filled_all {
             present.iter().filter(|(_, message)| *message).count()
@@ -287,15 +270,8 @@ impl Store {
     /// Every chat item of a stream: its number and whether it is a message (not a gap).
     async fn chat_items(&self, stream_id: &str) -> Result<Vec<(i64, bool)>, StoreError> {
         let spec = QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: keys::stream_pk(stream_id),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(keys::CHAT_PREFIX),
-            sort_after: None,
-            forward: true,
-            limit: 1000,
             projection: Some(&[crate::table::SK, KIND]),
+            ..QuerySpec::stream_items(stream_id, keys::CHAT_PREFIX)
         };
         Ok(self
             .query_all(spec, usize::MAX)
@@ -304,7 +280,7 @@ impl Store {
             .filter_map(|item| {
                 let seq = chat_item_seq(item)?;
                 let kind = item.get(KIND).and_then(|v| v.as_s().ok());
-                Some((seq, kind.map(String::as_str) == Some("chat_message")))
+                Some((seq, kind.map(String::as_str) == Some(CHAT_MESSAGE_KIND)))
             })
             .collect())
     }
@@ -383,15 +359,8 @@ impl Store {
     /// The `seq` a chat cursor stands for, when it was issued for this stream's chat.
     pub fn chat_cursor_seq(&self, stream_id: &str, cursor: &Cursor) -> Result<i64, StoreError> {
         let spec = QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: keys::stream_pk(stream_id),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(keys::CHAT_PREFIX),
-            sort_after: None,
-            forward: true,
             limit: 1,
-            projection: None,
+            ..QuerySpec::stream_items(stream_id, keys::CHAT_PREFIX)
         };
         let key = cursor.start_key(&spec)?;
         key.get(crate::table::SK)
@@ -433,7 +402,7 @@ impl Store {
     ) -> Result<ChatMessage, StoreError> {
         let update = Update::new()
             .exists()
-            .require_eq(KIND, s("chat_message"))
+            .require_eq(KIND, s(CHAT_MESSAGE_KIND))
             .require_eq("hidden", AttributeValue::Bool(false))
             .set("hidden", AttributeValue::Bool(true))
             .set("hidden_by", s(by))
@@ -474,7 +443,7 @@ impl Store {
             .expression_attribute_names("#pk", crate::table::PK)
             .expression_attribute_names("#kind", KIND)
             .expression_attribute_names("#hidden", "hidden")
-            .expression_attribute_values(":message", s("chat_message"))
+            .expression_attribute_values(":message", s(CHAT_MESSAGE_KIND))
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .build()
             .map_err(|e| StoreError::Dynamo(e.to_string()))?;

@@ -145,6 +145,24 @@ pub struct QuerySpec<'a> {
     pub projection: Option<&'static [&'static str]>,
 }
 
+impl<'a> QuerySpec<'a> {
+    /// A stream's own items whose sort key starts with `prefix` (its chat, questions,
+    /// votes, participants), oldest first, whole items, 1,000 a page.
+    pub fn stream_items(stream_id: &str, prefix: &'a str) -> Self {
+        Self {
+            index: None,
+            partition_attr: crate::table::PK,
+            partition_value: keys::stream_pk(stream_id),
+            sort_attr: crate::table::SK,
+            sort_prefix: Some(prefix),
+            sort_after: None,
+            forward: true,
+            limit: 1000,
+            projection: None,
+        }
+    }
+}
+
 /// The table and a client to reach it. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {

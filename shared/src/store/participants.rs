@@ -120,15 +120,8 @@ impl Store {
     /// Every participant of a stream (for statistics), reading all pages.
     pub async fn all_participants(&self, stream_id: &str) -> Result<Vec<Participant>, StoreError> {
         let spec = QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: keys::stream_pk(stream_id),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(keys::PARTICIPANT_PREFIX),
-            sort_after: None,
-            forward: true,
             limit: 500,
-            projection: None,
+            ..QuerySpec::stream_items(stream_id, keys::PARTICIPANT_PREFIX)
         };
         self.query_all(spec, usize::MAX)
             .await?

@@ -33,10 +33,10 @@ pub const QUESTION_ACTION: usize = 1;
 
 /// Where a vote item is in the writes that count it (see the module notes). Items
 /// written before the attribute existed have none and count as counted.
-const VOTE_STATE: &str = "vote_state";
+pub(super) const VOTE_STATE: &str = "vote_state";
 const PENDING: &str = "pending";
 const COUNTED: &str = "counted";
-const REMOVING: &str = "removing";
+pub(super) const REMOVING: &str = "removing";
 
 /// What an upvote did.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,15 +140,8 @@ impl Store {
         max: usize,
     ) -> Result<Vec<Question>, StoreError> {
         let spec = QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: keys::stream_pk(stream_id),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(keys::QUESTION_PREFIX),
-            sort_after: None,
-            forward: true,
             limit: 500,
-            projection: None,
+            ..QuerySpec::stream_items(stream_id, keys::QUESTION_PREFIX)
         };
         self.query_all(spec, max)
             .await?
@@ -303,17 +296,7 @@ impl Store {
     /// `questions_answered_count` and `upvotes_count` become the counts of the items.
     pub async fn settle_questions(&self, stream_id: &str) -> Result<QuestionTally, StoreError> {
         let pk = keys::stream_pk(stream_id);
-        let spec = |prefix: &'static str| QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: pk.clone(),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(prefix),
-            sort_after: None,
-            forward: true,
-            limit: 1000,
-            projection: None,
-        };
+        let spec = |prefix| QuerySpec::stream_items(stream_id, prefix);
         let questions: Vec<Question> = self
             .query_all(spec(keys::QUESTION_PREFIX), usize::MAX)
             .await?

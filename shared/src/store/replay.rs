@@ -120,15 +120,8 @@ impl Store {
         max: usize,
     ) -> Result<Vec<QuestionMoments>, StoreError> {
         let spec = QuerySpec {
-            index: None,
-            partition_attr: crate::table::PK,
-            partition_value: keys::stream_pk(stream_id),
-            sort_attr: crate::table::SK,
-            sort_prefix: Some(keys::QUESTION_PREFIX),
-            sort_after: None,
-            forward: true,
             limit: 500,
-            projection: None,
+            ..QuerySpec::stream_items(stream_id, keys::QUESTION_PREFIX)
         };
         self.query_all(spec, max)
             .await?
