@@ -90,6 +90,10 @@ pub enum SideEffect {
     /// The stream ended or was cancelled: after its last events are delivered, its
     /// sockets are closed.
     CloseStream(String),
+    /// The stream turned private: connections opened while it was public whose users
+    /// are enrolled are marked as allowed, before the batch's events go out, so they
+    /// miss none (the others receive nothing more: delivery checks the stream).
+    AdmitEnrolled(String),
     /// The stream turned private: connections of users who may not watch it are
     /// closed (they already receive nothing more: delivery checks the stream).
     RevokeOutsiders(String),
@@ -215,6 +219,7 @@ fn stream_changed(record: &EventRecord, out: &mut Interpretation) {
         ));
     }
     if old.is_public && !new.is_public && !new.status.is_finished() {
+        out.effects.push(SideEffect::AdmitEnrolled(id.clone()));
         out.effects.push(SideEffect::RevokeOutsiders(id.clone()));
     }
     let viewers = |s: &Stream| (s.viewer_count, s.max_viewers, s.unique_viewers);

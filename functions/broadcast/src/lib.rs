@@ -244,6 +244,9 @@ async fn apply(state: &BroadcastState, effect: &SideEffect) -> Result<(), livest
             }
             Ok(())
         }
+        SideEffect::AdmitEnrolled(stream_id) => {
+            connection_rules::admit_enrolled(&state.store, stream_id).await
+        }
         SideEffect::RevokeOutsiders(stream_id) => {
             let revoked =
                 connection_rules::revoke_outsiders(&state.store, &state.connections, stream_id)

@@ -4,7 +4,8 @@ use crate::auth::{Authenticator, Identity};
 use crate::error::ApiError;
 use crate::model::connection::CONNECTION_TTL_SECS;
 use crate::model::{Connection, Session, StreamStatus, now};
-use crate::store::Store;
+use crate::store::participants::FirstConnection;
+use crate::store::{Store, StoreError};
 
 use super::{access, presence};
 
@@ -27,12 +28,17 @@ pub async fn connect(
         ApiError::bad_request("missing_stream_id", "pass the stream as ?stream_id=<id>")
     })?;
     let stream = access::load(store, stream_id).await?;
-    // One enrollment read answers both whether they may watch now and whether they may
-    // stay if the stream turns private.
-    let private_ok = access::may_view_private(store, &who, &stream).await?;
-    if !stream.is_public && !private_ok {
+    let privileged = access::is_owner(&who, &stream) || who.is_admin();
+    // Whether they may stay if the stream turns private is asked of a public stream's
+    // viewers only when it does (`revoke_outsiders`): a class connecting at once saves
+    // an enrollment read each.
+    let private_ok = if stream.is_public {
+        privileged
+    } else if access::may_view_private(store, &who, &stream).await? {
+        true
+    } else {
         return Err(access::private_stream());
-    }
+    };
     if matches!(stream.status, StreamStatus::Ended | StreamStatus::Cancelled) {
         return Err(ApiError::conflict(
             "stream_finished",
@@ -46,27 +52,39 @@ pub async fn connect(
         user_id: who.user_id.clone(),
         role: who.role,
         display_name: who.display_name.clone(),
-        is_staff: access::is_owner(&who, &stream) || who.is_admin(),
+        is_staff: privileged,
         connected_at,
         private_ok,
         ttl: connected_at.timestamp() + CONNECTION_TTL_SECS,
     };
+    let already_open =
+        || ApiError::conflict("connection_exists", "this connection is already open");
+    let live = stream.status == StreamStatus::Live;
+    let session = Session::Connection(connection_id.to_string());
+    // Most sockets of a live class are their user's first session in it: the
+    // connection and the participant are written together.
+    if live && !access::is_owner(&who, &stream) {
+        let participant = presence::first_participant(&who, &stream, &session);
+        match store.open_first_connection(&connection, &participant).await {
+            Ok(FirstConnection::Opened(_)) => return Ok(connection),
+            Ok(FirstConnection::ConnectionExists) => return Err(already_open()),
+            // Back before, busy, or the stream stopped meanwhile: one step at a time.
+            Ok(FirstConnection::ParticipantExists)
+            | Err(StoreError::Busy(_) | StoreError::StreamFinished) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     store
         .put_connection(&connection)
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::ConditionFailed => {
-                ApiError::conflict("connection_exists", "this connection is already open")
-            }
+            StoreError::ConditionFailed => already_open(),
             other => other.into(),
         })?;
-    if stream.status == StreamStatus::Live {
-        let session = Session::Connection(connection_id.to_string());
-        if let Err(err) = presence::enter(store, &who, &stream, &session).await {
-            // Leave no connection behind that is not counted: refuse it whole.
-            store.delete_connection(connection_id).await?;
-            return Err(err);
-        }
+    if live && let Err(err) = presence::enter_as_before(store, &who, &stream, &session).await {
+        // Leave no connection behind that is not counted: refuse it whole.
+        store.delete_connection(connection_id).await?;
+        return Err(err);
     }
     Ok(connection)
 }
@@ -134,9 +152,30 @@ pub async fn sweep(
     Ok(gone)
 }
 
+/// The stream turned private: its connections opened while it was public are marked
+/// as allowed when their users may watch it private (enrolled). Run before the
+/// batch that made it private is delivered, so they miss none of it.
+pub async fn admit_enrolled(store: &Store, stream_id: &str) -> Result<(), ApiError> {
+    let Some(stream) = store.stream(stream_id).await? else {
+        return Ok(());
+    };
+    if stream.is_public {
+        return Ok(());
+    }
+    for connection in store.stream_connections(stream_id).await? {
+        if !connection.private_ok
+            && access::may_view_private(store, &connection.identity(), &stream).await?
+        {
+            store.allow_private(&connection.connection_id).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The stream turned private: its connections whose users may not watch a private
 /// stream are closed, and the HTTP presence of such users ends. Returns how many
-/// users lost access.
+/// users lost access. A connection opened meanwhile by an enrolled user is admitted
+/// as [`admit_enrolled`] would.
 pub async fn revoke_outsiders(
     store: &Store,
     sockets: &crate::realtime::Connections,
@@ -150,7 +189,13 @@ pub async fn revoke_outsiders(
     }
     let mut revoked = std::collections::HashSet::new();
     for connection in store.stream_connections(stream_id).await? {
-        if !connection.private_ok {
+        if connection.private_ok {
+            continue;
+        }
+        // Connected while the stream was public, their enrollment unasked until now.
+        if access::may_view_private(store, &connection.identity(), &stream).await? {
+            store.allow_private(&connection.connection_id).await?;
+        } else {
             close(store, sockets, &connection.connection_id).await?;
             revoked.insert(connection.user_id);
         }
@@ -199,4 +244,73 @@ pub async fn enter_waiting_connections(store: &Store, stream_id: &str) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::testing::{TestEnv, teacher_stream, token};
+
+    #[tokio::test]
+    async fn a_first_socket_in_a_live_public_class_takes_three_store_round_trips() {
+        let env = TestEnv::start().await;
+        let stream = teacher_stream(env.store(), true, true).await;
+        let (store, operations) = env.counting_store();
+        let student = token("student-1", Role::Student);
+
+        connect(
+            &store,
+            &env.state.auth,
+            "c1",
+            Some(&student),
+            Some(&stream.id),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            operations.total(),
+            3,
+            "the stream, the connection with the participant, the count"
+        );
+        assert_eq!(operations.count("GetItem"), 1);
+        assert_eq!(operations.count("TransactWriteItems"), 1);
+        assert_eq!(operations.count("UpdateItem"), 1);
+        let connection = store.connection("c1").await.unwrap().unwrap();
+        assert!(
+            !connection.private_ok,
+            "asked when the stream turns private"
+        );
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!((stream.viewer_count, stream.unique_viewers), (1, 1));
+
+        // A second tab of the same user: one step at a time, still counted once.
+        connect(
+            &store,
+            &env.state.auth,
+            "c2",
+            Some(&student),
+            Some(&stream.id),
+        )
+        .await
+        .unwrap();
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!((stream.viewer_count, stream.unique_viewers), (1, 1));
+        let participant = store
+            .participant(&stream.id, "student-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(participant.sessions.len(), 2);
+        let again = connect(
+            &store,
+            &env.state.auth,
+            "c2",
+            Some(&student),
+            Some(&stream.id),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(again.code(), "connection_exists");
+    }
 }

@@ -42,7 +42,6 @@ pub async fn enter(
         return Ok(None);
     }
     require_live(stream)?;
-    let session_id = session.id();
     // A socket is most often its user's first session in the class (a class connecting
     // at once): the first-session write alone, without reading the participant first.
     // HTTP joins are not tried this way: they come back every 20 s as heartbeats.
@@ -64,6 +63,21 @@ pub async fn enter(
             Err(e) => return Err(e.into()),
         }
     }
+    enter_as_before(store, who, stream, session).await
+}
+
+/// [`enter`] for a user who has (most likely) taken part in the stream before: reads
+/// their participant and adds the session to it, or starts watching again.
+pub(super) async fn enter_as_before(
+    store: &Store,
+    who: &Identity,
+    stream: &Stream,
+    session: &Session,
+) -> Result<Option<Participant>, ApiError> {
+    if is_owner(who, stream) {
+        return Ok(None);
+    }
+    let session_id = session.id();
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             back_off(attempt).await;
@@ -118,7 +132,7 @@ pub async fn enter(
 }
 
 /// A user's participation as their first session in the class starts it.
-fn first_participant(who: &Identity, stream: &Stream, session: &Session) -> Participant {
+pub(super) fn first_participant(who: &Identity, stream: &Stream, session: &Session) -> Participant {
     let at = now();
     Participant {
         stream_id: stream.id.clone(),

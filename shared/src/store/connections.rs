@@ -24,36 +24,23 @@ pub enum ChatToken {
 
 impl Store {
     pub async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        let mut item = to_item(connection)?;
-        item.insert(
-            crate::table::PK.into(),
-            s(keys::connection_pk(&connection.connection_id)),
-        );
-        item.insert(crate::table::SK.into(), s(CONNECTION_SK));
-        item.insert(KIND.into(), s("connection"));
-        item.insert(
-            GSI1PK.into(),
-            s(keys::stream_connections_pk(&connection.stream_id)),
-        );
-        item.insert(
-            GSI1SK.into(),
-            s(keys::connection_ref(&connection.connection_id)),
-        );
-        item.insert(TTL.into(), n(connection.ttl));
-        item.insert(
-            GSI2PK.into(),
-            s(keys::connections_pk(keys::sweep_shard(
-                &connection.connection_id,
-            ))),
-        );
-        item.insert(
-            GSI2SK.into(),
-            s(keys::connection_check_sk(
-                &sort_time(connection.connected_at),
-                &connection.connection_id,
-            )),
-        );
-        self.put_new(item).await
+        self.put_new(connection_item(connection)?).await
+    }
+
+    /// Marks a connection as one whose user may watch the stream while it is private
+    /// (checked when the stream turned private). A connection gone meanwhile is left gone.
+    pub async fn allow_private(&self, connection_id: &str) -> Result<(), StoreError> {
+        let update = Update::new()
+            .exists()
+            .set("private_ok", AttributeValue::Bool(true));
+        done_unless_failed(
+            self.update(
+                keys::connection_pk(connection_id),
+                CONNECTION_SK.into(),
+                update,
+            )
+            .await,
+        )
     }
 
     /// Connections last known alive before `cutoff`.
@@ -198,4 +185,39 @@ impl Store {
             .map(from_item)
             .collect()
     }
+}
+
+/// A connection's item: its key, the stream's recipients index (GSI1), the sweep's
+/// index of connections to check (GSI2) and its TTL.
+pub(super) fn connection_item(connection: &Connection) -> Result<super::Item, StoreError> {
+    let mut item = to_item(connection)?;
+    item.insert(
+        crate::table::PK.into(),
+        s(keys::connection_pk(&connection.connection_id)),
+    );
+    item.insert(crate::table::SK.into(), s(CONNECTION_SK));
+    item.insert(KIND.into(), s("connection"));
+    item.insert(
+        GSI1PK.into(),
+        s(keys::stream_connections_pk(&connection.stream_id)),
+    );
+    item.insert(
+        GSI1SK.into(),
+        s(keys::connection_ref(&connection.connection_id)),
+    );
+    item.insert(TTL.into(), n(connection.ttl));
+    item.insert(
+        GSI2PK.into(),
+        s(keys::connections_pk(keys::sweep_shard(
+            &connection.connection_id,
+        ))),
+    );
+    item.insert(
+        GSI2SK.into(),
+        s(keys::connection_check_sk(
+            &sort_time(connection.connected_at),
+            &connection.connection_id,
+        )),
+    );
+    Ok(item)
 }

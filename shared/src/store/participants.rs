@@ -25,7 +25,18 @@ use super::{
     Cursor, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, n, s,
     time,
 };
-use crate::model::{Participant, Session, StreamStatus, sort_time};
+use crate::model::{Connection, Participant, Session, StreamStatus, sort_time};
+
+/// What [`Store::open_first_connection`] came to.
+#[derive(Debug)]
+pub enum FirstConnection {
+    /// Both written and the viewer counted.
+    Opened(Participant),
+    /// Nothing written: a connection of that id is open already.
+    ConnectionExists,
+    /// Nothing written: the user took part in the stream before.
+    ParticipantExists,
+}
 use crate::table::{GSI1, GSI1PK, GSI1SK, GSI2PK, GSI2SK};
 
 /// The HTTP session's heartbeat and its sweep-index entry.
@@ -257,54 +268,62 @@ impl Store {
         participant: &Participant,
         session: &Session,
     ) -> Result<Participant, StoreError> {
-        let mut item = keyed_item(
-            participant,
-            keys::stream_pk(&participant.stream_id),
-            keys::participant_sk(&participant.user_id),
-            "participant",
-        )?;
-        item.insert(GSI2PK.into(), s(keys::user_pk(&participant.user_id)));
-        item.insert(
-            GSI2SK.into(),
-            s(keys::participation_ref(&participant.stream_id)),
-        );
-        item.insert("sessions".into(), AttributeValue::Ss(vec![session.id()]));
-        if *session == Session::Http {
-            let now = participant.joined_at;
-            item.insert("http_seen_at".into(), time(now));
-            item.insert(
-                GSI1PK.into(),
-                s(keys::http_presence_pk(keys::sweep_shard(
-                    &participant.user_id,
-                ))),
-            );
-            item.insert(
-                GSI1SK.into(),
-                s(keys::http_presence_sk(
-                    &sort_time(now),
-                    &participant.stream_id,
-                    &participant.user_id,
-                )),
-            );
-        }
-        self.put_new(item).await?;
-        // Refused: the participant this join created goes again (a stop closing its
-        // period meanwhile does not keep it).
-        let undo = async {
-            let ours = Update::new().require_eq("joined_at", time(participant.joined_at));
-            done_unless_failed(
-                self.delete_where(
-                    keys::stream_pk(&participant.stream_id),
-                    keys::participant_sk(&participant.user_id),
-                    ours,
-                )
-                .await,
-            )
-        };
+        self.put_new(first_participant_item(participant, session)?)
+            .await?;
+        let undo = self.forget_first_session(participant);
         // A class arriving keeps the count at its peak.
         self.count_new_viewer(&participant.stream_id, 1, true, undo)
             .await?;
         Ok(participant.clone())
+    }
+
+    /// A WebSocket connection that is its user's first session in a live stream: the
+    /// connection and the participant in one transaction (neither existed; both items
+    /// are the user's own, so it contends with nothing), then the stream gains a viewer
+    /// as in [`Self::enter_first`]. One round trip fewer than writing them apart, on
+    /// the path of a class connecting at once. When the stream is no longer live, both
+    /// are taken back ([`StoreError::StreamFinished`]).
+    pub async fn open_first_connection(
+        &self,
+        connection: &Connection,
+        participant: &Participant,
+    ) -> Result<FirstConnection, StoreError> {
+        let session = Session::Connection(connection.connection_id.clone());
+        let written = self
+            .transact(vec![
+                self.put_new_action(super::connections::connection_item(connection)?)?,
+                self.put_new_action(first_participant_item(participant, &session)?)?,
+            ])
+            .await;
+        match written {
+            Ok(()) => {}
+            Err(e) if e.failed_condition_at(0) => return Ok(FirstConnection::ConnectionExists),
+            Err(e) if e.failed_condition_at(1) => return Ok(FirstConnection::ParticipantExists),
+            Err(e) => return Err(e),
+        }
+        let undo = async {
+            self.forget_first_session(participant).await?;
+            self.delete_connection(&connection.connection_id)
+                .await
+                .map(|_| ())
+        };
+        self.count_new_viewer(&participant.stream_id, 1, true, undo)
+            .await?;
+        Ok(FirstConnection::Opened(participant.clone()))
+    }
+
+    /// Deletes the participant a refused first session created (a stop closing its
+    /// period meanwhile does not keep it).
+    async fn forget_first_session(&self, participant: &Participant) -> Result<(), StoreError> {
+        let ours = Update::new().require_eq("joined_at", time(participant.joined_at));
+        done_unless_failed(
+            self.delete_where(
+                keys::stream_pk(&participant.stream_id),
+                keys::participant_sk(&participant.user_id),
+                ours,
+            )
+            .await,
+        )
     }
 
     /// A returning user starts watching again: the participant must exist and not be
@@ -566,4 +585,42 @@ impl Store {
                 .ok_or(StoreError::ConditionFailed),
         }
     }
+}
+
+/// The item of a participant's first session in a stream.
+fn first_participant_item(
+    participant: &Participant,
+    session: &Session,
+) -> Result<super::Item, StoreError> {
+    let mut item = keyed_item(
+        participant,
+        keys::stream_pk(&participant.stream_id),
+        keys::participant_sk(&participant.user_id),
+        "participant",
+    )?;
+    item.insert(GSI2PK.into(), s(keys::user_pk(&participant.user_id)));
+    item.insert(
+        GSI2SK.into(),
+        s(keys::participation_ref(&participant.stream_id)),
+    );
+    item.insert("sessions".into(), AttributeValue::Ss(vec![session.id()]));
+    if *session == Session::Http {
+        let now = participant.joined_at;
+        item.insert("http_seen_at".into(), time(now));
+        item.insert(
+            GSI1PK.into(),
+            s(keys::http_presence_pk(keys::sweep_shard(
+                &participant.user_id,
+            ))),
+        );
+        item.insert(
+            GSI1SK.into(),
+            s(keys::http_presence_sk(
+                &sort_time(now),
+                &participant.stream_id,
+                &participant.user_id,
+            )),
+        );
+    }
+    Ok(item)
 }

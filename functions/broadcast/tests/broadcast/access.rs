@@ -48,6 +48,11 @@ async fn turning_private_closes_outsiders_and_sends_them_nothing_more() {
         h.management.events("out")
     );
     assert!(h.store().connection("out").await.unwrap().is_none());
+    let enrolled = h.store().connection("in").await.unwrap().unwrap();
+    assert!(
+        enrolled.private_ok,
+        "admitted when the stream turned private"
+    );
     for allowed in ["in", "t1"] {
         assert!(!h.management.was_closed(allowed), "{allowed}");
         let events = types(&h.management.events(allowed));
