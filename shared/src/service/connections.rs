@@ -66,7 +66,7 @@ pub async fn connect(
     if live && !access::is_owner(&who, &stream) {
         let participant = presence::first_participant(&who, &stream, &session);
         match store.open_first_connection(&connection, &participant).await {
-            Ok(FirstConnection::Opened(_)) => return Ok(connection),
+            Ok(FirstConnection::Opened) => return Ok(connection),
             Ok(FirstConnection::ConnectionExists) => return Err(already_open()),
             // Back before, busy, or the stream stopped meanwhile: one step at a time.
             Ok(FirstConnection::ParticipantExists)
@@ -156,20 +156,31 @@ pub async fn sweep(
 /// as allowed when their users may watch it private (enrolled). Run before the
 /// batch that made it private is delivered, so they miss none of it.
 pub async fn admit_enrolled(store: &Store, stream_id: &str) -> Result<(), ApiError> {
-    let Some(stream) = store.stream(stream_id).await? else {
-        return Ok(());
-    };
-    if stream.is_public {
-        return Ok(());
-    }
-    for connection in store.stream_connections(stream_id).await? {
-        if !connection.private_ok
-            && access::may_view_private(store, &connection.identity(), &stream).await?
-        {
-            store.allow_private(&connection.connection_id).await?;
-        }
+    if let Some(stream) = store.stream(stream_id).await?.filter(|s| !s.is_public) {
+        outsiders_after_admitting(store, &stream).await?;
     }
     Ok(())
+}
+
+/// A private stream's connections not allowed to watch it: those not yet allowed are
+/// asked their enrollment (they connected while it was public), and the enrolled ones
+/// are allowed on the way.
+async fn outsiders_after_admitting(
+    store: &Store,
+    stream: &crate::model::Stream,
+) -> Result<Vec<Connection>, ApiError> {
+    let mut outsiders = Vec::new();
+    for connection in store.stream_connections(&stream.id).await? {
+        if connection.private_ok {
+            continue;
+        }
+        if access::may_view_private(store, &connection.identity(), stream).await? {
+            store.allow_private(&connection.connection_id).await?;
+        } else {
+            outsiders.push(connection);
+        }
+    }
+    Ok(outsiders)
 }
 
 /// The stream turned private: its connections whose users may not watch a private
@@ -188,17 +199,9 @@ pub async fn revoke_outsiders(
         return Ok(0);
     }
     let mut revoked = std::collections::HashSet::new();
-    for connection in store.stream_connections(stream_id).await? {
-        if connection.private_ok {
-            continue;
-        }
-        // Connected while the stream was public, their enrollment unasked until now.
-        if access::may_view_private(store, &connection.identity(), &stream).await? {
-            store.allow_private(&connection.connection_id).await?;
-        } else {
-            close(store, sockets, &connection.connection_id).await?;
-            revoked.insert(connection.user_id);
-        }
+    for connection in outsiders_after_admitting(store, &stream).await? {
+        close(store, sockets, &connection.connection_id).await?;
+        revoked.insert(connection.user_id);
     }
     for participant in store.all_participants(stream_id).await? {
         if !participant.is_watching || !participant.sessions.contains(&Session::Http.id()) {

@@ -30,14 +30,21 @@ impl Store {
     /// Marks a connection as one whose user may watch the stream while it is private
     /// (checked when the stream turned private). A connection gone meanwhile is left gone.
     pub async fn allow_private(&self, connection_id: &str) -> Result<(), StoreError> {
-        let update = Update::new()
-            .exists()
-            .set("private_ok", AttributeValue::Bool(true));
+        let update = Update::new().set("private_ok", AttributeValue::Bool(true));
+        self.update_open_connection(connection_id, update).await
+    }
+
+    /// `update` of a connection that still exists; one gone meanwhile is left gone.
+    async fn update_open_connection(
+        &self,
+        connection_id: &str,
+        update: Update,
+    ) -> Result<(), StoreError> {
         done_unless_failed(
             self.update(
                 keys::connection_pk(connection_id),
                 CONNECTION_SK.into(),
-                update,
+                update.exists(),
             )
             .await,
         )
@@ -61,18 +68,11 @@ impl Store {
         connection_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let update = Update::new().exists().set(
+        let update = Update::new().set(
             GSI2SK,
             s(keys::connection_check_sk(&sort_time(now), connection_id)),
         );
-        done_unless_failed(
-            self.update(
-                keys::connection_pk(connection_id),
-                CONNECTION_SK.into(),
-                update,
-            )
-            .await,
-        )
+        self.update_open_connection(connection_id, update).await
     }
 
     /// One chat action's token from the connection's bucket (GCRA: the item keeps the

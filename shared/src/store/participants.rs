@@ -31,7 +31,7 @@ use crate::model::{Connection, Participant, Session, StreamStatus, sort_time};
 #[derive(Debug)]
 pub enum FirstConnection {
     /// Both written and the viewer counted.
-    Opened(Participant),
+    Opened,
     /// Nothing written: a connection of that id is open already.
     ConnectionExists,
     /// Nothing written: the user took part in the stream before.
@@ -309,7 +309,7 @@ impl Store {
         };
         self.count_new_viewer(&participant.stream_id, 1, true, undo)
             .await?;
-        Ok(FirstConnection::Opened(participant.clone()))
+        Ok(FirstConnection::Opened)
     }
 
     /// Deletes the participant a refused first session created (a stop closing its
