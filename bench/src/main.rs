@@ -701,12 +701,19 @@ async fn main() {
             .pool_max_idle_per_host(500)
             .build()
             .unwrap();
+        // BENCH_CHAT_SENDERS (e.g. "1" or "1,16") runs only those levels.
+        let chosen: Option<Vec<usize>> = std::env::var("BENCH_CHAT_SENDERS").ok().map(|list| {
+            list.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        });
+        let levels = |default: &[usize]| chosen.clone().unwrap_or_else(|| default.to_vec());
         // The replaced design in the same run, the same client, levels interleaved
         // (this stack, then the peer): only a ratio measured so means anything. First,
         // while both stores are fresh.
         match peer::Peer::start().await {
             Ok(peer) => {
-                for concurrency in [1, 16, 64, 256] {
+                for concurrency in levels(&[1, 16, 64, 256]) {
                     let total = if concurrency == 1 { 1000 } else { 2000 };
                     for load in [Load::Chat, Load::GetStream] {
                         compared.push(
@@ -725,7 +732,7 @@ async fn main() {
             }
             Err(why) => println!("no peer column: {why}"),
         }
-        for concurrency in [1, 16, 64, 256, 500] {
+        for concurrency in levels(&[1, 16, 64, 256, 500]) {
             let total = if concurrency == 1 { 1000 } else { 3000 };
             let (row, errors) = chat_burst(&client, &stack.http_url, concurrency, total).await;
             chat_errors.push((concurrency, errors));

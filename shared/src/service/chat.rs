@@ -3,8 +3,8 @@
 use crate::auth::Identity;
 use crate::error::ApiError;
 use crate::model::chat::{SendMessageInput, contains_blocked_word};
-use crate::model::{ChatMessage, MessageType, StreamStatus, new_id, now, parse_id};
-use crate::store::chat::{ChatWrite, ChatWritten, SenderGuard};
+use crate::model::{ChatMessage, MessageType, Stream, StreamStatus, new_id, now, parse_id};
+use crate::store::chat::{ChatTip, ChatWrite, ChatWritten, SenderGuard};
 use crate::store::{Store, StoreError};
 
 use super::{PageRequest, access, roles};
@@ -24,7 +24,8 @@ fn require_live(status: StreamStatus) -> Result<(), ApiError> {
 /// with a blocked word are refused. The instructor, admins and moderators are exempt
 /// from all three and alone may send announcements.
 ///
-/// A message that passes reaches the store in two round trips: the number, which
+/// In a quiet chat a message reaches the store in one round trip, written at the tip
+/// this process last left the stream's chat at; otherwise in two: the number, which
 /// returns the stream's rules, then the message with the sender's turn (see
 /// `store::chat`). A refusal after the number leaves the number as a gap.
 pub async fn send(
@@ -35,66 +36,33 @@ pub async fn send(
 ) -> Result<ChatMessage, ApiError> {
     let id = parse_id(stream_id, "stream")?;
     let (text, message_type) = input.validate()?;
+    if let Some(tip) = store.chat_tip(&id)
+        && let Some(sent) = send_at_tip(store, who, &tip, &text, message_type).await?
+    {
+        return Ok(sent);
+    }
     for _ in 0..NUMBER_ATTEMPTS {
         let (seq, stream) = match store.take_chat_seq(&id).await {
             Ok(taken) => taken,
             Err(StoreError::ConditionFailed) => return Err(why_no_number(store, who, &id).await),
             Err(e) => return Err(e.into()),
         };
-        let stream_id = stream.id.clone();
+        let numbered_in = &stream.id;
         let refuse = |err: ApiError| async move {
-            match store.release_chat_seq(&stream_id, seq).await {
+            match store.release_chat_seq(numbered_in, seq).await {
                 Ok(()) => err,
                 Err(e) => e.into(),
             }
         };
-        let moderator = roles::can_moderate(who, &stream);
-        let privileged = access::is_owner(who, &stream) || who.is_admin();
-        if message_type == MessageType::Announcement && !moderator {
-            return Err(refuse(ApiError::forbidden(
-                "announcement_not_allowed",
-                "only the instructor and moderators can post announcements",
-            ))
-            .await);
-        }
-        let slow_mode = i64::from(stream.chat_slow_mode_seconds);
-        let at = now();
-        if !moderator && let Some(word) = contains_blocked_word(&text, &stream.blocked_words) {
-            return Err(refuse(ApiError::invalid(
-                "message",
-                format!("contains the blocked word {word:?}"),
-            ))
-            .await);
-        }
-        let message = ChatMessage {
-            id: new_id(),
-            seq,
-            stream_id: stream.id.clone(),
-            user_id: who.user_id.clone(),
-            display_name: who.display_name.clone(),
-            role: who.role,
-            message: text.clone(),
-            message_type,
-            created_at: at,
-            hidden: false,
-            hidden_by: None,
-            hidden_at: None,
+        let message = match compose(who, &stream, &text, message_type, seq) {
+            Ok(message) => message,
+            Err(refusal) => return Err(refuse(refusal).await),
         };
-        let write = ChatWrite {
-            message: &message,
-            turn: (!moderator).then(|| SenderGuard {
-                user_id: &who.user_id,
-                not_after: (slow_mode > 0).then(|| at - chrono::Duration::seconds(slow_mode)),
-                now: at,
-            }),
-            enrolled_in: (!stream.is_public && !privileged).then_some(stream.course_id.as_str()),
-            replay: stream.is_recording,
-        };
-        match store.write_chat(write).await? {
+        match store.write_chat(chat_write(who, &stream, &message)).await? {
             ChatWritten::Written => return Ok(message),
-            ChatWritten::NumberGivenUp => continue,
+            ChatWritten::NumberGivenUp | ChatWritten::TipMoved => continue,
             ChatWritten::TurnRefused => {
-                let refusal = sender_refusal(store, who, &stream.id, slow_mode).await;
+                let refusal = sender_refusal(store, who, &stream).await;
                 return Err(refuse(refusal).await);
             }
             ChatWritten::NotEnrolled => return Err(refuse(access::private_stream()).await),
@@ -103,6 +71,93 @@ pub async fn send(
     Err(ApiError::Internal(
         "chat numbers kept being given up before the message was written".into(),
     ))
+}
+
+/// The message at the stream's tip, if the tip still holds. `None`: the message is
+/// for the numbered path, which decides it on the stream as it is now (a refusal
+/// decided on the tip's rules could be stale, so it is left to that path too).
+async fn send_at_tip(
+    store: &Store,
+    who: &Identity,
+    tip: &ChatTip,
+    text: &str,
+    message_type: MessageType,
+) -> Result<Option<ChatMessage>, ApiError> {
+    let stream = &tip.stream;
+    let Ok(message) = compose(who, stream, text, message_type, tip.next_seq()) else {
+        return Ok(None);
+    };
+    match store
+        .write_chat_at_tip(tip, chat_write(who, stream, &message))
+        .await?
+    {
+        ChatWritten::Written => Ok(Some(message)),
+        ChatWritten::TipMoved | ChatWritten::NumberGivenUp => Ok(None),
+        // The tip's rules held, so these refusals are today's; no number was taken.
+        ChatWritten::TurnRefused => Err(sender_refusal(store, who, stream).await),
+        ChatWritten::NotEnrolled => Err(access::private_stream()),
+    }
+}
+
+/// Message number `seq` from `who` under the stream's rules, or why it is refused.
+fn compose(
+    who: &Identity,
+    stream: &Stream,
+    text: &str,
+    message_type: MessageType,
+    seq: i64,
+) -> Result<ChatMessage, ApiError> {
+    require_live(stream.status)?;
+    let moderator = roles::can_moderate(who, stream);
+    if message_type == MessageType::Announcement && !moderator {
+        return Err(ApiError::forbidden(
+            "announcement_not_allowed",
+            "only the instructor and moderators can post announcements",
+        ));
+    }
+    if !moderator && let Some(word) = contains_blocked_word(text, &stream.blocked_words) {
+        return Err(ApiError::invalid(
+            "message",
+            format!("contains the blocked word {word:?}"),
+        ));
+    }
+    Ok(ChatMessage {
+        id: new_id(),
+        seq,
+        stream_id: stream.id.clone(),
+        user_id: who.user_id.clone(),
+        display_name: who.display_name.clone(),
+        role: who.role,
+        message: text.to_string(),
+        message_type,
+        created_at: now(),
+        hidden: false,
+        hidden_by: None,
+        hidden_at: None,
+    })
+}
+
+/// What the store must check and write with `message`: the sender's turn (not for
+/// moderators), their enrollment (private streams), the replay index.
+fn chat_write<'a>(
+    who: &'a Identity,
+    stream: &'a Stream,
+    message: &'a ChatMessage,
+) -> ChatWrite<'a> {
+    let moderator = roles::can_moderate(who, stream);
+    let privileged = access::is_owner(who, stream) || who.is_admin();
+    let slow_mode = i64::from(stream.chat_slow_mode_seconds);
+    let at = message.created_at;
+    ChatWrite {
+        message,
+        turn: (!moderator).then(|| SenderGuard {
+            user_id: &who.user_id,
+            not_after: (slow_mode > 0).then(|| at - chrono::Duration::seconds(slow_mode)),
+            now: at,
+        }),
+        enrolled_in: (!stream.is_public && !privileged).then_some(stream.course_id.as_str()),
+        replay: stream.is_recording,
+    }
 }
 
 /// Why no number could be taken: the stream is missing, not visible, or not live.
@@ -117,13 +172,9 @@ async fn why_no_number(store: &Store, who: &Identity, stream_id: &str) -> ApiErr
 }
 
 /// Why the sender's turn was refused.
-async fn sender_refusal(
-    store: &Store,
-    who: &Identity,
-    stream_id: &str,
-    slow_mode: i64,
-) -> ApiError {
-    let participant = match store.participant(stream_id, &who.user_id).await {
+async fn sender_refusal(store: &Store, who: &Identity, stream: &Stream) -> ApiError {
+    let slow_mode = i64::from(stream.chat_slow_mode_seconds);
+    let participant = match store.participant(&stream.id, &who.user_id).await {
         Ok(Some(p)) => p,
         Ok(None) => return ApiError::forbidden("not_joined", "join the stream before taking part"),
         Err(e) => return e.into(),
@@ -283,14 +334,21 @@ mod tests {
             .unwrap();
     }
 
+    /// The same table reached from another process (another Lambda instance): it
+    /// knows no chat tips.
+    fn another_process(store: &Store) -> Store {
+        Store::new(store.client().clone(), store.table())
+    }
+
     #[tokio::test]
-    async fn a_message_that_passes_takes_two_store_round_trips() {
+    async fn a_first_message_takes_two_store_round_trips_and_the_next_in_a_quiet_chat_one() {
         let env = TestEnv::start().await;
         let stream = teacher_stream(env.store(), true, true).await;
         let student = identity("student-1", Role::Student);
         crate::service::participation::join(env.store(), &student, &stream.id)
             .await
             .unwrap();
+        let teacher = identity(TEACHER, Role::Teacher);
         let (store, operations) = env.counting_store();
 
         let sent = send(&store, &student, &stream.id, text("hello"))
@@ -298,23 +356,134 @@ mod tests {
             .unwrap();
         assert_eq!(sent.seq, 1);
         assert_eq!(
-            operations.total(),
-            2,
+            (
+                operations.count("UpdateItem"),
+                operations.count("TransactWriteItems")
+            ),
+            (1, 1),
             "a number, then the message with the turn"
         );
-        assert_eq!(operations.count("UpdateItem"), 1);
-        assert_eq!(operations.count("TransactWriteItems"), 1);
-
-        let teacher = identity(TEACHER, Role::Teacher);
-        send(&store, &teacher, &stream.id, text("welcome"))
+        let welcome = send(&store, &teacher, &stream.id, text("welcome"))
             .await
             .unwrap();
-        assert_eq!(operations.total(), 4, "the instructor has no turn to take");
-        assert_eq!(operations.count("PutItem"), 1);
+        let again = send(&store, &student, &stream.id, text("thanks"))
+            .await
+            .unwrap();
+        assert_eq!((welcome.seq, again.seq), (2, 3));
+        assert_eq!(
+            operations.total(),
+            4,
+            "each message after it: one transaction at the tip"
+        );
+
+        // Another process chats meanwhile: the tip is stale, the write at it changes
+        // nothing, and the message takes a number.
+        send(
+            &env.store().clone(),
+            &teacher,
+            &stream.id,
+            text("elsewhere"),
+        )
+        .await
+        .unwrap();
+        let after = send(&store, &student, &stream.id, text("after"))
+            .await
+            .unwrap();
+        assert_eq!(after.seq, 5);
+        assert_eq!(operations.total(), 7, "a refused transaction, then two");
+        // The tip rests: the next message is numbered without trying it.
+        let next = send(&store, &student, &stream.id, text("next"))
+            .await
+            .unwrap();
+        assert_eq!(next.seq, 6);
+        assert_eq!(operations.total(), 9);
+
+        let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
+        let numbers: Vec<_> = read.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!((stream.chat_seq, stream.chat_messages_count), (6, 6));
     }
 
     #[tokio::test]
-    async fn a_refused_message_leaves_a_gap_at_once_and_is_not_counted() {
+    async fn a_message_at_a_tip_whose_rules_changed_is_decided_on_the_new_rules() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        send(store, &student, &stream.id, text("spam is fine"))
+            .await
+            .unwrap();
+        let teacher = identity(TEACHER, Role::Teacher);
+        let settings = crate::service::participation::SettingsInput {
+            chat_slow_mode_seconds: None,
+            blocked_words: Some(vec!["spam".into()]),
+            questions_require_approval: None,
+        };
+        crate::service::participation::update_settings(
+            &another_process(store),
+            &teacher,
+            &stream.id,
+            settings,
+        )
+        .await
+        .unwrap();
+
+        let refused = send(store, &student, &stream.id, text("more spam"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "validation_failed", "{refused:?}");
+        let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
+        assert_eq!((read.last_seq, read.messages.len()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_tip_holds_with_moderators_blocked_words_and_slow_mode_set() {
+        let env = TestEnv::start().await;
+        let stream = teacher_stream(env.store(), true, true).await;
+        slow_mode(env.store(), &stream.id, 30).await;
+        let student = identity("student-1", Role::Student);
+        let moderator = identity("student-2", Role::Student);
+        for who in [&student, &moderator] {
+            crate::service::participation::join(env.store(), who, &stream.id)
+                .await
+                .unwrap();
+        }
+        env.store()
+            .set_participant_permissions(&stream.id, &moderator.user_id, Some(true), None, None)
+            .await
+            .unwrap();
+        let settings = crate::service::participation::SettingsInput {
+            chat_slow_mode_seconds: None,
+            blocked_words: Some(vec!["spam".into()]),
+            questions_require_approval: None,
+        };
+        let teacher = identity(TEACHER, Role::Teacher);
+        crate::service::participation::update_settings(env.store(), &teacher, &stream.id, settings)
+            .await
+            .unwrap();
+        let (store, operations) = env.counting_store();
+
+        send(&store, &moderator, &stream.id, text("first"))
+            .await
+            .unwrap();
+        let before = operations.total();
+        send(&store, &student, &stream.id, text("hi"))
+            .await
+            .unwrap();
+        // A moderator may send a blocked word; the tip holds for them too.
+        send(&store, &moderator, &stream.id, text("spam, as an example"))
+            .await
+            .unwrap();
+        assert_eq!(operations.total() - before, 2, "one round trip each");
+        assert_eq!(operations.count("TransactWriteItems"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_message_takes_no_number_at_the_tip_and_leaves_a_gap_after_one() {
         let env = TestEnv::start().await;
         let store = env.store();
         let stream = teacher_stream(store, true, true).await;
@@ -333,6 +502,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(slowed, ApiError::RateLimited { .. }), "{slowed:?}");
         let not_joined = send(store, &outsider, &stream.id, text("hi"))
+            .await
+            .unwrap_err();
+        assert_eq!(not_joined.code(), "not_joined");
+        let stream_now = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(
+            stream_now.chat_seq, 1,
+            "refused at the tip: no number taken"
+        );
+
+        // Processes without the tip take a number first and leave it as a gap.
+        let slowed = send(&another_process(store), &student, &stream.id, text("third"))
+            .await
+            .unwrap_err();
+        assert!(matches!(slowed, ApiError::RateLimited { .. }), "{slowed:?}");
+        let not_joined = send(&another_process(store), &outsider, &stream.id, text("hi"))
             .await
             .unwrap_err();
         assert_eq!(not_joined.code(), "not_joined");
@@ -362,6 +546,48 @@ mod tests {
         assert_eq!(err.code(), "stream_private");
         let stream = store.stream(&stream.id).await.unwrap().unwrap();
         assert_eq!(stream.chat_messages_count, 0);
+    }
+
+    #[tokio::test]
+    async fn a_student_who_left_the_course_is_refused_at_the_tip_without_a_number() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, false).await;
+        let student = identity("student-1", Role::Student);
+        let enrollment = crate::model::Enrollment {
+            course_id: stream.course_id.clone(),
+            user_id: student.user_id.clone(),
+            enrolled_by: TEACHER.into(),
+            enrolled_at: now(),
+        };
+        store.enroll(&enrollment).await.unwrap();
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        send(store, &student, &stream.id, text("one"))
+            .await
+            .unwrap();
+        send(store, &student, &stream.id, text("two"))
+            .await
+            .unwrap();
+        store
+            .client()
+            .delete_item()
+            .table_name(store.table())
+            .set_key(Some(keys::key(
+                keys::course_pk(&stream.course_id),
+                keys::member_sk(&student.user_id),
+            )))
+            .send()
+            .await
+            .unwrap();
+
+        let err = send(store, &student, &stream.id, text("three"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "stream_private");
+        let stream = store.stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!((stream.chat_seq, stream.chat_messages_count), (2, 2));
     }
 
     #[tokio::test]

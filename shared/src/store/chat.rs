@@ -18,6 +18,17 @@
 //! number, is lowered by whoever writes a gap, while the stream is live (after the stop
 //! the count is recounted from the items, see [`Store::settle_chat`]).
 //!
+//! A quiet chat needs only one round trip. The process remembers each stream's tip:
+//! the number its chat stood at and the rules, as the last write it made left them
+//! ([`ChatTips`]). The next message is decided against that image and written at
+//! the tip in one transaction: the counter update, conditioned on the number and on
+//! every rule being exactly as remembered, with the message and the sender's turn.
+//! Nothing of the tip is trusted: if anything moved, the transaction changes nothing
+//! and the message takes the two steps above, and the process rests the stream's tip
+//! for [`TIP_REST`] (in a busy chat every tip is stale by the next message, and the
+//! transaction holds the hot stream item, which single writes must then wait for).
+//! A message at the tip leaves no gap and no number in flight.
+//!
 //! Readers keep `since` exact: they return only the unbroken run of numbers after
 //! `since`, so a number taken but not yet written holds readers back instead of being
 //! skipped. A number whose message has not come [`CHAT_GAP_GRACE`] after a later
@@ -26,13 +37,17 @@
 //! takes a new number. Visible order is therefore `seq` order, and `since=<seq>`
 //! never misses a message that appears later.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, STREAM_SK};
 use super::{
-    Cursor, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item, n, s,
-    time,
+    Cursor, Item, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item,
+    n, s, time,
 };
 use crate::model::{ChatMessage, Stream, StreamStatus};
 use crate::table::{GSI1PK, GSI1SK, KIND};
@@ -76,6 +91,112 @@ pub enum ChatWritten {
     TurnRefused,
     /// The sender is no longer enrolled in the private stream's course.
     NotEnrolled,
+    /// The stream's chat or its rules moved on since the tip the message was decided
+    /// at ([`Store::write_chat_at_tip`]): nothing was written; take a number instead.
+    TipMoved,
+}
+
+/// The attributes of the stream item a message is decided on besides its status (who
+/// owns and moderates, the course, visibility, slow mode, blocked words, the replay
+/// index). A message written at a tip requires each to be as the tip saw it.
+const CHAT_RULES: [&str; 7] = [
+    "instructor_id",
+    "course_id",
+    "is_public",
+    "is_recording",
+    "chat_slow_mode_seconds",
+    "blocked_words",
+    "moderator_ids",
+];
+
+/// How long a stream's tip is left unused once it proved stale.
+pub const TIP_REST: Duration = Duration::from_secs(1);
+
+/// Streams whose tips one process keeps at most; past it the map starts over.
+const MAX_TIPS: usize = 1024;
+
+/// A stream's chat as a write of this process left it: the stream with the number
+/// its chat stood at, and the rules as stored (see the module notes).
+#[derive(Debug)]
+pub struct ChatTip {
+    pub stream: crate::model::Stream,
+    rules: Vec<(&'static str, Option<AttributeValue>)>,
+}
+
+impl ChatTip {
+    fn rules_of(item: &Item) -> Vec<(&'static str, Option<AttributeValue>)> {
+        CHAT_RULES
+            .iter()
+            .map(|attr| (*attr, item.get(*attr).cloned()))
+            .collect()
+    }
+
+    /// The number the next message takes at this tip.
+    pub fn next_seq(&self) -> i64 {
+        self.stream.chat_seq + 1
+    }
+
+    /// The tip once a message was written at it.
+    fn advanced(&self) -> Self {
+        let mut stream = self.stream.clone();
+        stream.chat_seq += 1;
+        stream.chat_messages_count += 1;
+        Self {
+            stream,
+            rules: self.rules.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum TipState {
+    Seen(Arc<ChatTip>),
+    Resting { until: Instant },
+}
+
+/// The chat tips this process knows, by stream. Only a hint: a write at a tip holds
+/// only if the store still agrees with it.
+#[derive(Debug, Default)]
+pub struct ChatTips {
+    by_stream: Mutex<HashMap<String, TipState>>,
+}
+
+impl ChatTips {
+    fn get(&self, stream_id: &str) -> Option<Arc<ChatTip>> {
+        let tips = self
+            .by_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match tips.get(stream_id)? {
+            TipState::Seen(tip) => Some(tip.clone()),
+            TipState::Resting { .. } => None,
+        }
+    }
+
+    /// Keeps `tip` unless a later one is known or the stream's tip is resting.
+    fn saw(&self, tip: ChatTip) {
+        let mut tips = self
+            .by_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match tips.get(&tip.stream.id) {
+            Some(TipState::Seen(known)) if known.stream.chat_seq >= tip.stream.chat_seq => return,
+            Some(TipState::Resting { until }) if Instant::now() < *until => return,
+            Some(_) => {}
+            None if tips.len() >= MAX_TIPS => tips.clear(),
+            None => {}
+        }
+        tips.insert(tip.stream.id.clone(), TipState::Seen(Arc::new(tip)));
+    }
+
+    fn rest(&self, stream_id: &str) {
+        let until = Instant::now() + TIP_REST;
+        let mut tips = self
+            .by_stream
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        tips.insert(stream_id.to_string(), TipState::Resting { until });
+    }
 }
 
 /// What a chat read found after `since`.
@@ -116,17 +237,81 @@ impl Store {
             .require_eq("status", s(StreamStatus::Live.as_str()))
             .add("chat_seq", 1)
             .add("chat_messages_count", 1);
-        let stream = super::streams::stream_from(
-            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-                .await?,
-        )?;
+        let item = self
+            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
+            .await?;
+        let rules = ChatTip::rules_of(&item);
+        let stream = super::streams::stream_from(item)?;
+        self.chat_tips.saw(ChatTip {
+            stream: stream.clone(),
+            rules,
+        });
         Ok((stream.chat_seq, stream))
+    }
+
+    /// The stream's chat tip this process knows and may write at, if any.
+    pub fn chat_tip(&self, stream_id: &str) -> Option<Arc<ChatTip>> {
+        self.chat_tips.get(stream_id)
+    }
+
+    /// Writes a message numbered [`ChatTip::next_seq`] in one round trip: the
+    /// stream's counters move in the same transaction, only while the stream is live
+    /// and its number and rules are still those of the tip
+    /// ([`ChatWritten::TipMoved`] otherwise, and the tip rests).
+    pub async fn write_chat_at_tip(
+        &self,
+        tip: &ChatTip,
+        write: ChatWrite<'_>,
+    ) -> Result<ChatWritten, StoreError> {
+        let stream_id = &tip.stream.id;
+        if write.message.seq != tip.next_seq() || write.message.stream_id != *stream_id {
+            return Err(StoreError::Malformed(format!(
+                "message {} of {} is not the next at the tip",
+                write.message.seq, write.message.stream_id
+            )));
+        }
+        let mut at_tip = Update::new()
+            .require_eq("status", s(StreamStatus::Live.as_str()))
+            .require_eq("chat_seq", n(tip.stream.chat_seq))
+            .add("chat_seq", 1)
+            .add("chat_messages_count", 1);
+        for (attr, value) in &tip.rules {
+            at_tip = match value {
+                Some(value) => at_tip.require_eq(attr, value.clone()),
+                None => at_tip.require("attribute_not_exists({a0})", &[attr], vec![]),
+            };
+        }
+        let numbered =
+            at_tip.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
+        match self.transact_chat(&write, Some(numbered)).await {
+            Ok(ChatWritten::Written) => {
+                self.chat_tips.saw(tip.advanced());
+                Ok(ChatWritten::Written)
+            }
+            Ok(ChatWritten::NumberGivenUp) | Err(StoreError::Busy(_)) => {
+                self.chat_tips.rest(stream_id);
+                Ok(ChatWritten::TipMoved)
+            }
+            other => other,
+        }
     }
 
     /// Writes a message under the number it took, with the sender's turn and their
     /// enrollment when the write asks for them, in one round trip (see the module
     /// notes). Nothing is written unless everything holds.
     pub async fn write_chat(&self, write: ChatWrite<'_>) -> Result<ChatWritten, StoreError> {
+        if write.turn.is_none() && write.enrolled_in.is_none() {
+            return match self.put_new(Self::chat_item(&write)?).await {
+                Ok(()) => Ok(ChatWritten::Written),
+                Err(StoreError::ConditionFailed) => Ok(ChatWritten::NumberGivenUp),
+                Err(e) => Err(e),
+            };
+        }
+        self.transact_chat(&write, None).await
+    }
+
+    /// The message's item, indexed for replay when the write asks for it.
+    fn chat_item(write: &ChatWrite<'_>) -> Result<Item, StoreError> {
         let message = write.message;
         let mut item = keyed_item(
             message,
@@ -141,39 +326,51 @@ impl Store {
                 s(keys::replay_chat_sk(message.created_at, message.seq)),
             );
         }
-        if write.turn.is_none() && write.enrolled_in.is_none() {
-            return match self.put_new(item).await {
-                Ok(()) => Ok(ChatWritten::Written),
-                Err(StoreError::ConditionFailed) => Ok(ChatWritten::NumberGivenUp),
-                Err(e) => Err(e),
-            };
-        }
-        let mut actions = vec![self.put_new_action(item)?];
-        if let Some(guard) = &write.turn {
+        Ok(item)
+    }
+
+    /// The message with its turn and enrollment check in one transaction, after
+    /// `numbered` (the counter update of a write at the tip) when there is one. A
+    /// refusal of the number or of the message's slot is [`ChatWritten::NumberGivenUp`].
+    async fn transact_chat(
+        &self,
+        write: &ChatWrite<'_>,
+        numbered: Option<TransactWriteItem>,
+    ) -> Result<ChatWritten, StoreError> {
+        let message = write.message;
+        let mut actions: Vec<TransactWriteItem> = numbered.into_iter().collect();
+        let message_at = actions.len();
+        actions.push(self.put_new_action(Self::chat_item(write)?)?);
+        let turn_at = write.turn.as_ref().map(|guard| {
             actions.push(Self::turn_update(guard).into_transact(
                 self.table(),
                 keys::stream_pk(&message.stream_id),
                 keys::participant_sk(guard.user_id),
             ));
-        }
-        if let Some(course_id) = write.enrolled_in {
-            let check = ConditionCheck::builder()
-                .table_name(self.table())
-                .set_key(Some(keys::key(
-                    keys::course_pk(course_id),
-                    keys::member_sk(&message.user_id),
-                )))
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#pk", crate::table::PK)
-                .build()
-                .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-            actions.push(TransactWriteItem::builder().condition_check(check).build());
-        }
-        let turn_at = write.turn.is_some().then_some(1);
-        let enrollment_at = write.enrolled_in.is_some().then(|| actions.len() - 1);
+            actions.len() - 1
+        });
+        let enrollment_at = match write.enrolled_in {
+            Some(course_id) => {
+                let check = ConditionCheck::builder()
+                    .table_name(self.table())
+                    .set_key(Some(keys::key(
+                        keys::course_pk(course_id),
+                        keys::member_sk(&message.user_id),
+                    )))
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", crate::table::PK)
+                    .build()
+                    .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+                actions.push(TransactWriteItem::builder().condition_check(check).build());
+                Some(actions.len() - 1)
+            }
+            None => None,
+        };
         match self.transact(actions).await {
             Ok(()) => Ok(ChatWritten::Written),
-            Err(e) if e.failed_condition_at(0) => Ok(ChatWritten::NumberGivenUp),
+            Err(e) if (0..=message_at).any(|i| e.failed_condition_at(i)) => {
+                Ok(ChatWritten::NumberGivenUp)
+            }
             Err(e) if enrollment_at.is_some_and(|i| e.failed_condition_at(i)) => {
                 Ok(ChatWritten::NotEnrolled)
             }

@@ -168,6 +168,9 @@ impl<'a> QuerySpec<'a> {
 pub struct Store {
     client: Client,
     table: String,
+    /// Where each stream's chat stood when this process last wrote to it, shared by
+    /// the clones (see [`chat::ChatTips`]).
+    chat_tips: std::sync::Arc<chat::ChatTips>,
 }
 
 impl Store {
@@ -175,6 +178,7 @@ impl Store {
         Self {
             client,
             table: table.into(),
+            chat_tips: Default::default(),
         }
     }
 
