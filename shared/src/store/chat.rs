@@ -119,7 +119,7 @@ const MAX_TIPS: usize = 1024;
 /// its chat stood at, and the rules as stored (see the module notes).
 #[derive(Debug)]
 pub struct ChatTip {
-    pub stream: crate::model::Stream,
+    pub stream: Stream,
     rules: Vec<(&'static str, Option<AttributeValue>)>,
 }
 
