@@ -258,10 +258,11 @@ async fn apply(state: &BroadcastState, effect: &SideEffect) -> Result<(), livest
 }
 
 /// Who may receive a stream's events now: its moderators (kept on the stream item)
-/// and whether it is private. One read of the stream per stream and batch.
+/// and, for a private stream, the stream itself. One read of the stream per stream
+/// and batch.
 struct Access {
     moderators: HashSet<String>,
-    private: bool,
+    private: Option<livestream::model::Stream>,
 }
 
 async fn access(
@@ -270,10 +271,11 @@ async fn access(
 ) -> Result<Access, livestream::store::StoreError> {
     let stream = state.store.stream(stream_id).await?;
     Ok(Access {
-        private: stream.as_ref().is_some_and(|s| !s.is_public),
         moderators: stream
-            .map(|s| s.moderator_ids.into_iter().collect())
+            .as_ref()
+            .map(|s| s.moderator_ids.iter().cloned().collect())
             .unwrap_or_default(),
+        private: stream.filter(|s| !s.is_public),
     })
 }
 
@@ -292,8 +294,8 @@ async fn deliver_stream(
 }
 
 /// One stream's events to its connections: pages on the fan-out queue for a large
-/// stream (when `may_queue`), posts from here otherwise (and for pages the queue did
-/// not take).
+/// stream (when `may_queue`: its sockets are not being closed after this batch), posts
+/// from here otherwise (and for pages the queue did not take).
 async fn deliver(
     state: &BroadcastState,
     stream_id: &str,
@@ -308,8 +310,29 @@ async fn deliver(
     let access = access(state, stream_id).await?;
     // A private stream's events go only to those who may watch it, from the moment
     // it turned private (their sockets are being closed meanwhile).
-    if access.private {
-        connections.retain(|c| c.private_ok);
+    if let Some(stream) = &access.private {
+        let latecomers: Vec<String> = connections
+            .iter()
+            .filter(|c| !c.private_ok)
+            .map(|c| c.connection_id.clone())
+            .collect();
+        // In the batch that made it private, its outsiders are closed after delivery.
+        let allowed = if latecomers.is_empty() || !may_queue {
+            Vec::new()
+        } else {
+            connection_rules::admit_latecomers(
+                &state.store,
+                &state.connections,
+                stream,
+                &latecomers,
+            )
+            .await
+            .unwrap_or_else(|err| {
+                tracing::warn!(stream = %stream_id, error = %err, "latecomers not admitted");
+                Vec::new()
+            })
+        };
+        connections.retain(|c| c.private_ok || allowed.contains(&c.connection_id));
     }
     let mut groups = group(events, &connections, &access.moderators);
     if let Some(fan_out) = state

@@ -220,6 +220,33 @@ pub async fn revoke_outsiders(
     Ok(revoked.len())
 }
 
+/// Connections of a private stream that are not allowed to watch it after its turning
+/// private was handled: opened while it was public, their write landed after
+/// [`revoke_outsiders`] had run. The enrolled ones are allowed and the others closed,
+/// as they would have been then. Returns the ids of those allowed.
+pub async fn admit_latecomers(
+    store: &Store,
+    sockets: &crate::realtime::Connections,
+    stream: &crate::model::Stream,
+    connection_ids: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut allowed = Vec::new();
+    for connection_id in connection_ids {
+        let Some(connection) = store.connection(connection_id).await? else {
+            continue;
+        };
+        if connection.private_ok
+            || access::may_view_private(store, &connection.identity(), stream).await?
+        {
+            store.allow_private(connection_id).await?;
+            allowed.push(connection_id.clone());
+        } else {
+            close(store, sockets, connection_id).await?;
+        }
+    }
+    Ok(allowed)
+}
+
 /// Ends the presence a connection held (also used when TTL removed the record).
 pub async fn end_presence(store: &Store, connection: &Connection) -> Result<(), ApiError> {
     let session = Session::Connection(connection.connection_id.clone());
