@@ -482,6 +482,50 @@ mod tests {
         assert_eq!(operations.count("TransactWriteItems"), 2);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn processes_racing_at_their_tips_number_every_message_once_without_gaps() {
+        const PROCESSES: usize = 4;
+        const SENDERS_EACH: usize = 10;
+        const ROUNDS: usize = 5;
+        let env = TestEnv::start().await;
+        let stream = teacher_stream(env.store(), true, true).await;
+        let processes: Vec<Store> = (0..PROCESSES)
+            .map(|_| another_process(env.store()))
+            .collect();
+        let mut senders = Vec::new();
+        for (p, process) in processes.iter().enumerate() {
+            for i in 0..SENDERS_EACH {
+                let who = identity(&format!("student-{p}-{i}"), Role::Student);
+                crate::service::participation::join(env.store(), &who, &stream.id)
+                    .await
+                    .unwrap();
+                senders.push((process.clone(), who));
+            }
+        }
+        // Every round after the first finds tips in every process, all stale but one.
+        for round in 0..ROUNDS {
+            let sends = senders.iter().map(|(store, who)| {
+                let (store, who, stream_id) = (store.clone(), who.clone(), stream.id.clone());
+                tokio::spawn(async move {
+                    send(&store, &who, &stream_id, text(&format!("round {round}"))).await
+                })
+            });
+            for sent in futures::future::join_all(sends).await {
+                sent.unwrap().unwrap();
+            }
+        }
+
+        let total = (PROCESSES * SENDERS_EACH * ROUNDS) as i64;
+        let read = env.store().chat_after(&stream.id, 0, 1000).await.unwrap();
+        let numbers: Vec<i64> = read.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(numbers, (1..=total).collect::<Vec<_>>());
+        let stream = env.store().stream(&stream.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stream.chat_seq, stream.chat_messages_count),
+            (total, total)
+        );
+    }
+
     #[tokio::test]
     async fn a_refused_message_takes_no_number_at_the_tip_and_leaves_a_gap_after_one() {
         let env = TestEnv::start().await;
