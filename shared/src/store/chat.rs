@@ -25,8 +25,9 @@
 //! every rule being exactly as remembered, with the message and the sender's turn.
 //! Nothing of the tip is trusted: if anything moved, the transaction changes nothing
 //! and the message takes the two steps above, and the process rests the stream's tip
-//! for [`TIP_REST`] (in a busy chat every tip is stale by the next message, and the
-//! transaction holds the hot stream item, which single writes must then wait for).
+//! for [`TIP_REST`], longer after each stale tip in a row (in a busy chat every tip is
+//! stale by the next message, and the transaction holds the hot stream item, which
+//! single writes must then wait for).
 //! A message at the tip leaves no gap and no number in flight.
 //!
 //! Readers keep `since` exact: they return only the unbroken run of numbers after
@@ -109,8 +110,14 @@ const CHAT_RULES: [&str; 7] = [
     "moderator_ids",
 ];
 
-/// How long a stream's tip is left unused once it proved stale.
+/// How long a stream's tip is left unused once it proved stale; each further stale
+/// tip in a row doubles it, up to [`MAX_TIP_REST`], and a message written at the tip
+/// starts over. A busy chat thus costs each process a refused transaction about once
+/// a minute, not once a second.
 pub const TIP_REST: Duration = Duration::from_secs(1);
+
+/// The longest rest of a stream's tip.
+pub const MAX_TIP_REST: Duration = Duration::from_secs(64);
 
 /// Streams whose tips one process keeps at most; past it the map starts over.
 const MAX_TIPS: usize = 1024;
@@ -148,10 +155,19 @@ impl ChatTip {
     }
 }
 
+/// A stream's tip in this process, with how many of its tips proved stale in a row.
 #[derive(Debug)]
 enum TipState {
-    Seen(Arc<ChatTip>),
-    Resting { until: Instant },
+    Seen { tip: Arc<ChatTip>, misses: u32 },
+    Resting { until: Instant, misses: u32 },
+}
+
+impl TipState {
+    fn misses(&self) -> u32 {
+        match self {
+            Self::Seen { misses, .. } | Self::Resting { misses, .. } => *misses,
+        }
+    }
 }
 
 /// The chat tips this process knows, by stream. Only a hint: a write at a tip holds
@@ -168,34 +184,55 @@ impl ChatTips {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         match tips.get(stream_id)? {
-            TipState::Seen(tip) => Some(tip.clone()),
+            TipState::Seen { tip, .. } => Some(tip.clone()),
             TipState::Resting { .. } => None,
         }
     }
 
-    /// Keeps `tip` unless a later one is known or the stream's tip is resting.
-    fn saw(&self, tip: ChatTip) {
+    /// Keeps `tip` unless a later one is known or the stream's tip is resting;
+    /// `held`: a message was just written at the tip before it.
+    fn saw(&self, tip: ChatTip, held: bool) {
         let mut tips = self
             .by_stream
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        match tips.get(&tip.stream.id) {
-            Some(TipState::Seen(known)) if known.stream.chat_seq >= tip.stream.chat_seq => return,
-            Some(TipState::Resting { until }) if Instant::now() < *until => return,
-            Some(_) => {}
-            None if tips.len() >= MAX_TIPS => tips.clear(),
-            None => {}
-        }
-        tips.insert(tip.stream.id.clone(), TipState::Seen(Arc::new(tip)));
+        let misses = match tips.get(&tip.stream.id) {
+            Some(TipState::Seen { tip: known, .. })
+                if known.stream.chat_seq >= tip.stream.chat_seq =>
+            {
+                return;
+            }
+            Some(TipState::Resting { until, .. }) if Instant::now() < *until => return,
+            Some(state) => state.misses(),
+            None => {
+                if tips.len() >= MAX_TIPS {
+                    tips.clear();
+                }
+                0
+            }
+        };
+        let misses = if held { 0 } else { misses };
+        tips.insert(
+            tip.stream.id.clone(),
+            TipState::Seen {
+                tip: Arc::new(tip),
+                misses,
+            },
+        );
     }
 
+    /// The stream's tip proved stale: leave it unused for a while (see [`TIP_REST`]).
     fn rest(&self, stream_id: &str) {
-        let until = Instant::now() + TIP_REST;
         let mut tips = self
             .by_stream
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        tips.insert(stream_id.to_string(), TipState::Resting { until });
+        let misses = tips.get(stream_id).map_or(0, TipState::misses) + 1;
+        let rest = TIP_REST
+            .saturating_mul(1 << (misses - 1).min(6))
+            .min(MAX_TIP_REST);
+        let until = Instant::now() + rest;
+        tips.insert(stream_id.to_string(), TipState::Resting { until, misses });
     }
 }
 
@@ -242,10 +279,13 @@ impl Store {
             .await?;
         let rules = ChatTip::rules_of(&item);
         let stream = super::streams::stream_from(item)?;
-        self.chat_tips.saw(ChatTip {
-            stream: stream.clone(),
-            rules,
-        });
+        self.chat_tips.saw(
+            ChatTip {
+                stream: stream.clone(),
+                rules,
+            },
+            false,
+        );
         Ok((stream.chat_seq, stream))
     }
 
@@ -285,7 +325,7 @@ impl Store {
             at_tip.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
         match self.transact_chat(&write, Some(numbered)).await {
             Ok(ChatWritten::Written) => {
-                self.chat_tips.saw(tip.advanced());
+                self.chat_tips.saw(tip.advanced(), true);
                 Ok(ChatWritten::Written)
             }
             Ok(ChatWritten::NumberGivenUp) | Err(StoreError::Busy(_)) => {
@@ -674,4 +714,69 @@ fn chat_item_seq(item: &super::Item) -> Option<i64> {
         .strip_prefix(keys::CHAT_PREFIX)?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestEnv, teacher_stream};
+
+    fn rest_left(tips: &ChatTips, stream_id: &str) -> Option<Duration> {
+        let tips = tips.by_stream.lock().unwrap();
+        match tips.get(stream_id)? {
+            TipState::Resting { until, .. } => {
+                Some(until.saturating_duration_since(Instant::now()))
+            }
+            TipState::Seen { .. } => None,
+        }
+    }
+
+    /// Ends the stream's rest now, as time would.
+    fn wake(tips: &ChatTips, stream_id: &str) {
+        let mut tips = tips.by_stream.lock().unwrap();
+        if let Some(TipState::Resting { until, .. }) = tips.get_mut(stream_id) {
+            *until = Instant::now();
+        }
+    }
+
+    #[tokio::test]
+    async fn each_stale_tip_in_a_row_rests_longer_and_a_message_at_the_tip_starts_over() {
+        let env = TestEnv::start().await;
+        let stream = teacher_stream(env.store(), true, true).await;
+        let id = stream.id.clone();
+        let at = |seq: i64| {
+            let mut stream = stream.clone();
+            stream.chat_seq = seq;
+            ChatTip {
+                stream,
+                rules: Vec::new(),
+            }
+        };
+        let tips = ChatTips::default();
+        tips.saw(at(1), false);
+        assert!(tips.get(&id).is_some());
+
+        let mut rests = Vec::new();
+        for seq in 2..=10 {
+            tips.rest(&id);
+            assert!(tips.get(&id).is_none(), "resting");
+            tips.saw(at(seq), false);
+            assert!(
+                tips.get(&id).is_none(),
+                "a tip seen while resting is not kept"
+            );
+            rests.push(rest_left(&tips, &id).unwrap());
+            wake(&tips, &id);
+            tips.saw(at(seq), false);
+        }
+        let whole_seconds: Vec<u64> = rests
+            .iter()
+            .map(|r| r.as_secs_f64().round() as u64)
+            .collect();
+        assert_eq!(whole_seconds, [1, 2, 4, 8, 16, 32, 64, 64, 64]);
+
+        tips.saw(at(11), true);
+        tips.rest(&id);
+        assert_eq!(rest_left(&tips, &id).unwrap().as_secs_f64().round(), 1.0);
+    }
 }
