@@ -171,16 +171,28 @@ async fn outsiders_after_admitting(
 ) -> Result<Vec<Connection>, ApiError> {
     let mut outsiders = Vec::new();
     for connection in store.stream_connections(&stream.id).await? {
-        if connection.private_ok {
-            continue;
-        }
-        if access::may_view_private(store, &connection.identity(), stream).await? {
-            store.allow_private(&connection.connection_id).await?;
-        } else {
+        if !admitted(store, &connection, stream).await? {
             outsiders.push(connection);
         }
     }
     Ok(outsiders)
+}
+
+/// Whether `connection` may watch the private `stream`; one that may and was not yet
+/// marked so (its user connected while the stream was public) is marked now.
+async fn admitted(
+    store: &Store,
+    connection: &Connection,
+    stream: &crate::model::Stream,
+) -> Result<bool, ApiError> {
+    if connection.private_ok {
+        return Ok(true);
+    }
+    if !access::may_view_private(store, &connection.identity(), stream).await? {
+        return Ok(false);
+    }
+    store.allow_private(&connection.connection_id).await?;
+    Ok(true)
 }
 
 /// The stream turned private: its connections whose users may not watch a private
@@ -235,10 +247,7 @@ pub async fn admit_latecomers(
         let Some(connection) = store.connection(connection_id).await? else {
             continue;
         };
-        if connection.private_ok
-            || access::may_view_private(store, &connection.identity(), stream).await?
-        {
-            store.allow_private(connection_id).await?;
+        if admitted(store, &connection, stream).await? {
             allowed.push(connection_id.clone());
         } else {
             close(store, sockets, connection_id).await?;
