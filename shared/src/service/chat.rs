@@ -340,6 +340,12 @@ mod tests {
         Store::new(store.client().clone(), store.table())
     }
 
+    /// The stream's `chat_seq` and `chat_messages_count` as stored.
+    async fn chat_counters(store: &Store, stream_id: &str) -> (i64, i64) {
+        let stream = store.stream(stream_id).await.unwrap().unwrap();
+        (stream.chat_seq, stream.chat_messages_count)
+    }
+
     #[tokio::test]
     async fn a_first_message_takes_two_store_round_trips_and_the_next_in_a_quiet_chat_one() {
         let env = TestEnv::start().await;
@@ -401,8 +407,7 @@ mod tests {
         let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
         let numbers: Vec<_> = read.messages.iter().map(|m| m.seq).collect();
         assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
-        let stream = store.stream(&stream.id).await.unwrap().unwrap();
-        assert_eq!((stream.chat_seq, stream.chat_messages_count), (6, 6));
+        assert_eq!(chat_counters(&store, &stream.id).await, (6, 6));
     }
 
     #[tokio::test]
@@ -519,11 +524,7 @@ mod tests {
         let read = env.store().chat_after(&stream.id, 0, 1000).await.unwrap();
         let numbers: Vec<i64> = read.messages.iter().map(|m| m.seq).collect();
         assert_eq!(numbers, (1..=total).collect::<Vec<_>>());
-        let stream = env.store().stream(&stream.id).await.unwrap().unwrap();
-        assert_eq!(
-            (stream.chat_seq, stream.chat_messages_count),
-            (total, total)
-        );
+        assert_eq!(chat_counters(env.store(), &stream.id).await, (total, total));
     }
 
     #[tokio::test]
@@ -549,9 +550,9 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(not_joined.code(), "not_joined");
-        let stream_now = store.stream(&stream.id).await.unwrap().unwrap();
         assert_eq!(
-            stream_now.chat_seq, 1,
+            chat_counters(store, &stream.id).await,
+            (1, 1),
             "refused at the tip: no number taken"
         );
 
@@ -574,8 +575,7 @@ mod tests {
         assert_eq!(read.last_seq, 4);
         let texts: Vec<_> = read.messages.iter().map(|m| m.message.as_str()).collect();
         assert_eq!(texts, ["first", "after"]);
-        let stream = store.stream(&stream.id).await.unwrap().unwrap();
-        assert_eq!((stream.chat_seq, stream.chat_messages_count), (4, 2));
+        assert_eq!(chat_counters(store, &stream.id).await, (4, 2));
     }
 
     #[tokio::test]
@@ -630,8 +630,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "stream_private");
-        let stream = store.stream(&stream.id).await.unwrap().unwrap();
-        assert_eq!((stream.chat_seq, stream.chat_messages_count), (2, 2));
+        assert_eq!(chat_counters(store, &stream.id).await, (2, 2));
     }
 
     #[tokio::test]
