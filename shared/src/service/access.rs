@@ -12,6 +12,15 @@ pub async fn load(store: &Store, stream_id: &str) -> Result<Stream, ApiError> {
     store.stream(&id).await?.ok_or(ApiError::NotFound("stream"))
 }
 
+/// Loads a stream with its chat's counters (see `Store::stream_with_chat`).
+pub async fn load_with_chat(store: &Store, stream_id: &str) -> Result<Stream, ApiError> {
+    let id = parse_id(stream_id, "stream")?;
+    store
+        .stream_with_chat(&id)
+        .await?
+        .ok_or(ApiError::NotFound("stream"))
+}
+
 pub fn is_owner(who: &Identity, stream: &Stream) -> bool {
     stream.instructor_id == who.user_id
 }
@@ -71,7 +80,11 @@ pub async fn load_visible(
     who: &Identity,
     stream_id: &str,
 ) -> Result<Stream, ApiError> {
-    let stream = load(store, stream_id).await?;
+    visible(store, who, load(store, stream_id).await?).await
+}
+
+/// The stream, if the caller may see it.
+pub async fn visible(store: &Store, who: &Identity, stream: Stream) -> Result<Stream, ApiError> {
     if !can_view(store, who, &stream).await? {
         return Err(private_stream());
     }

@@ -328,10 +328,7 @@ mod tests {
         let update = Update::new()
             .exists()
             .set("chat_slow_mode_seconds", n(seconds));
-        store
-            .update(keys::stream_pk(stream_id), keys::STREAM_SK.into(), update)
-            .await
-            .unwrap();
+        store.update_chat_rules(stream_id, update).await.unwrap();
     }
 
     /// The same table reached from another process (another Lambda instance): it
@@ -343,6 +340,7 @@ mod tests {
     /// The stream's `chat_seq` and `chat_messages_count` as stored.
     async fn chat_counters(store: &Store, stream_id: &str) -> (i64, i64) {
         let stream = store.stream(stream_id).await.unwrap().unwrap();
+        let stream = store.with_chat(stream).await.unwrap();
         (stream.chat_seq, stream.chat_messages_count)
     }
 
@@ -364,10 +362,11 @@ mod tests {
         assert_eq!(
             (
                 operations.count("UpdateItem"),
+                operations.count("GetItem"),
                 operations.count("TransactWriteItems")
             ),
-            (1, 1),
-            "a number, then the message with the turn"
+            (1, 1, 1),
+            "a number with the stream read beside it, then the message with the turn"
         );
         let welcome = send(&store, &teacher, &stream.id, text("welcome"))
             .await
@@ -378,7 +377,7 @@ mod tests {
         assert_eq!((welcome.seq, again.seq), (2, 3));
         assert_eq!(
             operations.total(),
-            4,
+            5,
             "each message after it: one transaction at the tip"
         );
 
@@ -396,18 +395,207 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(after.seq, 5);
-        assert_eq!(operations.total(), 7, "a refused transaction, then two");
+        assert_eq!(
+            operations.total(),
+            9,
+            "a refused transaction, then the number, the read and the message"
+        );
         // The tip rests: the next message is numbered without trying it.
         let next = send(&store, &student, &stream.id, text("next"))
             .await
             .unwrap();
         assert_eq!(next.seq, 6);
-        assert_eq!(operations.total(), 9);
+        assert_eq!(operations.total(), 12);
 
         let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
         let numbers: Vec<_> = read.messages.iter().map(|m| m.seq).collect();
         assert_eq!(numbers, [1, 2, 3, 4, 5, 6]);
         assert_eq!(chat_counters(&store, &stream.id).await, (6, 6));
+    }
+
+    #[tokio::test]
+    async fn messages_numbered_and_at_the_tip_leave_the_stream_item_untouched() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        let mut changes = env.change_stream().await;
+
+        for message in ["numbered", "at the tip", "at the tip again"] {
+            send(store, &student, &stream.id, text(message))
+                .await
+                .unwrap();
+        }
+        send(
+            &another_process(store),
+            &student,
+            &stream.id,
+            text("numbered"),
+        )
+        .await
+        .unwrap();
+
+        let records = changes.next_records(100).await.unwrap();
+        let sort_keys: Vec<String> = records
+            .iter()
+            .filter_map(|r| match r.change.keys.get(crate::table::SK)? {
+                serde_dynamo::AttributeValue::S(sk) => Some(sk.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !sort_keys.iter().any(|sk| sk == keys::STREAM_SK),
+            "{sort_keys:?}"
+        );
+        assert_eq!(
+            sort_keys
+                .iter()
+                .filter(|sk| sk.starts_with(keys::CHAT_PREFIX))
+                .count(),
+            4
+        );
+        assert_eq!(chat_counters(store, &stream.id).await, (4, 4));
+        let view = crate::service::streams::get(store, &student, &stream.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                view["chat_seq"].as_i64(),
+                view["chat_messages_count"].as_i64()
+            ),
+            (Some(4), Some(4))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_moderator_removed_in_another_process_is_held_to_the_rules_at_once() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let moderator = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &moderator, &stream.id)
+            .await
+            .unwrap();
+        store
+            .set_participant_permissions(&stream.id, &moderator.user_id, Some(true), None, None)
+            .await
+            .unwrap();
+        let teacher = identity(TEACHER, Role::Teacher);
+        let settings = crate::service::participation::SettingsInput {
+            chat_slow_mode_seconds: None,
+            blocked_words: Some(vec!["spam".into()]),
+            questions_require_approval: None,
+        };
+        crate::service::participation::update_settings(store, &teacher, &stream.id, settings)
+            .await
+            .unwrap();
+        // This process's tip: a moderator may send a blocked word.
+        let (store, operations) = env.counting_store();
+        let store = &store;
+        send(store, &moderator, &stream.id, text("spam, as an example"))
+            .await
+            .unwrap();
+        let before = operations.total();
+        send(store, &moderator, &stream.id, text("spam again"))
+            .await
+            .unwrap();
+        assert_eq!(operations.total() - before, 1, "written at the tip");
+
+        another_process(store)
+            .set_participant_permissions(&stream.id, &moderator.user_id, Some(false), None, None)
+            .await
+            .unwrap();
+        let refused = send(store, &moderator, &stream.id, text("more spam"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "validation_failed", "{refused:?}");
+        let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
+        assert_eq!(read.messages.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_class_live_before_chat_heads_existed_numbers_on_from_its_own_count() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        // As such a class was stored: numbered in its item, without a head.
+        for seq in 1..=3 {
+            let mut message = compose(&student, &stream, "before", MessageType::Text, seq).unwrap();
+            message.created_at = now();
+            store.put_chat(&message).await.unwrap();
+        }
+        store
+            .client()
+            .delete_item()
+            .table_name(store.table())
+            .set_key(Some(keys::key(
+                keys::stream_pk(&stream.id),
+                keys::CHAT_HEAD_SK.into(),
+            )))
+            .send()
+            .await
+            .unwrap();
+        let numbered = Update::new()
+            .exists()
+            .set("chat_seq", n(3))
+            .set("chat_messages_count", n(3));
+        store
+            .update(
+                keys::stream_pk(&stream.id),
+                keys::STREAM_SK.into(),
+                numbered,
+            )
+            .await
+            .unwrap();
+
+        let sent = send(&another_process(store), &student, &stream.id, text("after"))
+            .await
+            .unwrap();
+        assert_eq!(sent.seq, 4);
+        assert_eq!(chat_counters(store, &stream.id).await, (4, 4));
+        let read = store.chat_after(&stream.id, 0, 100).await.unwrap();
+        assert_eq!(read.messages.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_stop_that_did_not_go_through_leaves_the_chat_open() {
+        let env = TestEnv::start().await;
+        let store = env.store();
+        let stream = teacher_stream(store, true, true).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        send(store, &student, &stream.id, text("before"))
+            .await
+            .unwrap();
+
+        // The end of an abandoned push that is not reconnecting (it came back).
+        let stopped = store
+            .stop_stream(
+                &stream.id,
+                stream.started_at.unwrap(),
+                now(),
+                Some("push-1"),
+            )
+            .await;
+        assert!(
+            matches!(stopped, Err(StoreError::ConditionFailed)),
+            "{stopped:?}"
+        );
+
+        let sent = send(store, &student, &stream.id, text("after"))
+            .await
+            .unwrap();
+        assert_eq!(sent.seq, 2);
+        assert_eq!(chat_counters(store, &stream.id).await, (2, 2));
     }
 
     #[tokio::test]

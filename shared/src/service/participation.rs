@@ -192,15 +192,20 @@ pub async fn update_settings(
     }
     v.finish()?;
     access::require_open(&stream)?;
-    if let Err(err) = store
-        .update(
-            keys::stream_pk(&stream.id),
-            keys::STREAM_SK.into(),
-            update.while_open(),
-        )
-        .await
-    {
+    let update = update.while_open();
+    let updated = if input.chat_slow_mode_seconds.is_some() || input.blocked_words.is_some() {
+        store
+            .update_chat_rules(&stream.id, update)
+            .await
+            .map(|_| ())
+    } else {
+        store
+            .update(keys::stream_pk(&stream.id), keys::STREAM_SK.into(), update)
+            .await
+            .map(|_| ())
+    };
+    if let Err(err) = updated {
         return Err(store.finished_or(&stream.id, err).await.into());
     }
-    access::load(store, &stream.id).await
+    access::load_with_chat(store, &stream.id).await
 }

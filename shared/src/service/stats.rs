@@ -191,7 +191,7 @@ async fn snapshot(store: &Store, stream_id: &str) -> Result<Option<StreamStats>,
 
 /// `GET /api/livestream/{id}/stats`: the instructor and admins.
 pub async fn get(store: &Store, who: &Identity, stream_id: &str) -> Result<StreamStats, ApiError> {
-    let stream = access::load(store, stream_id).await?;
+    let stream = access::load_with_chat(store, stream_id).await?;
     if !access::is_owner(who, &stream) && !who.is_admin() {
         return Err(ApiError::forbidden(
             "not_stream_owner",

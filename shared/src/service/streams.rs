@@ -8,7 +8,7 @@ use crate::store::{Page, Store, StoreError};
 use crate::video::Video;
 
 use super::PageRequest;
-use super::access::{is_owner, load, load_owned, load_visible};
+use super::access::{is_owner, load, load_owned, load_with_chat, visible};
 
 /// A fresh ingest key: 192 random bits, URL-safe.
 fn new_stream_key() -> String {
@@ -105,7 +105,7 @@ pub async fn update(
     ensure_editable(&current)?;
     let changes = input.validate(&current, now())?;
     if changes.is_empty() {
-        return Ok(current);
+        return Ok(store.with_chat(current).await?);
     }
     if let Some(video) = video {
         if let Some(quality) = &changes.quality_settings {
@@ -118,7 +118,7 @@ pub async fn update(
         .update_stream_details(&current.id, &changes, now())
         .await
     {
-        Ok(stream) => Ok(stream),
+        Ok(stream) => Ok(store.with_chat(stream).await?),
         Err(StoreError::ConditionFailed) => {
             let latest = load(store, stream_id).await?;
             ensure_editable(&latest)?;
@@ -274,7 +274,7 @@ pub async fn get(
     who: &Identity,
     stream_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let stream = load_visible(store, who, stream_id).await?;
+    let stream = visible(store, who, load_with_chat(store, stream_id).await?).await?;
     let owner = is_owner(who, &stream);
     Ok(stream.view(owner))
 }
@@ -298,11 +298,16 @@ pub async fn list_live(
     } else {
         Vec::new()
     };
-    let items = streams
+    let visible = streams
         .into_iter()
         .filter(|s| {
             s.is_public || is_owner(who, s) || who.is_admin() || enrolled.contains(&s.course_id)
         })
+        .collect();
+    let items = store
+        .streams_with_chat(visible)
+        .await?
+        .into_iter()
         .map(|s| {
             let owner = is_owner(who, &s);
             s.view(owner)
@@ -329,6 +334,7 @@ pub async fn list_mine(
     let (streams, next) = store
         .streams_of_instructor(&who.user_id, page.cursor.as_ref(), page.limit)
         .await?;
+    let streams = store.streams_with_chat(streams).await?;
     Ok(Page {
         items: streams.into_iter().map(|s| s.view(true)).collect(),
         next_cursor: next.map(|c| c.encode()),

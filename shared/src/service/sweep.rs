@@ -67,7 +67,7 @@ pub async fn after_restart(store: &Store) -> Result<SweepReport, ApiError> {
             gone += 1;
         }
     }
-    let live = live_streams(store).await?;
+    let live = store.streams_with_chat(live_streams(store).await?).await?;
     for stream in &live {
         settle_counts(store, stream).await?;
     }

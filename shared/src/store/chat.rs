@@ -1,33 +1,41 @@
 //! Chat messages, numbered 1, 2, 3, ... per stream without gaps.
 //!
 //! A burst of a whole class must not turn into conflicts, and a message must not wait
-//! for more than two store round trips, so no write here is a read-then-write on the
-//! hot stream item and no transaction holds it:
+//! for more than two store round trips, so no write here is a read-then-write on a
+//! hot item and no transaction holds one for long.
 //!
-//! 1. an atomic `ADD chat_seq 1` on the stream item takes the next number, conditioned
-//!    on the stream being live (DynamoDB serializes such updates, so they never
-//!    conflict), and returns the stream as it now stands: its rules (visibility,
-//!    moderators, blocked words, slow mode) are checked against that image;
+//! The chat's number and count live in the stream's chat head (`STREAM#s` /
+//! `STREAM#CHAT`), a small item in no index, not in the stream item: every item a write
+//! touches costs the store its reading, its index entries and its change record, and
+//! the stream item is the largest and most indexed of a class. The head also says
+//! whether the chat is open (`live`: set when the stream starts; the stop removes it
+//! and sets `closed` before the status moves, and only a stop that did not go through
+//! opens it again) and carries `chat_rules_version`, which moves, in the same
+//! transaction as the stream item's own copy, whenever a rule a message is decided on
+//! changes (who moderates, visibility, slow mode, blocked words, the replay index).
+//!
+//! 1. an atomic `ADD chat_seq 1` on the head takes the next number, conditioned on the
+//!    chat being open (DynamoDB serializes such updates, so they never conflict);
+//!    the stream is read at the same time, and its rules are checked against it;
 //! 2. one transaction puts the message under its number (only into an empty slot) and
 //!    takes the sender's turn on their own participant item (watching, allowed to chat,
 //!    outside slow mode; only they write it), with, for a private stream, a check that
 //!    they are still enrolled. Moderators have no turn to take: a plain put.
 //!
 //! A message refused after step 1 leaves its number behind as a gap item at once, so
-//! readers do not wait for it; the stream's `chat_messages_count`, raised with the
-//! number, is lowered by whoever writes a gap, while the stream is live (after the stop
+//! readers do not wait for it; the head's `chat_messages_count`, raised with the
+//! number, is lowered by whoever writes a gap, while the chat is open (after the stop
 //! the count is recounted from the items, see [`Store::settle_chat`]).
 //!
 //! A quiet chat needs only one round trip. The process remembers each stream's tip:
-//! the number its chat stood at and the rules, as the last write it made left them
-//! ([`ChatTips`]). The next message is decided against that image and written at
-//! the tip in one transaction: the counter update, conditioned on the number and on
-//! every rule being exactly as remembered, with the message and the sender's turn.
-//! Nothing of the tip is trusted: if anything moved, the transaction changes nothing
-//! and the message takes the two steps above, and the process rests the stream's tip
-//! for [`TIP_REST`], longer after each stale tip in a row (in a busy chat every tip is
-//! stale by the next message, and the transaction holds the hot stream item, which
-//! single writes must then wait for).
+//! the number its chat stood at and the stream's rules at a version of them, as the
+//! last write it made left them ([`ChatTips`]). The next message is decided against
+//! that image and written at the tip in one transaction: the head's counter update,
+//! conditioned on the number and on the rules' version, with the message and the
+//! sender's turn; the stream item is not touched. Nothing of the tip is trusted: if
+//! anything moved, the transaction changes nothing and the message takes the two
+//! steps above, and the process rests the stream's tip for [`TIP_REST`], longer after
+//! each stale tip in a row (in a busy chat every tip is stale by the next message).
 //! A message at the tip leaves no gap and no number in flight.
 //!
 //! Readers keep `since` exact: they return only the unbroken run of numbers after
@@ -45,7 +53,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
 use chrono::{DateTime, Utc};
 
-use super::keys::{self, STREAM_SK};
+use super::keys::{self, CHAT_HEAD_SK, STREAM_SK};
 use super::{
     Cursor, Item, QuerySpec, Store, StoreError, Update, done_unless_failed, from_item, keyed_item,
     n, s, time,
@@ -97,18 +105,18 @@ pub enum ChatWritten {
     TipMoved,
 }
 
-/// The attributes of the stream item a message is decided on besides its status (who
-/// owns and moderates, the course, visibility, slow mode, blocked words, the replay
-/// index). A message written at a tip requires each to be as the tip saw it.
-const CHAT_RULES: [&str; 7] = [
-    "instructor_id",
-    "course_id",
-    "is_public",
-    "is_recording",
-    "chat_slow_mode_seconds",
-    "blocked_words",
-    "moderator_ids",
-];
+/// Moves, on the stream item and its chat head together, with every change of a
+/// rule a message is decided on (see the module notes); absent is 0.
+pub(crate) const CHAT_RULES_VERSION: &str = "chat_rules_version";
+
+/// On the chat head while the chat is open.
+const CHAT_OPEN: &str = "live";
+
+/// On the chat head once the stop has closed the chat.
+const CHAT_CLOSED: &str = "closed";
+
+/// The entity kind of a stream's chat head.
+pub const CHAT_HEAD_KIND: &str = "chat_head";
 
 /// How long a stream's tip is left unused once it proved stale; each further stale
 /// tip in a row doubles it, up to [`MAX_TIP_REST`], and a message written at the tip
@@ -123,21 +131,15 @@ pub const MAX_TIP_REST: Duration = Duration::from_secs(64);
 const MAX_TIPS: usize = 1024;
 
 /// A stream's chat as a write of this process left it: the stream with the number
-/// its chat stood at, and the rules as stored (see the module notes).
+/// its chat stood at, and the version of the rules that image holds (see the module
+/// notes).
 #[derive(Debug)]
 pub struct ChatTip {
     pub stream: Stream,
-    rules: Vec<(&'static str, Option<AttributeValue>)>,
+    rules_version: i64,
 }
 
 impl ChatTip {
-    fn rules_of(item: &Item) -> Vec<(&'static str, Option<AttributeValue>)> {
-        CHAT_RULES
-            .iter()
-            .map(|attr| (*attr, item.get(*attr).cloned()))
-            .collect()
-    }
-
     /// The number the next message takes at this tip.
     pub fn next_seq(&self) -> i64 {
         self.stream.chat_seq + 1
@@ -150,9 +152,27 @@ impl ChatTip {
         stream.chat_messages_count += 1;
         Self {
             stream,
-            rules: self.rules.clone(),
+            rules_version: self.rules_version,
         }
     }
+}
+
+/// An integer attribute of an item; absent is 0.
+fn int_attr(item: &Item, attr: &str) -> i64 {
+    item.get(attr)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The stream with its chat's number and count as its chat head holds them. A head
+/// without a number (none taken since chat heads exist) leaves the stream's own.
+pub(crate) fn with_chat_counts(mut stream: Stream, head: Option<&Item>) -> Stream {
+    if let Some(head) = head.filter(|h| h.contains_key("chat_seq")) {
+        stream.chat_seq = stream.chat_seq.max(int_attr(head, "chat_seq"));
+        stream.chat_messages_count = int_attr(head, "chat_messages_count");
+    }
+    stream
 }
 
 /// A stream's tip in this process, with how many of its tips proved stale in a row.
@@ -266,27 +286,215 @@ impl Store {
         }
     }
 
-    /// Takes the stream's next chat number with one atomic counter update, which
-    /// holds only while the stream is live ([`StoreError::ConditionFailed`] otherwise,
-    /// a missing stream included), and returns it with the stream as the update left it.
+    /// Takes the stream's next chat number with one atomic update of its chat head,
+    /// which holds only while the chat is open ([`StoreError::ConditionFailed`]
+    /// otherwise, a missing stream included), and returns it with the stream as read
+    /// at the same time, its chat counters as the number left them.
     pub async fn take_chat_seq(&self, stream_id: &str) -> Result<(i64, Stream), StoreError> {
-        let update = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
+        match self.take_chat_number(stream_id).await {
+            // A live stream whose chat is not open: one live from before chat heads
+            // existed, or whose start stopped before opening it.
+            Err(StoreError::ConditionFailed) if self.open_chat_of_live(stream_id).await? => {
+                self.take_chat_number(stream_id).await
+            }
+            other => other,
+        }
+    }
+
+    async fn take_chat_number(&self, stream_id: &str) -> Result<(i64, Stream), StoreError> {
+        let pk = keys::stream_pk(stream_id);
+        let number = Update::new()
+            .require_eq(CHAT_OPEN, AttributeValue::Bool(true))
             .add("chat_seq", 1)
             .add("chat_messages_count", 1);
-        let item = self
-            .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
-            .await?;
-        let rules = ChatTip::rules_of(&item);
-        let stream = super::streams::stream_from(item)?;
-        self.chat_tips.saw(
-            ChatTip {
-                stream: stream.clone(),
-                rules,
-            },
-            false,
-        );
+        let (head, stream) = tokio::try_join!(
+            self.update(pk.clone(), CHAT_HEAD_SK.into(), number),
+            self.get(pk, STREAM_SK.into()),
+        )?;
+        let stream = stream.ok_or(StoreError::ConditionFailed)?;
+        let rules_version = int_attr(&stream, CHAT_RULES_VERSION);
+        let stream = with_chat_counts(super::streams::stream_from(stream)?, Some(&head));
+        if rules_version == int_attr(&head, CHAT_RULES_VERSION)
+            && stream.status == StreamStatus::Live
+        {
+            self.chat_tips.saw(
+                ChatTip {
+                    stream: stream.clone(),
+                    rules_version,
+                },
+                false,
+            );
+        }
         Ok((stream.chat_seq, stream))
+    }
+
+    /// Opens the chat of a stream that has just gone live: numbers can be taken from
+    /// now on, counting on from the stream's own (non-zero only for a stream that
+    /// was numbered in its item, before chat heads existed). Never once the stop has
+    /// closed it ([`StoreError::StreamFinished`]); opening an open chat changes nothing.
+    pub(crate) async fn open_chat(&self, stream: &Stream) -> Result<(), StoreError> {
+        let head =
+            Self::chat_opened(stream).require("attribute_not_exists({a0})", &[CHAT_CLOSED], vec![]);
+        match self
+            .update(keys::stream_pk(&stream.id), CHAT_HEAD_SK.into(), head)
+            .await
+        {
+            Err(StoreError::ConditionFailed) => Err(StoreError::StreamFinished),
+            other => other.map(|_| ()),
+        }
+    }
+
+    fn chat_opened(stream: &Stream) -> Update {
+        Update::new()
+            .set(KIND, s(CHAT_HEAD_KIND))
+            .set("stream_id", s(&stream.id))
+            .set(CHAT_OPEN, AttributeValue::Bool(true))
+            .set_default("chat_seq", n(stream.chat_seq))
+            .set_default("chat_messages_count", n(stream.chat_messages_count))
+    }
+
+    /// Opens the chat if the stream is live; whether it is.
+    pub(crate) async fn open_chat_of_live(&self, stream_id: &str) -> Result<bool, StoreError> {
+        match self.stream(stream_id).await? {
+            Some(stream) if stream.status == StreamStatus::Live => {
+                self.open_chat(&stream).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Opens the chat of a stream that is still live after all (a stop that did not
+    /// go through), even after [`Self::close_chat`].
+    pub(crate) async fn reopen_chat(&self, stream_id: &str) -> Result<(), StoreError> {
+        match self.stream(stream_id).await? {
+            Some(stream) if stream.status == StreamStatus::Live => {
+                let head = Self::chat_opened(&stream).remove(CHAT_CLOSED);
+                self.update(keys::stream_pk(stream_id), CHAT_HEAD_SK.into(), head)
+                    .await
+                    .map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Closes the chat for good: no number can be taken any more, and only
+    /// [`Self::reopen_chat`] opens it again. The stop does it before the status
+    /// moves, so no number is taken after the stop's count.
+    pub(crate) async fn close_chat(&self, stream_id: &str) -> Result<(), StoreError> {
+        let head = Update::new()
+            .set(KIND, s(CHAT_HEAD_KIND))
+            .set("stream_id", s(stream_id))
+            .set(CHAT_CLOSED, AttributeValue::Bool(true))
+            .remove(CHAT_OPEN);
+        self.update(keys::stream_pk(stream_id), CHAT_HEAD_SK.into(), head)
+            .await
+            .map(|_| ())
+    }
+
+    /// The transaction action that moves the chat's rules on, beside the stream item's
+    /// update that changes them and adds 1 to its [`CHAT_RULES_VERSION`] too.
+    pub(crate) fn chat_rules_moved(&self, stream_id: &str) -> TransactWriteItem {
+        Update::new()
+            .set(KIND, s(CHAT_HEAD_KIND))
+            .set("stream_id", s(stream_id))
+            .add(CHAT_RULES_VERSION, 1)
+            .into_transact(
+                self.table(),
+                keys::stream_pk(stream_id),
+                CHAT_HEAD_SK.into(),
+            )
+    }
+
+    /// Applies `update`, which changes a rule messages are decided on, to the stream
+    /// item, with the chat's rules moved on in the same transaction; the stream
+    /// afterwards. [`StoreError::ConditionFailed`] when the update's condition fails.
+    pub async fn update_chat_rules(
+        &self,
+        stream_id: &str,
+        update: Update,
+    ) -> Result<Stream, StoreError> {
+        let stream = update.add(CHAT_RULES_VERSION, 1).into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            STREAM_SK.into(),
+        );
+        self.transact(vec![stream, self.chat_rules_moved(stream_id)])
+            .await
+            .map_err(|e| {
+                if e.failed_condition_at(0) {
+                    StoreError::ConditionFailed
+                } else {
+                    e
+                }
+            })?;
+        self.stream(stream_id)
+            .await?
+            .ok_or(StoreError::ConditionFailed)
+    }
+
+    /// The stream with its chat's counters as its chat head holds them.
+    pub async fn with_chat(&self, stream: Stream) -> Result<Stream, StoreError> {
+        let head = self.chat_head(&stream.id).await?;
+        Ok(with_chat_counts(stream, head.as_ref()))
+    }
+
+    async fn chat_head(&self, stream_id: &str) -> Result<Option<Item>, StoreError> {
+        self.get(keys::stream_pk(stream_id), CHAT_HEAD_SK.into())
+            .await
+    }
+
+    /// The stream with its chat's counters, read together in one Query (the head
+    /// sorts right after the stream item).
+    pub async fn stream_with_chat(&self, stream_id: &str) -> Result<Option<Stream>, StoreError> {
+        let spec = QuerySpec {
+            limit: 2,
+            ..QuerySpec::stream_items(stream_id, STREAM_SK)
+        };
+        let (items, _) = self.query_page(spec, None).await?;
+        let mut stream = None;
+        let mut head = None;
+        for item in items {
+            match item.get(crate::table::SK).and_then(|v| v.as_s().ok()) {
+                Some(sk) if sk == STREAM_SK => stream = Some(item),
+                Some(sk) if sk == CHAT_HEAD_SK => head = Some(item),
+                _ => {}
+            }
+        }
+        stream
+            .map(|item| {
+                Ok(with_chat_counts(
+                    super::streams::stream_from(item)?,
+                    head.as_ref(),
+                ))
+            })
+            .transpose()
+    }
+
+    /// The streams with their chat's counters (see [`Self::with_chat`]); only live
+    /// streams' heads are read, an ended stream's item holds its settled counts.
+    pub async fn streams_with_chat(&self, streams: Vec<Stream>) -> Result<Vec<Stream>, StoreError> {
+        let live: Vec<(String, String)> = streams
+            .iter()
+            .filter(|s| s.status == StreamStatus::Live)
+            .map(|s| (keys::stream_pk(&s.id), CHAT_HEAD_SK.to_string()))
+            .collect();
+        if live.is_empty() {
+            return Ok(streams);
+        }
+        let heads: HashMap<String, Item> = self
+            .batch_get(live)
+            .await?
+            .into_iter()
+            .filter_map(|head| Some((head.get("stream_id")?.as_s().ok()?.clone(), head)))
+            .collect();
+        Ok(streams
+            .into_iter()
+            .map(|stream| {
+                let head = heads.get(&stream.id);
+                with_chat_counts(stream, head)
+            })
+            .collect())
     }
 
     /// The stream's chat tip this process knows and may write at, if any.
@@ -310,19 +518,20 @@ impl Store {
                 write.message.seq, write.message.stream_id
             )));
         }
-        let mut at_tip = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
+        let at_tip = Update::new()
+            .require_eq(CHAT_OPEN, AttributeValue::Bool(true))
             .require_eq("chat_seq", n(tip.stream.chat_seq))
             .add("chat_seq", 1)
             .add("chat_messages_count", 1);
-        for (attr, value) in &tip.rules {
-            at_tip = match value {
-                Some(value) => at_tip.require_eq(attr, value.clone()),
-                None => at_tip.require("attribute_not_exists({a0})", &[attr], vec![]),
-            };
-        }
-        let numbered =
-            at_tip.into_transact(self.table(), keys::stream_pk(stream_id), STREAM_SK.into());
+        let at_tip = match tip.rules_version {
+            0 => at_tip.require("attribute_not_exists({a0})", &[CHAT_RULES_VERSION], vec![]),
+            version => at_tip.require_eq(CHAT_RULES_VERSION, n(version)),
+        };
+        let numbered = at_tip.into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            CHAT_HEAD_SK.into(),
+        );
         match self.transact_chat(&write, Some(numbered)).await {
             Ok(ChatWritten::Written) => {
                 self.chat_tips.saw(tip.advanced(), true);
@@ -449,12 +658,12 @@ impl Store {
             return Ok(false);
         }
         tracing::info!(stream = stream_id, seq, "chat number given up");
-        // While live the count follows the gaps; after the stop it is recounted.
+        // While open the count follows the gaps; after the stop it is recounted.
         let uncounted = Update::new()
-            .require_eq("status", s(StreamStatus::Live.as_str()))
+            .require_eq(CHAT_OPEN, AttributeValue::Bool(true))
             .add("chat_messages_count", -1);
         done_unless_failed(
-            self.update(keys::stream_pk(stream_id), STREAM_SK.into(), uncounted)
+            self.update(keys::stream_pk(stream_id), CHAT_HEAD_SK.into(), uncounted)
                 .await,
         )?;
         Ok(true)
@@ -477,8 +686,14 @@ impl Store {
     /// stream has ended, or the process that wrote it restarted): every number up to
     /// `chat_seq` whose message is not there becomes a gap, so a writer still holding
     /// one fails and no message can appear later, and the messages are counted. The
-    /// stream's `chat_messages_count` is set to that count, which is returned.
+    /// stream's `chat_messages_count` is set to that count and its `chat_seq` to the
+    /// last number, in its item and its chat head; the count is returned. `chat_seq`
+    /// is the stream item's own; the head's number counts too.
     pub async fn settle_chat(&self, stream_id: &str, chat_seq: i64) -> Result<i64, StoreError> {
+        let head = self
+            .get(keys::stream_pk(stream_id), CHAT_HEAD_SK.into())
+            .await?;
+        let chat_seq = chat_seq.max(head.as_ref().map_or(0, |h| int_attr(h, "chat_seq")));
         let present = self.chat_items(stream_id).await?;
         let numbers: std::collections::HashSet<i64> = present.iter().map(|(seq, _)| *seq).collect();
         let mut filled_all = true;
@@ -496,11 +711,26 @@ impl Store {
                 .count()
         };
         let messages = i64::try_from(messages).unwrap_or(i64::MAX);
-        let recounted = Update::new()
-            .exists()
-            .set("chat_messages_count", n(messages));
-        self.update(keys::stream_pk(stream_id), STREAM_SK.into(), recounted)
-            .await?;
+        let recounted = || {
+            Update::new()
+                .exists()
+                .set("chat_seq", n(chat_seq))
+                .set("chat_messages_count", n(messages))
+        };
+        let pk = keys::stream_pk(stream_id);
+        let head_recounted = async {
+            match head {
+                Some(_) => self
+                    .update(pk.clone(), CHAT_HEAD_SK.into(), recounted())
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(
+            head_recounted,
+            self.update(pk.clone(), STREAM_SK.into(), recounted()),
+        )?;
         Ok(messages)
     }
 
@@ -749,7 +979,7 @@ mod tests {
             stream.chat_seq = seq;
             ChatTip {
                 stream,
-                rules: Vec::new(),
+                rules_version: 0,
             }
         };
         let tips = ChatTips::default();

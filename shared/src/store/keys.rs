@@ -6,6 +6,7 @@
 //! | enrollment  | COURSE#c    | MEMBER#u        |                                    | USER#u / COURSE#c          |
 //! | stream      | STREAM#s    | STREAM          | STATUS#live / {started_at}#s (sparse: scheduled and live only); STREAMS_UNSETTLED / {ended_at}#s (ended, until settled) | USER#teacher / STREAM#s |
 //! | participant | STREAM#s    | PARTICIPANT#u   | HTTP_PRESENCE#n / {seen_at}#s#u (while joined over HTTP) | USER#u / PARTICIPATION#s |
+//! | chat head   | STREAM#s    | STREAM#CHAT     |                                    |                            |
 //! | chat message| STREAM#s    | CHAT#{seq:012}  | REPLAY#s / {created_at}#CHAT#{seq} (recorded classes only) |                |
 //! | question    | STREAM#s    | QUESTION#q      |                                    |                            |
 //! | upvote      | STREAM#s    | VOTE#q#u        |                                    | USER#u / VOTE#s#q          |
@@ -101,6 +102,11 @@ pub fn chat_sk(seq: i64) -> String {
 }
 
 pub const CHAT_PREFIX: &str = "CHAT#";
+
+/// A stream's chat head: its chat's number, count, rules version and whether it is
+/// open (see `store::chat`). It sorts right after the stream item, and only the two
+/// begin with [`STREAM_SK`], so one Query reads both.
+pub const CHAT_HEAD_SK: &str = "STREAM#CHAT";
 
 pub fn question_sk(question_id: &str) -> String {
     format!("QUESTION#{question_id}")

@@ -59,10 +59,12 @@ impl Store {
     }
 
     /// Takes the marker back when the stream was not closed after all (a cancel that
-    /// met a start).
+    /// met a start, a stop of an abandoned push that came back), and opens its chat
+    /// again if it is live.
     pub(crate) async fn reopen(&self, stream_id: &str) -> Result<(), StoreError> {
         self.delete_where(keys::stream_pk(stream_id), CLOSED_SK.into(), Update::new())
-            .await
+            .await?;
+        self.reopen_chat(stream_id).await
     }
 
     /// Applies `update` to the item `sk` of a stream's partition (not the stream item

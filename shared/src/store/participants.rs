@@ -558,21 +558,20 @@ impl Store {
             return from_item(self.update_in_open_stream(stream_id, sk, update).await?);
         };
         let members = vec![user_id.to_string()];
+        let stream = Update::new()
+            .exists()
+            .while_open()
+            .add(super::chat::CHAT_RULES_VERSION, 1);
         let stream = if moderator {
-            Update::new()
-                .exists()
-                .while_open()
-                .add_to_set("moderator_ids", members)
+            stream.add_to_set("moderator_ids", members)
         } else {
-            Update::new()
-                .exists()
-                .while_open()
-                .delete_from_set("moderator_ids", members)
+            stream.delete_from_set("moderator_ids", members)
         };
         match self
             .transact(vec![
                 update.into_transact(self.table(), pk.clone(), sk.clone()),
                 self.stream_counter_update(stream_id, stream),
+                self.chat_rules_moved(stream_id),
             ])
             .await
         {

@@ -109,6 +109,9 @@ impl Store {
                 vec![status(StreamStatus::Scheduled), status(StreamStatus::Live)],
             );
         }
+        if changes.is_public.is_some() || changes.is_recording.is_some() {
+            return self.update_chat_rules(stream_id, update).await;
+        }
         let item = self
             .update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
             .await?;
@@ -134,10 +137,16 @@ impl Store {
             .set("updated_at", time(now))
             .set(GSI1PK, s(keys::status_pk(StreamStatus::Live)))
             .set(GSI1SK, s(keys::status_sk(&sort_time(now), stream_id)));
-        from_item(
+        let stream: Stream = from_item(
             self.update(keys::stream_pk(stream_id), STREAM_SK.into(), update)
                 .await?,
-        )
+        )?;
+        // The stream is live either way: a chat left closed here (a cancel racing the
+        // start holds the stream closed a moment) opens at its first message.
+        if let Err(err) = self.open_chat(&stream).await {
+            tracing::warn!(stream = stream_id, error = %err, "chat not opened at the start");
+        }
+        Ok(stream)
     }
 
     /// live -> ended, recording the end time and the duration in seconds; nobody is
@@ -156,7 +165,7 @@ impl Store {
         abandoned_push: Option<&str>,
     ) -> Result<Stream, StoreError> {
         let duration = (now - started_at).num_seconds().max(0);
-        self.close(stream_id, now).await?;
+        tokio::try_join!(self.close(stream_id, now), self.close_chat(stream_id))?;
         let mut update = Update::new().require_eq("status", status(StreamStatus::Live));
         if let Some(session) = abandoned_push {
             update = update
