@@ -115,6 +115,10 @@ const CHAT_OPEN: &str = "live";
 /// On the chat head once the stop has closed the chat.
 const CHAT_CLOSED: &str = "closed";
 
+/// How many times a change of the chat's rules is tried again after meeting a
+/// message's transaction on the chat head (see [`Store::update_chat_rules`]).
+const RULES_CONFLICT_RETRIES: u32 = 3;
+
 /// The entity kind of a stream's chat head.
 pub const CHAT_HEAD_KIND: &str = "chat_head";
 
@@ -409,25 +413,36 @@ impl Store {
     /// Applies `update`, which changes a rule messages are decided on, to the stream
     /// item, with the chat's rules moved on in the same transaction; the stream
     /// afterwards. [`StoreError::ConditionFailed`] when the update's condition fails.
+    ///
+    /// On DynamoDB a message written at a tip at that instant holds the head in its own
+    /// transaction and cancels this one (`TransactionConflict`); a teacher's change
+    /// should not fail for that, so it is tried again, a few times at most.
     pub async fn update_chat_rules(
         &self,
         stream_id: &str,
         update: Update,
     ) -> Result<Stream, StoreError> {
-        let stream = update.add(CHAT_RULES_VERSION, 1).into_transact(
-            self.table(),
-            keys::stream_pk(stream_id),
-            STREAM_SK.into(),
-        );
-        self.transact(vec![stream, self.chat_rules_moved(stream_id)])
-            .await
-            .map_err(|e| {
-                if e.failed_condition_at(0) {
-                    StoreError::ConditionFailed
-                } else {
-                    e
+        let update = update.add(CHAT_RULES_VERSION, 1);
+        let mut attempt = 0;
+        loop {
+            let stream = update.clone().into_transact(
+                self.table(),
+                keys::stream_pk(stream_id),
+                STREAM_SK.into(),
+            );
+            match self
+                .transact(vec![stream, self.chat_rules_moved(stream_id)])
+                .await
+            {
+                Ok(()) => break,
+                Err(StoreError::Busy(_)) if attempt < RULES_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
                 }
-            })?;
+                Err(e) if e.failed_condition_at(0) => return Err(StoreError::ConditionFailed),
+                Err(e) => return Err(e),
+            }
+        }
         self.stream(stream_id)
             .await?
             .ok_or(StoreError::ConditionFailed)
@@ -967,6 +982,78 @@ mod tests {
         if let Some(TipState::Resting { until, .. }) = tips.get_mut(stream_id) {
             *until = Instant::now();
         }
+    }
+
+    /// A loopback proxy to `store` that cancels the first `refused` transactions the
+    /// way DynamoDB does when another transaction holds one of their items.
+    async fn conflicting_proxy(store: String, refused: usize) -> String {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let seen = Arc::new(AtomicUsize::new(0));
+        let client = reqwest::Client::new();
+        let app = axum::Router::new().fallback(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (seen, client, store) = (seen.clone(), client.clone(), store.clone());
+                async move {
+                    let target = headers
+                        .get("x-amz-target")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if target.ends_with("TransactWriteItems")
+                        && seen.fetch_add(1, Ordering::SeqCst) < refused
+                    {
+                        let cancelled = r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","message":"Transaction cancelled [TransactionConflict, None]","CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}"#;
+                        return (axum::http::StatusCode::BAD_REQUEST, cancelled.to_string());
+                    }
+                    let mut request = client.post(&store).body(body);
+                    for (name, value) in &headers {
+                        if name != "host" && name != "content-length" {
+                            request = request.header(name, value);
+                        }
+                    }
+                    let answer = request.send().await.unwrap();
+                    let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
+                    (status, answer.text().await.unwrap())
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}")
+    }
+
+    #[tokio::test]
+    async fn a_change_of_the_rules_that_meets_a_message_at_the_head_is_tried_again() {
+        let env = TestEnv::start().await;
+        let stream = teacher_stream(env.store(), true, true).await;
+        let slow_mode = || Update::new().exists().set("chat_slow_mode_seconds", n(5));
+        let endpoint = env.dynamo.endpoint.clone();
+        let through = |refused| {
+            let endpoint = endpoint.clone();
+            async move {
+                let proxy = conflicting_proxy(endpoint, refused).await;
+                let client =
+                    aws_sdk_dynamodb::Client::from_conf(crate::testing::dynamo_config(&proxy));
+                Store::new(client, crate::testing::TEST_TABLE)
+            }
+        };
+
+        let changed = through(RULES_CONFLICT_RETRIES as usize)
+            .await
+            .update_chat_rules(&stream.id, slow_mode())
+            .await
+            .unwrap();
+        assert_eq!(changed.chat_slow_mode_seconds, 5);
+        let head = env.store().chat_head(&stream.id).await.unwrap().unwrap();
+        assert_eq!(int_attr(&head, CHAT_RULES_VERSION), 1, "applied once");
+
+        let refused = through(RULES_CONFLICT_RETRIES as usize + 1)
+            .await
+            .update_chat_rules(&stream.id, slow_mode())
+            .await;
+        assert!(matches!(refused, Err(StoreError::Busy(_))), "{refused:?}");
+        let head = env.store().chat_head(&stream.id).await.unwrap().unwrap();
+        assert_eq!(int_attr(&head, CHAT_RULES_VERSION), 1, "nothing written");
     }
 
     #[tokio::test]
