@@ -344,14 +344,20 @@ mod tests {
         (stream.chat_seq, stream.chat_messages_count)
     }
 
+    /// A live public recorded class with `student-1` joined in it.
+    async fn class_with_a_student(store: &Store) -> (Stream, Identity) {
+        let stream = teacher_stream(store, true, true).await;
+        let student = identity("student-1", Role::Student);
+        crate::service::participation::join(store, &student, &stream.id)
+            .await
+            .unwrap();
+        (stream, student)
+    }
+
     #[tokio::test]
     async fn a_first_message_takes_two_store_round_trips_and_the_next_in_a_quiet_chat_one() {
         let env = TestEnv::start().await;
-        let stream = teacher_stream(env.store(), true, true).await;
-        let student = identity("student-1", Role::Student);
-        crate::service::participation::join(env.store(), &student, &stream.id)
-            .await
-            .unwrap();
+        let (stream, student) = class_with_a_student(env.store()).await;
         let teacher = identity(TEACHER, Role::Teacher);
         let (store, operations) = env.counting_store();
 
@@ -417,11 +423,7 @@ mod tests {
     async fn messages_numbered_and_at_the_tip_leave_the_stream_item_untouched() {
         let env = TestEnv::start().await;
         let store = env.store();
-        let stream = teacher_stream(store, true, true).await;
-        let student = identity("student-1", Role::Student);
-        crate::service::participation::join(store, &student, &stream.id)
-            .await
-            .unwrap();
+        let (stream, student) = class_with_a_student(store).await;
         let mut changes = env.change_stream().await;
 
         for message in ["numbered", "at the tip", "at the tip again"] {
@@ -520,11 +522,7 @@ mod tests {
     async fn a_class_live_before_chat_heads_existed_numbers_on_from_its_own_count() {
         let env = TestEnv::start().await;
         let store = env.store();
-        let stream = teacher_stream(store, true, true).await;
-        let student = identity("student-1", Role::Student);
-        crate::service::participation::join(store, &student, &stream.id)
-            .await
-            .unwrap();
+        let (stream, student) = class_with_a_student(store).await;
         // As such a class was stored: numbered in its item, without a head.
         for seq in 1..=3 {
             let mut message = compose(&student, &stream, "before", MessageType::Text, seq).unwrap();
@@ -568,11 +566,7 @@ mod tests {
     async fn a_stop_that_did_not_go_through_leaves_the_chat_open() {
         let env = TestEnv::start().await;
         let store = env.store();
-        let stream = teacher_stream(store, true, true).await;
-        let student = identity("student-1", Role::Student);
-        crate::service::participation::join(store, &student, &stream.id)
-            .await
-            .unwrap();
+        let (stream, student) = class_with_a_student(store).await;
         send(store, &student, &stream.id, text("before"))
             .await
             .unwrap();
@@ -602,11 +596,7 @@ mod tests {
     async fn a_message_at_a_tip_whose_rules_changed_is_decided_on_the_new_rules() {
         let env = TestEnv::start().await;
         let store = env.store();
-        let stream = teacher_stream(store, true, true).await;
-        let student = identity("student-1", Role::Student);
-        crate::service::participation::join(store, &student, &stream.id)
-            .await
-            .unwrap();
+        let (stream, student) = class_with_a_student(store).await;
         send(store, &student, &stream.id, text("spam is fine"))
             .await
             .unwrap();
