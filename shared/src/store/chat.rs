@@ -116,7 +116,7 @@ const CHAT_OPEN: &str = "live";
 const CHAT_CLOSED: &str = "closed";
 
 /// How many times a change of the chat's rules is tried again after meeting a
-/// message's transaction on the chat head (see [`Store::update_chat_rules`]).
+/// message's transaction on the chat head (see [`Store::transact_moving_chat_rules`]).
 const RULES_CONFLICT_RETRIES: u32 = 3;
 
 /// The entity kind of a stream's chat head.
@@ -348,10 +348,16 @@ impl Store {
         }
     }
 
-    fn chat_opened(stream: &Stream) -> Update {
+    /// An update of a stream's chat head, which it creates with its kind and stream
+    /// when missing.
+    fn head_update(stream_id: &str) -> Update {
         Update::new()
             .set(KIND, s(CHAT_HEAD_KIND))
-            .set("stream_id", s(&stream.id))
+            .set("stream_id", s(stream_id))
+    }
+
+    fn chat_opened(stream: &Stream) -> Update {
+        Self::head_update(&stream.id)
             .set(CHAT_OPEN, AttributeValue::Bool(true))
             .set_default("chat_seq", n(stream.chat_seq))
             .set_default("chat_messages_count", n(stream.chat_messages_count))
@@ -386,9 +392,7 @@ impl Store {
     /// [`Self::reopen_chat`] opens it again. The stop does it before the status
     /// moves, so no number is taken after the stop's count.
     pub(crate) async fn close_chat(&self, stream_id: &str) -> Result<(), StoreError> {
-        let head = Update::new()
-            .set(KIND, s(CHAT_HEAD_KIND))
-            .set("stream_id", s(stream_id))
+        let head = Self::head_update(stream_id)
             .set(CHAT_CLOSED, AttributeValue::Bool(true))
             .remove(CHAT_OPEN);
         self.update(keys::stream_pk(stream_id), CHAT_HEAD_SK.into(), head)
@@ -396,53 +400,61 @@ impl Store {
             .map(|_| ())
     }
 
-    /// The transaction action that moves the chat's rules on, beside the stream item's
-    /// update that changes them and adds 1 to its [`CHAT_RULES_VERSION`] too.
-    pub(crate) fn chat_rules_moved(&self, stream_id: &str) -> TransactWriteItem {
-        Update::new()
-            .set(KIND, s(CHAT_HEAD_KIND))
-            .set("stream_id", s(stream_id))
+    /// Runs `actions`, which change a rule messages are decided on (the stream item's
+    /// update among them adds 1 to its [`CHAT_RULES_VERSION`]), with the chat head's
+    /// version moved on in the same transaction, after them.
+    ///
+    /// On DynamoDB a message written at a tip at that instant holds the head in its own
+    /// transaction and cancels this one (`TransactionConflict`); a teacher's change
+    /// should not fail for that, so it is tried again, a few times at most.
+    pub(crate) async fn transact_moving_chat_rules(
+        &self,
+        stream_id: &str,
+        actions: Vec<TransactWriteItem>,
+    ) -> Result<(), StoreError> {
+        let moved = Self::head_update(stream_id)
             .add(CHAT_RULES_VERSION, 1)
             .into_transact(
                 self.table(),
                 keys::stream_pk(stream_id),
                 CHAT_HEAD_SK.into(),
-            )
+            );
+        let mut attempt = 0;
+        loop {
+            let mut all = actions.clone();
+            all.push(moved.clone());
+            match self.transact(all).await {
+                Err(StoreError::Busy(_)) if attempt < RULES_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Applies `update`, which changes a rule messages are decided on, to the stream
     /// item, with the chat's rules moved on in the same transaction; the stream
     /// afterwards. [`StoreError::ConditionFailed`] when the update's condition fails.
-    ///
-    /// On DynamoDB a message written at a tip at that instant holds the head in its own
-    /// transaction and cancels this one (`TransactionConflict`); a teacher's change
-    /// should not fail for that, so it is tried again, a few times at most.
     pub async fn update_chat_rules(
         &self,
         stream_id: &str,
         update: Update,
     ) -> Result<Stream, StoreError> {
-        let update = update.add(CHAT_RULES_VERSION, 1);
-        let mut attempt = 0;
-        loop {
-            let stream = update.clone().into_transact(
-                self.table(),
-                keys::stream_pk(stream_id),
-                STREAM_SK.into(),
-            );
-            match self
-                .transact(vec![stream, self.chat_rules_moved(stream_id)])
-                .await
-            {
-                Ok(()) => break,
-                Err(StoreError::Busy(_)) if attempt < RULES_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+        let stream = update.add(CHAT_RULES_VERSION, 1).into_transact(
+            self.table(),
+            keys::stream_pk(stream_id),
+            STREAM_SK.into(),
+        );
+        self.transact_moving_chat_rules(stream_id, vec![stream])
+            .await
+            .map_err(|e| {
+                if e.failed_condition_at(0) {
+                    StoreError::ConditionFailed
+                } else {
+                    e
                 }
-                Err(e) if e.failed_condition_at(0) => return Err(StoreError::ConditionFailed),
-                Err(e) => return Err(e),
-            }
-        }
+            })?;
         self.stream(stream_id)
             .await?
             .ok_or(StoreError::ConditionFailed)
@@ -1054,6 +1066,20 @@ mod tests {
         assert!(matches!(refused, Err(StoreError::Busy(_))), "{refused:?}");
         let head = env.store().chat_head(&stream.id).await.unwrap().unwrap();
         assert_eq!(int_attr(&head, CHAT_RULES_VERSION), 1, "nothing written");
+
+        // Making a moderator moves the rules too, and meets the same conflicts.
+        let student = crate::testing::identity("student-1", crate::auth::Role::Student);
+        crate::service::participation::join(env.store(), &student, &stream.id)
+            .await
+            .unwrap();
+        let moderator = through(RULES_CONFLICT_RETRIES as usize)
+            .await
+            .set_participant_permissions(&stream.id, &student.user_id, Some(true), None, None)
+            .await
+            .unwrap();
+        assert!(moderator.is_moderator);
+        let head = env.store().chat_head(&stream.id).await.unwrap().unwrap();
+        assert_eq!(int_attr(&head, CHAT_RULES_VERSION), 2, "applied once");
     }
 
     #[tokio::test]

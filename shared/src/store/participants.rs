@@ -568,11 +568,13 @@ impl Store {
             stream.delete_from_set("moderator_ids", members)
         };
         match self
-            .transact(vec![
-                update.into_transact(self.table(), pk.clone(), sk.clone()),
-                self.stream_counter_update(stream_id, stream),
-                self.chat_rules_moved(stream_id),
-            ])
+            .transact_moving_chat_rules(
+                stream_id,
+                vec![
+                    update.into_transact(self.table(), pk.clone(), sk.clone()),
+                    self.stream_counter_update(stream_id, stream),
+                ],
+            )
             .await
         {
             Err(e) if e.failed_condition_at(STREAM_ACTION) => Err(StoreError::StreamFinished),

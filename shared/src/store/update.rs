@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use super::{Item, Store, StoreError, keys};
 
 /// SET / ADD / REMOVE clauses and a condition, with generated placeholders.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct Update {
     sets: Vec<String>,
     adds: Vec<String>,
