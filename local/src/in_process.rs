@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use aws_smithy_runtime_api::client::http::{
-    HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector, http_client_fn,
+    HttpConnector, HttpConnectorFuture, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
@@ -30,10 +30,9 @@ impl RouterSlot {
         let _ = self.0.set(router);
     }
 
-    /// The SDK's HTTP client that sends to this router.
-    pub fn http_client(&self) -> SharedHttpClient {
-        let connector = SharedHttpConnector::new(RouterConnector(self.clone()));
-        http_client_fn(move |_, _| connector.clone())
+    /// The SDK's HTTP connector that sends to this router.
+    pub fn connector(&self) -> SharedHttpConnector {
+        SharedHttpConnector::new(RouterConnector(self.clone()))
     }
 }
 
@@ -91,7 +90,7 @@ mod tests {
         let seen: Seen = Arc::default();
         let slot = RouterSlot::default();
         // No port is listening here: only the slot's router can answer.
-        let connections = Connections::local_over("http://127.0.0.1:9", slot.http_client());
+        let connections = Connections::local_over("http://127.0.0.1:9", slot.connector());
         assert!(
             connections.post("early", b"x".to_vec()).await.is_err(),
             "nothing answers before the router is set"

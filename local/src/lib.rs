@@ -279,7 +279,7 @@ impl LocalStack {
 
         // In-process functions post to this process's own `@connections`, once it serves.
         let management = in_process::RouterSlot::default();
-        let connections = Connections::local_over(&connections_url, management.http_client());
+        let connections = Connections::local_over(&connections_url, management.connector());
         let invoker = Arc::new(
             Invoker::new(match &config.functions {
                 FunctionMode::InProcess => Functions::InProcess(Box::new(invoker::InProcess {
