@@ -23,13 +23,8 @@ pub const BATCH_SIZE: i32 = 1000;
 pub const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(150);
 /// The shortest time from one read to the next. The writes of a burst that land within
 /// it are read and broadcast as one batch, so the store (one thread for the whole
-/// stack) serves a read and a connection lookup per gap, not per write, and the
-/// broadcaster runs at most 25 times a second (Lambda reads a shard about 4 times a
-/// second). A quiet write is still read at once. At 10 ms, a storm of 1,000 connects
-/// while the teacher chatted spent more CPU on 45 frames per viewer than on the
-/// connects; at 40 ms it sends about 30 and opens them all a fifth sooner, with chat's
-/// p99 to every socket still under 150 ms (docs/benchmarks.md).
-pub const MIN_POLL_GAP: Duration = Duration::from_millis(40);
+/// stack) serves a read and a connection lookup per gap, not per write.
+pub const MIN_POLL_GAP: Duration = Duration::from_millis(10);
 const MAX_RETRIES: u32 = 3;
 
 /// Runs until `shutdown` turns true.
