@@ -21,6 +21,24 @@ fn question_id(raw: &str) -> Result<String, ApiError> {
     parse_id(raw, "question")
 }
 
+/// The stream and one of its questions, read at once: two lookups by key that do not
+/// depend on each other, one store round trip instead of two. Callers check the stream
+/// before they look at the question, so a refusal is the one it was when they were
+/// read one after the other.
+async fn stream_and_question(
+    store: &Store,
+    stream_id: &str,
+    raw_id: &str,
+) -> Result<(Stream, Option<Question>), ApiError> {
+    let stream_id = parse_id(stream_id, "stream")?;
+    let question_id = question_id(raw_id)?;
+    let (stream, question) = tokio::try_join!(
+        store.stream(&stream_id),
+        store.question(&stream_id, &question_id)
+    )?;
+    Ok((stream.ok_or(ApiError::NotFound("stream"))?, question))
+}
+
 async fn load_question(store: &Store, stream: &Stream, raw_id: &str) -> Result<Question, ApiError> {
     let id = question_id(raw_id)?;
     store
@@ -251,9 +269,10 @@ pub async fn upvote(
     stream_id: &str,
     raw_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let stream = access::load_visible(store, who, stream_id).await?;
+    let (stream, question) = stream_and_question(store, stream_id, raw_id).await?;
+    let stream = access::visible(store, who, stream).await?;
     access::require_open(&stream)?;
-    let question = load_question(store, &stream, raw_id).await?;
+    let question = question.ok_or(ApiError::NotFound("question"))?;
     let moderator = roles::can_moderate(who, &stream);
     if question.user_id == who.user_id {
         return Err(ApiError::forbidden(
@@ -284,9 +303,10 @@ pub async fn remove_upvote(
     stream_id: &str,
     raw_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
-    let stream = access::load_visible(store, who, stream_id).await?;
+    let (stream, question) = stream_and_question(store, stream_id, raw_id).await?;
+    let stream = access::visible(store, who, stream).await?;
     access::require_open(&stream)?;
-    let question = load_question(store, &stream, raw_id).await?;
+    let question = question.ok_or(ApiError::NotFound("question"))?;
     let moderator = roles::can_moderate(who, &stream);
     // Withdrawing a vote that is not there changes nothing (idempotent).
     let (UnvoteOutcome::Removed | UnvoteOutcome::NotVoted) = store
@@ -302,10 +322,10 @@ async fn moderated(
     stream_id: &str,
     raw_id: &str,
 ) -> Result<(Stream, Question), ApiError> {
-    let stream = access::load(store, stream_id).await?;
+    let (stream, question) = stream_and_question(store, stream_id, raw_id).await?;
     roles::require_moderator(who, &stream)?;
     access::require_open(&stream)?;
-    let question = load_question(store, &stream, raw_id).await?;
+    let question = question.ok_or(ApiError::NotFound("question"))?;
     Ok((stream, question))
 }
 

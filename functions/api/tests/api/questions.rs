@@ -460,3 +460,53 @@ async fn listings_page_with_a_cursor() {
         .await;
     assert_eq!(reply.code(), "invalid_cursor");
 }
+
+#[tokio::test]
+async fn a_question_action_answers_for_the_stream_before_the_question() {
+    let app = TestApp::spawn().await;
+    let t = teacher("t1");
+    let (private, _) = app.live_stream(&t, json!({"is_public": false})).await;
+    let missing = "01J00000000000000000000000";
+    let upvote = |stream: &str| format!("/api/livestream/{stream}/questions/{missing}/upvote");
+    let answer = format!("/api/livestream/{private}/questions/{missing}/answer");
+
+    // Someone outside a private class learns nothing of its questions.
+    let reply = app
+        .post(&upvote(&private), &student("outsider"), json!({}))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::FORBIDDEN, "stream_private")
+    );
+    let reply = app
+        .call(
+            "PUT",
+            &answer,
+            Some(&student("outsider")),
+            Some(json!({"answer": "x"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = app.post(&upvote(missing), &student("s1"), json!({})).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::NOT_FOUND, "stream_not_found")
+    );
+    let reply = app
+        .call("PUT", &answer, Some(&t), Some(json!({"answer": "x"})))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::NOT_FOUND, "question_not_found")
+    );
+
+    app.post(&format!("/api/livestream/{private}/stop"), &t, json!({}))
+        .await;
+    let reply = app
+        .call("PUT", &answer, Some(&t), Some(json!({"answer": "x"})))
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (StatusCode::CONFLICT, "stream_finished")
+    );
+}
