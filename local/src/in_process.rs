@@ -1,10 +1,11 @@
-//! The SDK's HTTP client for an API this process serves itself: each request goes to
-//! that API's router as a call, not over loopback. The in-process functions post every
-//! live frame to `@connections` this way; on loopback, each post was a TCP round trip
-//! and an HTTP encode and parse at both ends, a quarter of the stack's CPU when it
-//! delivered to 1,000 sockets. The request (serialized by the SDK as for API Gateway)
-//! and the handler are the ones HTTP carries, and `cargo lambda` mode, whose functions
-//! run in other processes, still posts over HTTP.
+//! An HTTP connector for an API this process serves itself: each request goes to that
+//! API's router as a call, not over loopback. The in-process functions post every live
+//! frame to `@connections` this way (and close and check connections through the SDK
+//! client over the same connector); on loopback, each post was a TCP round trip and an
+//! HTTP encode and parse at both ends, a quarter of the stack's CPU when it delivered
+//! to 1,000 sockets. The request (built as for API Gateway) and the handler are the
+//! ones HTTP carries, and `cargo lambda` mode, whose functions run in other processes,
+//! still posts over HTTP.
 
 use std::sync::{Arc, OnceLock};
 

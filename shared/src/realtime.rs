@@ -240,7 +240,7 @@ impl FramePoster {
         if let Some(signer) = &self.signer {
             signer.sign(&mut request, SystemTime::now()).await?;
         }
-        let (status, body) = match &self.transport {
+        match &self.transport {
             Transport::Http(client) => {
                 let request = reqwest::Request::try_from(request)
                     .map_err(|e| Attempt::Final(format!("not a valid request: {e}")))?;
@@ -249,7 +249,9 @@ impl FramePoster {
                     .await
                     .map_err(|e| Attempt::Transient(format!("{e}")))?;
                 let status = response.status();
-                (status, response.bytes().await.unwrap_or_default())
+                // Read to its end, so the connection goes back to the pool.
+                let body = response.bytes().await.unwrap_or_default();
+                answer(status, &body)
             }
             Transport::InProcess(connector) => {
                 let request = HttpRequest::try_from(request.map(Into::into))
@@ -260,11 +262,9 @@ impl FramePoster {
                     .map_err(|e| Attempt::Transient(format!("{e}")))?;
                 let status = http::StatusCode::from_u16(response.status().as_u16())
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-                let body = Bytes::copy_from_slice(response.body().bytes().unwrap_or_default());
-                (status, body)
+                answer(status, response.body().bytes().unwrap_or_default())
             }
-        };
-        answer(status, &body)
+        }
     }
 }
 

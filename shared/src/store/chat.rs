@@ -51,6 +51,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+use backon::Retryable;
 use chrono::{DateTime, Utc};
 
 use super::keys::{self, CHAT_HEAD_SK, STREAM_SK};
@@ -117,7 +118,9 @@ const CHAT_CLOSED: &str = "closed";
 
 /// How many times a change of the chat's rules is tried again after meeting a
 /// message's transaction on the chat head (see [`Store::transact_moving_chat_rules`]).
-const RULES_CONFLICT_RETRIES: u32 = 3;
+const RULES_CONFLICT_RETRIES: usize = 3;
+/// The wait before the first of them, doubling for each after it (20, 40, 80 ms).
+const RULES_CONFLICT_FIRST_BACKOFF: Duration = Duration::from_millis(20);
 
 /// The entity kind of a stream's chat head.
 pub const CHAT_HEAD_KIND: &str = "chat_head";
@@ -419,18 +422,17 @@ impl Store {
                 keys::stream_pk(stream_id),
                 CHAT_HEAD_SK.into(),
             );
-        let mut attempt = 0;
-        loop {
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(RULES_CONFLICT_FIRST_BACKOFF)
+            .with_max_times(RULES_CONFLICT_RETRIES);
+        (|| {
             let mut all = actions.clone();
             all.push(moved.clone());
-            match self.transact(all).await {
-                Err(StoreError::Busy(_)) if attempt < RULES_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
-                }
-                other => return other,
-            }
-        }
+            self.transact(all)
+        })
+        .retry(backoff)
+        .when(|e| matches!(e, StoreError::Busy(_)))
+        .await
     }
 
     /// Applies `update`, which changes a rule messages are decided on, to the stream
@@ -1050,7 +1052,7 @@ mod tests {
             }
         };
 
-        let changed = through(RULES_CONFLICT_RETRIES as usize)
+        let changed = through(RULES_CONFLICT_RETRIES)
             .await
             .update_chat_rules(&stream.id, slow_mode())
             .await
@@ -1059,7 +1061,7 @@ mod tests {
         let head = env.store().chat_head(&stream.id).await.unwrap().unwrap();
         assert_eq!(int_attr(&head, CHAT_RULES_VERSION), 1, "applied once");
 
-        let refused = through(RULES_CONFLICT_RETRIES as usize + 1)
+        let refused = through(RULES_CONFLICT_RETRIES + 1)
             .await
             .update_chat_rules(&stream.id, slow_mode())
             .await;
@@ -1072,7 +1074,7 @@ mod tests {
         crate::service::participation::join(env.store(), &student, &stream.id)
             .await
             .unwrap();
-        let moderator = through(RULES_CONFLICT_RETRIES as usize)
+        let moderator = through(RULES_CONFLICT_RETRIES)
             .await
             .set_participant_permissions(&stream.id, &student.user_id, Some(true), None, None)
             .await
